@@ -1,0 +1,138 @@
+"""Frozen records that cross threads, modules and the database boundary.
+
+Units are SI and named in the field: ``energy_j``, ``power_w``, ``time_s``,
+``duration_s``, ``co2_g``. Times called ``time_s`` are ``time.monotonic()``
+seconds (only meaningful within one process); ``start_s``/``end_s`` of a step
+are seconds since the start of its run; ``started_at``/``ended_at`` are Unix
+wall-clock seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Method = Literal["counter", "power_integration", "model", "simulated"]
+"""How a device's energy was obtained.
+
+- ``counter``: a hardware cumulative energy counter (NVML total energy, RAPL).
+- ``power_integration``: polled power integrated over time (trapezoid rule).
+- ``model``: estimated from utilization and a nominal power (no sensor).
+- ``simulated``: a fake or replayed sensor (demos and tests); not a measurement.
+"""
+
+RunStatus = Literal["running", "completed", "failed", "interrupted"]
+
+DeviceKind = Literal["gpu", "cpu", "dram", "other"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One poll of one device.
+
+    ``energy_j`` is a cumulative counter from an arbitrary origin (None when the
+    device has no counter); ``power_w`` the instantaneous power (None when not
+    available). At least one of the two is set.
+    """
+
+    device: str
+    time_s: float
+    energy_j: float | None
+    power_w: float | None
+    utilization_pct: float | None = None
+    memory_used_bytes: int | None = None
+    temperature_c: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """What is known about one measured device; stored once per run."""
+
+    device: str
+    """Stable id within a host: ``gpu:0``, ``cpu:0``, ``dram:0``."""
+    kind: DeviceKind
+    method: Method
+    name: str = ""
+    """Human name: the GPU model, the CPU model, ``RAPL package-0``."""
+    uuid: str | None = None
+    power_limit_w: float | None = None
+    idle_power_w: float | None = None
+    node_wide: bool = False
+    """True for sensors that measure the whole node (CPU, DRAM): one rank per node reads them."""
+    note: str = ""
+    """Caveats a reader must see, e.g. "MIG slice: whole parent GPU measured"."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """Energy of one training step, as stored and as read back."""
+
+    run_id: int
+    step: int
+    epoch: int
+    start_s: float
+    end_s: float
+    samples: int | None
+    energy_j: float
+    """All devices together."""
+    device_energy_j: dict[str, float] = field(default_factory=dict)
+    interpolated: bool = False
+    """True when the step is shorter than a sensor's update period: its energy is
+    interpolated from the neighbouring counter updates (sums over windows stay exact)."""
+    loss: float | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+@dataclass(frozen=True, slots=True)
+class CarbonSettings:
+    """Grid intensity, PUE and where the intensity came from; stored with the run."""
+
+    intensity_g_per_kwh: float
+    pue: float = 1.0
+    source: str = ""
+    """Dataset and year, e.g. "CodeCarbon global_energy_mix (Our World in Data), 2023"."""
+    country: str | None = None
+    region: str | None = None
+
+    def co2_g(self, energy_j: float) -> float:
+        """Emissions for IT energy ``energy_j``: facility energy (× PUE) × intensity."""
+        return energy_j / 3.6e6 * self.pue * self.intensity_g_per_kwh
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """One profiled run, with its running totals."""
+
+    run_id: int
+    name: str
+    status: RunStatus
+    started_at: float
+    ended_at: float | None
+    host: str
+    pid: int
+    rank: int | None
+    framework: str
+    tags: dict[str, str]
+    devices: tuple[DeviceInfo, ...]
+    carbon: CarbonSettings | None
+    steps: int
+    samples: int | None
+    energy_j: float
+    """Total IT energy of all devices over the run (not only inside steps)."""
+    step_energy_j: float
+    """Sum of the step energies."""
+    duration_s: float
+    expected_steps: int | None = None
+    error: str | None = None
+    greenprof_version: str = ""
+
+    @property
+    def co2_g(self) -> float | None:
+        return None if self.carbon is None else self.carbon.co2_g(self.energy_j)
+
+    @property
+    def energy_kwh(self) -> float:
+        return self.energy_j / 3.6e6
