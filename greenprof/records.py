@@ -136,3 +136,36 @@ class RunInfo:
     @property
     def energy_kwh(self) -> float:
         return self.energy_j / 3.6e6
+
+
+@dataclass(frozen=True, slots=True)
+class SampleRecord:
+    """One stored sensor reading of a run, as read back."""
+
+    run_id: int
+    device: str
+    time_s: float
+    """Seconds since the run started."""
+    energy_j: float | None
+    """Cumulative energy of this device since the run started."""
+    power_w: float | None
+    utilization_pct: float | None = None
+    memory_used_bytes: int | None = None
+    temperature_c: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EpochRecord:
+    """Totals of one epoch of a run (derived from its steps)."""
+
+    run_id: int
+    epoch: int
+    steps: int
+    start_s: float
+    end_s: float
+    samples: int | None
+    energy_j: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s

@@ -122,8 +122,12 @@ class ReplaySensor:
         prefix = device.split(":", 1)[0]
         kind: DeviceKind = prefix if prefix in ("gpu", "cpu", "dram") else "other"  # type: ignore[assignment]
         self.info = DeviceInfo(
-            device=device, kind=kind, method="simulated", name=name,
-            node_wide=kind in ("cpu", "dram"), note="replayed trace: not a live measurement",
+            device=device,
+            kind=kind,
+            method="simulated",
+            name=name,
+            node_wide=kind in ("cpu", "dram"),
+            note="replayed trace: not a live measurement",
         )
 
     def read(self) -> Reading:

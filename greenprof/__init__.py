@@ -1,0 +1,1 @@
+"""greenprof: per-step energy and carbon of deep-learning training."""

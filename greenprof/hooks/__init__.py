@@ -1,0 +1,1 @@
+"""greenprof.hooks."""

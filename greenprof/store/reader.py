@@ -1,0 +1,309 @@
+"""RunStore: the read API over a run database, used by the CLI, the TUI and exporters.
+
+Every query is a short read transaction, so readers never block the writing process and
+never starve WAL checkpoints. Incremental readers pass ``after_step`` / ``after_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from greenprof.errors import RunNotFound
+from greenprof.records import (
+    CarbonSettings,
+    DeviceInfo,
+    EpochRecord,
+    RunInfo,
+    RunStatus,
+    SampleRecord,
+    StepRecord,
+)
+from greenprof.store.paths import resolve_db_path
+from greenprof.store.schema import connect
+
+STALE_AFTER_S = 30.0
+"""A run still marked running whose process has not written for this long is shown as
+``interrupted`` (its process was killed or lost)."""
+
+_RUN_COLUMNS = (
+    "run_id, name, status, started_at, ended_at, heartbeat_at, host, pid, rank, framework, tags,"
+    " expected_steps, country, region, pue, intensity_g_per_kwh, intensity_source, steps, samples,"
+    " energy_j, step_energy_j, duration_s, error, greenprof_version"
+)
+
+
+class RunStore:
+    """Read access to a greenprof database.
+
+    Example::
+
+        store = RunStore("runs.db")
+        for run in store.runs():
+            print(run.name, run.energy_j)
+        for step in store.steps(store.run("resnet18").run_id):
+            print(step.step, step.energy_j, step.device_energy_j)
+    """
+
+    def __init__(
+        self,
+        db: str | os.PathLike[str] | None = None,
+        *,
+        env: Mapping[str, str] = os.environ,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path: Path = resolve_db_path(db, env)
+        self._conn = connect(self.path, create=False)
+        self._wall_clock = wall_clock
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The underlying connection, for ad-hoc read queries (do not write through it)."""
+        return self._conn
+
+    # Runs -----------------------------------------------------------------
+
+    def runs(
+        self, *, status: RunStatus | None = None, name: str | None = None, limit: int | None = None
+    ) -> list[RunInfo]:
+        """Runs, newest first, optionally filtered by (displayed) status and name."""
+        where, params = [], []
+        if name is not None:
+            where.append("name = ?")
+            params.append(name)
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at DESC, run_id DESC"
+        rows = self._conn.execute(sql, params).fetchall()
+        devices = self._devices([row[0] for row in rows])
+        runs = [self._run_info(row, devices.get(row[0], ())) for row in rows]
+        if status is not None:
+            runs = [run for run in runs if run.status == status]
+        return runs[:limit] if limit is not None else runs
+
+    def run(self, ref: int | str) -> RunInfo:
+        """One run by id, or by name (its newest run). Raises :class:`RunNotFound`."""
+        row = None
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            row = self._conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (int(ref),)
+            ).fetchone()
+        if row is None and isinstance(ref, str):
+            row = self._conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE name = ?"
+                " ORDER BY started_at DESC, run_id DESC LIMIT 1",
+                (ref,),
+            ).fetchone()
+        if row is None:
+            raise RunNotFound(
+                f"no run {ref!r} in {self.path}: `greenprof runs` lists run ids and names"
+            )
+        return self._run_info(row, self._devices([row[0]]).get(row[0], ()))
+
+    def _devices(self, run_ids: list[int]) -> dict[int, tuple[DeviceInfo, ...]]:
+        if not run_ids:
+            return {}
+        found: dict[int, list[DeviceInfo]] = {}
+        for chunk_start in range(0, len(run_ids), 500):
+            chunk = run_ids[chunk_start : chunk_start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._conn.execute(
+                "SELECT run_id, device, kind, method, name, uuid, power_limit_w, idle_power_w,"
+                f" node_wide, note FROM devices WHERE run_id IN ({marks}) ORDER BY run_id, device",
+                chunk,
+            ):
+                found.setdefault(row[0], []).append(
+                    DeviceInfo(
+                        device=row[1],
+                        kind=row[2],
+                        method=row[3],
+                        name=row[4],
+                        uuid=row[5],
+                        power_limit_w=row[6],
+                        idle_power_w=row[7],
+                        node_wide=bool(row[8]),
+                        note=row[9],
+                    )
+                )
+        return {run_id: tuple(devices) for run_id, devices in found.items()}
+
+    def device_energy_j(self, run_id: int) -> dict[str, float]:
+        """Each device's energy over the whole run."""
+        return dict(
+            self._conn.execute(
+                "SELECT device, energy_j FROM devices WHERE run_id = ? ORDER BY device", (run_id,)
+            ).fetchall()
+        )
+
+    def _run_info(self, row: tuple[Any, ...], devices: tuple[DeviceInfo, ...]) -> RunInfo:
+        (
+            run_id,
+            name,
+            status,
+            started_at,
+            ended_at,
+            heartbeat_at,
+            host,
+            pid,
+            rank,
+            framework,
+            tags,
+            expected_steps,
+            country,
+            region,
+            pue,
+            intensity,
+            source,
+            steps,
+            samples,
+            energy_j,
+            step_energy_j,
+            duration_s,
+            error,
+            version,
+        ) = row
+        if status == "running" and self._wall_clock() - float(heartbeat_at) > STALE_AFTER_S:
+            status = "interrupted"
+        carbon = None
+        if intensity is not None:
+            carbon = CarbonSettings(
+                intensity_g_per_kwh=float(intensity),
+                pue=float(pue),
+                source=str(source or ""),
+                country=country,
+                region=region,
+            )
+        return RunInfo(
+            run_id=int(run_id),
+            name=str(name),
+            status=status,
+            started_at=float(started_at),
+            ended_at=None if ended_at is None else float(ended_at),
+            host=str(host),
+            pid=int(pid),
+            rank=rank,
+            framework=str(framework),
+            tags=json.loads(str(tags)),
+            devices=devices,
+            carbon=carbon,
+            steps=int(steps),
+            samples=samples,
+            energy_j=float(energy_j),
+            step_energy_j=float(step_energy_j),
+            duration_s=float(duration_s),
+            expected_steps=expected_steps,
+            error=error,
+            greenprof_version=str(version),
+        )
+
+    # Steps ----------------------------------------------------------------
+
+    def steps(
+        self, run_id: int, *, after_step: int | None = None, limit: int | None = None
+    ) -> list[StepRecord]:
+        """Steps of a run in order, with per-device energies; ``after_step`` for increments."""
+        return list(self.iter_steps(run_id, after_step=after_step, limit=limit))
+
+    def iter_steps(
+        self,
+        run_id: int,
+        *,
+        after_step: int | None = None,
+        limit: int | None = None,
+        batch_size: int = 10_000,
+    ) -> Iterator[StepRecord]:
+        """Stream steps without loading the run into memory (one short query per batch)."""
+        last = -1 if after_step is None else after_step
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = batch_size if remaining is None else min(batch_size, remaining)
+            batch = self._step_batch(run_id, last, size)
+            yield from batch
+            if len(batch) < size:
+                return
+            last = batch[-1].step
+            if remaining is not None:
+                remaining -= len(batch)
+
+    def _step_batch(self, run_id: int, after_step: int, size: int) -> list[StepRecord]:
+        rows = self._conn.execute(
+            "SELECT step, epoch, start_s, end_s, samples, energy_j, interpolated, loss FROM steps"
+            " WHERE run_id = ? AND step > ? ORDER BY step LIMIT ?",
+            (run_id, after_step, size),
+        ).fetchall()
+        if not rows:
+            return []
+        per_device: dict[int, dict[str, float]] = {}
+        for step, device, energy in self._conn.execute(
+            "SELECT step, device, energy_j FROM step_energy"
+            " WHERE run_id = ? AND step BETWEEN ? AND ?",
+            (run_id, rows[0][0], rows[-1][0]),
+        ):
+            per_device.setdefault(step, {})[device] = energy
+        return [
+            StepRecord(
+                run_id=run_id,
+                step=step,
+                epoch=epoch,
+                start_s=start_s,
+                end_s=end_s,
+                samples=samples,
+                energy_j=energy_j,
+                device_energy_j=per_device.get(step, {}),
+                interpolated=bool(interpolated),
+                loss=loss,
+            )
+            for step, epoch, start_s, end_s, samples, energy_j, interpolated, loss in rows
+        ]
+
+    def epochs(self, run_id: int) -> list[EpochRecord]:
+        """Per-epoch totals of a run."""
+        return [
+            EpochRecord(run_id, epoch, steps, start_s, end_s, samples, energy_j)
+            for epoch, steps, start_s, end_s, samples, energy_j in self._conn.execute(
+                "SELECT epoch, steps, start_s, end_s, samples, energy_j FROM epochs"
+                " WHERE run_id = ? ORDER BY epoch",
+                (run_id,),
+            )
+        ]
+
+    # Samples --------------------------------------------------------------
+
+    def samples(
+        self, run_id: int, *, device: str | None = None, after_s: float | None = None
+    ) -> list[SampleRecord]:
+        """Raw sensor samples of a run in time order; ``after_s`` for increments."""
+        sql = (
+            "SELECT device, time_s, energy_j, power_w, utilization_pct, memory_used_bytes,"
+            " temperature_c FROM samples WHERE run_id = ?"
+        )
+        params: list[object] = [run_id]
+        if device is not None:
+            sql += " AND device = ?"
+            params.append(device)
+        if after_s is not None:
+            sql += " AND time_s > ?"
+            params.append(after_s)
+        sql += " ORDER BY time_s, device"
+        return [SampleRecord(run_id, *row) for row in self._conn.execute(sql, params)]
