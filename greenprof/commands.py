@@ -1,0 +1,170 @@
+"""The core verbs: ``demo``, ``runs``, ``show``, ``doctor``, ``regions``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from greenprof.cli import add_db_argument
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add the core verbs to the command line."""
+    demo = subparsers.add_parser(
+        "demo",
+        help="train a small PyTorch model here, profiled, and print its energy",
+        description="Trains a small convolutional network on synthetic data (CPU, or the first "
+        "GPU), profiled with this machine's sensors, stored in the run database.",
+    )
+    add_db_argument(demo)
+    demo.add_argument("--steps", type=_positive_int, default=300, help="training steps (300)")
+    demo.add_argument("--batch-size", type=_positive_int, default=64, help="batch size (64)")
+    demo.add_argument("--epochs", type=_positive_int, default=3, help="epochs (3)")
+    demo.add_argument("--name", default=None, help="run name (default: demo-bs<batch size>)")
+    _add_carbon_arguments(demo)
+    demo.set_defaults(handler=_demo)
+
+    runs = subparsers.add_parser("runs", help="list the stored runs, newest first")
+    add_db_argument(runs)
+    runs.add_argument("--limit", type=_positive_int, default=None, help="show at most N runs")
+    runs.add_argument("--name", default=None, help="only runs with this name")
+    runs.set_defaults(handler=_runs)
+
+    show = subparsers.add_parser("show", help="summary of one run (id, or name for its newest run)")
+    add_db_argument(show)
+    show.add_argument("run", metavar="RUN", help="a run id, or a run name (its newest run)")
+    show.set_defaults(handler=_show)
+
+    doctor = subparsers.add_parser(
+        "doctor", help="which sensors this machine has and how each device would be measured"
+    )
+    add_db_argument(doctor)
+    doctor.set_defaults(handler=_doctor)
+
+    regions = subparsers.add_parser(
+        "regions", help="list the country and region codes with grid-intensity data"
+    )
+    regions.add_argument("search", nargs="?", default="", help="filter by code or name")
+    regions.set_defaults(handler=_regions)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _add_carbon_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--country", help="ISO 3166-1 alpha-3 code of the grid, e.g. DEU")
+    parser.add_argument("--region", help="cloud region or grid zone, e.g. europe-west1, SE3")
+    parser.add_argument("--pue", type=float, default=1.0, help="data-centre PUE (1.0)")
+    parser.add_argument(
+        "--intensity",
+        type=float,
+        default=None,
+        metavar="G_PER_KWH",
+        help="state the grid intensity (gCO2e/kWh) yourself",
+    )
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from greenprof.demo import DemoConfig, run_demo
+    from greenprof.profiler import Profiler
+    from greenprof.store.reader import RunStore
+    from greenprof.summary import run_summary
+
+    config = DemoConfig(steps=args.steps, batch_size=args.batch_size, epochs=args.epochs)
+    name = args.name or f"demo-bs{config.batch_size}"
+    profiler = Profiler(
+        name,
+        db=args.db,
+        country=args.country,
+        region=args.region,
+        pue=args.pue,
+        intensity_g_per_kwh=args.intensity,
+        framework="torch",
+        expected_steps=config.steps,
+        tags={"batch_size": config.batch_size, "demo": "true"},
+    )
+    print(
+        f"greenprof demo: training '{name}' for {config.steps} steps "
+        f"(batch {config.batch_size}) into {profiler.db_path}",
+        file=sys.stderr,
+    )
+    with profiler:
+        for note in profiler.detection_notes:
+            print(f"  {note}", file=sys.stderr)
+        run_demo(profiler, config)
+    assert profiler.run_id is not None
+    with RunStore(profiler.db_path) as store:
+        run = store.run(profiler.run_id)
+        print("\n".join(run_summary(run, store.device_energy_j(run.run_id))))
+    print(
+        f"\nNext: `greenprof show {run.run_id}`, `greenprof runs`, `greenprof history`.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from greenprof.store.reader import RunStore
+    from greenprof.summary import runs_table
+
+    with RunStore(args.db) as store:
+        runs = store.runs(name=args.name, limit=args.limit)
+        if not runs:
+            print(f"no runs in {store.path} yet: `greenprof demo` creates one", file=sys.stderr)
+            return 0
+        print("\n".join(runs_table(runs)))
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from greenprof.store.reader import RunStore
+    from greenprof.summary import run_summary
+
+    with RunStore(args.db) as store:
+        run = store.run(args.run)
+        print("\n".join(run_summary(run, store.device_energy_j(run.run_id))))
+        epochs = store.epochs(run.run_id)
+        if len(epochs) > 1:
+            print("epochs:")
+            for epoch in epochs:
+                print(
+                    f"  {epoch.epoch}: {epoch.steps} steps, {epoch.energy_j:.1f} J, "
+                    f"{epoch.duration_s:.1f} s"
+                )
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from greenprof.sensors.detect import detect_sensors, doctor_lines
+    from greenprof.store.paths import resolve_db_path
+
+    detection = detect_sensors(env=os.environ)
+    try:
+        print("\n".join(doctor_lines(detection)))
+    finally:
+        for sensor in detection.sensors:
+            sensor.close()
+    print(f"database: {resolve_db_path(args.db)}")
+    return 0
+
+
+def _regions(args: argparse.Namespace) -> int:
+    from greenprof.carbon import list_zones
+
+    needle = args.search.lower()
+    for zone in list_zones():
+        if needle in zone.code.lower() or needle in zone.name.lower():
+            print(
+                f"{zone.code:<24} {zone.intensity_g_per_kwh:7.1f} g/kWh  {zone.name}"
+                f"  [{zone.source}]"
+            )
+    return 0

@@ -1,0 +1,468 @@
+"""The Profiler: wires sensors, the sampler, attribution and the store; the step API.
+
+The training thread only appends a mark (a monotonic timestamp) to a deque per step
+boundary: no locks, no I/O, no sensor reads. Everything else happens on the sampler
+thread (attribution) and the writer thread (SQLite). Errors in those threads are logged
+once and recorded on the run; they never reach the training loop.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+from greenprof.carbon import resolve_carbon
+from greenprof.errors import ConfigError
+from greenprof.ledger import BEGIN, END, EPOCH, FinishedStep, Mark, StepLedger
+from greenprof.records import CarbonSettings, DeviceInfo, Reading, RunStatus
+from greenprof.sampler import Sampler
+from greenprof.sensors.base import PowerSensor, describe
+from greenprof.store.paths import resolve_db_path
+from greenprof.store.writer import RunSpec, RunTotals, SampleRow, StoreWriter
+
+log = logging.getLogger("greenprof")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+_active: contextvars.ContextVar[Profiler | None] = contextvars.ContextVar(
+    "greenprof_active_profiler", default=None
+)
+
+
+def current_profiler() -> Profiler | None:
+    """The innermost running Profiler in this context (hooks use it to join a run)."""
+    return _active.get()
+
+
+class _StepContext:
+    """``with prof.step(samples=n):`` — reused, so a step allocates nothing but its mark."""
+
+    __slots__ = ("_loss", "_marks", "_samples")
+
+    def __init__(self, marks: deque[Mark]) -> None:
+        self._marks = marks
+        self._samples: int | None = None
+        self._loss: float | None = None
+
+    def __call__(self, samples: int | None, loss: float | None) -> _StepContext:
+        self._samples = samples
+        self._loss = loss
+        return self
+
+    def __enter__(self) -> None:
+        self._marks.append((BEGIN, time.monotonic_ns()))
+
+    def __exit__(self, *exc: object) -> None:
+        self._marks.append((END, time.monotonic_ns(), self._samples, self._loss))
+
+
+class Profiler:
+    """Profiles one training run: per-step energy per device, stored in SQLite.
+
+    Example::
+
+        with greenprof.Profiler("resnet18-bs64", country="DEU", tags={"batch_size": 64}) as prof:
+            for x, y in loader:
+                with prof.step(samples=len(x)):
+                    train_step(x, y)
+
+    Args:
+        run: the run's name (default: the script's name).
+        db: the database path (default: ``$GREENPROF_DB``, else the user data directory).
+        sensors: explicit sensors; without them the best available are detected.
+        interval_s: sensor polling interval (0.1 s matches NVIDIA's counter).
+        country, region, pue, intensity_g_per_kwh: carbon settings (see ``greenprof.carbon``).
+        tags: free-form labels stored with the run (values become strings).
+        framework: which hook drives the run ("torch", "keras", ...), for the record.
+        expected_steps: the planned number of steps, for live forecasts.
+        baseline_s: measure idle power for this long before the run (0 = don't).
+        exact: GPU hooks synchronize about once a second for exact windows.
+        prometheus_port: serve /metrics from this process (env ``GREENPROF_PROMETHEUS_PORT``).
+        pushgateway: push the run's metrics there at the end (env ``GREENPROF_PUSHGATEWAY``).
+    """
+
+    def __init__(
+        self,
+        run: str | None = None,
+        *,
+        db: str | os.PathLike[str] | None = None,
+        sensors: Sequence[PowerSensor] | None = None,
+        interval_s: float = 0.1,
+        country: str | None = None,
+        region: str | None = None,
+        pue: float = 1.0,
+        intensity_g_per_kwh: float | None = None,
+        tags: Mapping[str, object] | None = None,
+        framework: str = "",
+        expected_steps: int | None = None,
+        baseline_s: float = 0.0,
+        exact: bool = False,
+        prometheus_port: int | None = None,
+        pushgateway: str | None = None,
+        flush_interval_s: float = 0.5,
+        env: Mapping[str, str] = os.environ,
+    ) -> None:
+        if not interval_s > 0:
+            raise ConfigError(f"interval_s must be > 0 seconds; got {interval_s!r}")
+        if interval_s < 0.01:
+            raise ConfigError(
+                f"interval_s={interval_s} is below 10 ms: sensors do not update "
+                "that fast and polling would cost CPU; use 0.05–1 s"
+            )
+        if expected_steps is not None and expected_steps <= 0:
+            raise ConfigError(f"expected_steps must be a positive integer; got {expected_steps!r}")
+        self.name = run or _default_run_name()
+        self.db_path: Path = resolve_db_path(db, env)
+        self.interval_s = interval_s
+        self.carbon: CarbonSettings = resolve_carbon(
+            country=country, region=region, pue=pue, intensity_g_per_kwh=intensity_g_per_kwh
+        )
+        self.tags = {str(k): str(v) for k, v in (tags or {}).items()}
+        self.framework = framework
+        self.expected_steps = expected_steps
+        self.baseline_s = baseline_s
+        self.exact = exact
+        self._explicit_sensors = list(sensors) if sensors is not None else None
+        self._env = env
+        port = prometheus_port or _int_env(env, "GREENPROF_PROMETHEUS_PORT")
+        self._prometheus_port = port
+        self._pushgateway = pushgateway or env.get("GREENPROF_PUSHGATEWAY") or None
+        self._flush_interval_s = flush_interval_s
+        self._marks: deque[Mark] = deque()
+        self._step_context = _StepContext(self._marks)
+        self._sensors: list[PowerSensor] = []
+        self.devices: tuple[DeviceInfo, ...] = ()
+        self.detection_notes: tuple[str, ...] = ()
+        self._writer: StoreWriter | None = None
+        self._sampler: Sampler | None = None
+        self._ledger: StepLedger | None = None
+        self._metrics_server: Any = None
+        self._token: contextvars.Token[Profiler | None] | None = None
+        self._depth = 0
+        self.run_id: int | None = None
+
+    # Lifecycle --------------------------------------------------------------
+
+    def __enter__(self) -> Profiler:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.stop()
+        elif isinstance(exc, KeyboardInterrupt):
+            self.stop(status="interrupted", error="KeyboardInterrupt")
+        else:
+            self.stop(status="failed", error=f"{type(exc).__name__}: {exc}")
+
+    @property
+    def running(self) -> bool:
+        return self._writer is not None
+
+    def start(self) -> Profiler:
+        """Open sensors and the database, record the run, start sampling. Re-entrant."""
+        self._depth += 1
+        if self._depth > 1:
+            return self
+        self._sensors = self._open_sensors()
+        self.devices = tuple(describe(sensor) for sensor in self._sensors)
+        writer = StoreWriter(self.db_path, flush_interval_s=self._flush_interval_s)
+        origin_s = time.monotonic()
+        self._ledger = StepLedger([d.device for d in self.devices], origin_s=origin_s)
+        self.run_id = writer.create_run(self._run_spec())
+        self._writer = writer
+        self._sampler = Sampler(
+            self._sensors,
+            interval_s=self.interval_s,
+            consumer=self._consume,
+            on_error=self._record_error,
+        )
+        self._sampler.start()
+        self._token = _active.set(self)
+        for note in self.detection_notes:
+            log.info("greenprof: %s", note)
+        if self.baseline_s > 0:
+            self._measure_baseline()
+        self._start_metrics_server()
+        return self
+
+    def stop(self, *, status: RunStatus = "completed", error: str | None = None) -> None:
+        """Take the last readings, attribute and store the remaining steps, close the run."""
+        if self._depth == 0:
+            return
+        self._depth -= 1
+        if self._depth > 0:
+            return
+        writer, sampler, ledger = self._writer, self._sampler, self._ledger
+        if self._token is not None:
+            _active.reset(self._token)
+            self._token = None
+        try:
+            if sampler is not None:
+                sampler.stop()
+            if ledger is not None and writer is not None:
+                self._store_steps(ledger.finish())
+                writer.set_totals(self._totals())
+        except Exception as exc:  # never let the profiler crash the program at exit
+            log.warning("greenprof: could not finish the run cleanly: %r", exc)
+            error = error or f"greenprof: {exc!r}"
+        finally:
+            for sensor in self._sensors:
+                try:
+                    sensor.close()
+                except Exception as exc:
+                    log.debug("greenprof: closing %s failed: %r", sensor.device, exc)
+            if writer is not None:
+                try:
+                    writer.close(status=status, error=error)
+                except Exception as exc:
+                    log.warning(
+                        "greenprof: could not write the end of run %s to %s: %r",
+                        self.run_id,
+                        self.db_path,
+                        exc,
+                    )
+            self._writer = None
+            self._stop_metrics_server()
+        self._push_metrics()
+
+    # The step API (training thread) ------------------------------------------
+
+    def step(self, samples: int | None = None, *, loss: float | None = None) -> _StepContext:
+        """Context manager around one training step: ``with prof.step(samples=64): ...``."""
+        return self._step_context(samples, loss)
+
+    def step_begin(self, *, time_ns: int | None = None) -> None:
+        """Mark the start of a step (``time_ns``: a ``time.monotonic_ns()`` stamp, default now)."""
+        self._marks.append((BEGIN, time.monotonic_ns() if time_ns is None else time_ns))
+
+    def step_end(
+        self, samples: int | None = None, *, loss: float | None = None, time_ns: int | None = None
+    ) -> None:
+        """Mark the end of a step. Without a matching begin, the step starts where the
+        previous one ended (contiguous steps)."""
+        self._marks.append(
+            (END, time.monotonic_ns() if time_ns is None else time_ns, samples, loss)
+        )
+
+    def steps(self, iterable: Iterable[T], samples: int | None = None) -> Iterator[T]:
+        """Loop wrapper: each iteration of the loop body is one step.
+
+        Samples per step: ``samples`` if given, else ``len()`` of the item's first
+        element when it has one (a ``(inputs, targets)`` batch).
+        """
+        marks = self._marks
+        monotonic_ns = time.monotonic_ns
+        for item in iterable:
+            marks.append((BEGIN, monotonic_ns()))
+            yield item
+            marks.append(
+                (END, monotonic_ns(), samples if samples is not None else _batch_size(item), None)
+            )
+
+    def epoch_begin(self, epoch: int | None = None) -> None:
+        """Following steps belong to ``epoch`` (default: the next epoch number)."""
+        self._marks.append((EPOCH, -1 if epoch is None else epoch))
+
+    # Sampler thread -----------------------------------------------------------
+
+    def _consume(self, readings: list[Reading]) -> None:
+        ledger, writer = self._ledger, self._writer
+        if ledger is None or writer is None:
+            return
+        marks = self._marks
+        drained = [marks.popleft() for _ in range(len(marks))]
+        ledger.add_marks(drained)
+        ledger.add_readings(readings)
+        writer.add_samples(self._sample_rows(ledger, readings))
+        self._store_steps(ledger.pop_finished())
+        writer.set_totals(self._totals())
+
+    def _sample_rows(self, ledger: StepLedger, readings: list[Reading]) -> list[SampleRow]:
+        energies = ledger.device_energy_j()
+        origin_s = ledger.origin_s
+        return [
+            (
+                r.device,
+                r.time_s - origin_s,
+                energies.get(r.device),
+                ledger.power_w(r),
+                r.utilization_pct,
+                r.memory_used_bytes,
+                r.temperature_c,
+            )
+            for r in readings
+        ]
+
+    def _store_steps(self, finished: list[FinishedStep]) -> None:
+        if not finished or self._writer is None:
+            return
+        self._writer.add_steps(
+            [
+                (
+                    s.step,
+                    s.epoch,
+                    s.start_s,
+                    s.end_s,
+                    s.samples,
+                    s.energy_j,
+                    int(s.interpolated),
+                    s.loss,
+                )
+                for s in finished
+            ],
+            [
+                (s.step, device, energy)
+                for s in finished
+                for device, energy in s.device_energy_j.items()
+            ],
+        )
+
+    def _totals(self) -> RunTotals:
+        ledger = self._ledger
+        assert ledger is not None
+        device_energy = ledger.device_energy_j()
+        return RunTotals(
+            steps=ledger.steps,
+            samples=ledger.samples,
+            energy_j=sum(device_energy.values()),
+            step_energy_j=ledger.step_energy_j,
+            duration_s=ledger.last_time_s - ledger.origin_s,
+            device_energy_j=device_energy,
+        )
+
+    def _record_error(self, message: str) -> None:
+        if self._writer is not None:
+            self._writer.record_error(message)
+
+    # Helpers -------------------------------------------------------------------
+
+    def _open_sensors(self) -> list[PowerSensor]:
+        if self._explicit_sensors is not None:
+            return self._explicit_sensors
+        from greenprof.sensors.detect import detect_sensors
+
+        detection = detect_sensors(env=self._env)
+        self.detection_notes = detection.notes
+        return list(detection.sensors)
+
+    def _run_spec(self) -> RunSpec:
+        from greenprof import __version__
+
+        return RunSpec(
+            name=self.name,
+            started_at=time.time(),
+            interval_s=self.interval_s,
+            devices=self.devices,
+            carbon=self.carbon,
+            framework=self.framework,
+            tags=self.tags,
+            rank=_int_env(self._env, "RANK"),
+            world_size=_int_env(self._env, "WORLD_SIZE"),
+            expected_steps=self.expected_steps,
+            greenprof_version=__version__,
+        )
+
+    def _measure_baseline(self) -> None:
+        ledger, writer = self._ledger, self._writer
+        assert ledger is not None
+        assert writer is not None
+        start_s = time.monotonic()
+        time.sleep(self.baseline_s)
+        end_s = time.monotonic()
+        for device in ledger.devices:
+            energy = ledger.energy_between(device, start_s, end_s)
+            writer.update_device(device, idle_power_w=energy / (end_s - start_s))
+
+    def _start_metrics_server(self) -> None:
+        if self._prometheus_port is None:
+            return
+        try:
+            from greenprof.exporters.prometheus import start_metrics_server
+
+            self._metrics_server = start_metrics_server(self.db_path, port=self._prometheus_port)
+        except Exception as exc:
+            log.warning("greenprof: Prometheus endpoint not started: %s", exc)
+            self._record_error(f"Prometheus endpoint not started: {exc}")
+
+    def _stop_metrics_server(self) -> None:
+        server, self._metrics_server = self._metrics_server, None
+        if server is not None:
+            try:
+                server.close()
+            except Exception as exc:
+                log.debug("greenprof: closing the metrics server failed: %r", exc)
+
+    def _push_metrics(self) -> None:
+        if self._pushgateway is None or self.run_id is None:
+            return
+        try:
+            from greenprof.exporters.prometheus import push_run
+
+            push_run(self.db_path, self.run_id, self._pushgateway)
+        except Exception as exc:
+            log.warning("greenprof: could not push metrics to %s: %s", self._pushgateway, exc)
+
+
+def profile(run: str | None = None, **options: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorator: profile each call of a training function as one run.
+
+    Takes the same keywords as :class:`Profiler`. Inside the function,
+    ``greenprof.current_profiler()`` returns the run's profiler, and framework hooks
+    created without a profiler join it (one run, not two).
+    """
+
+    def decorate(function: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(function)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            with Profiler(run or function.__name__, **options):
+                return function(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def _batch_size(item: object) -> int | None:
+    first = item[0] if isinstance(item, (tuple, list)) and item else item
+    if isinstance(first, Mapping) and first:
+        first = next(iter(first.values()))  # a dict batch: {"input_ids": tensor, ...}
+    shape = getattr(first, "shape", None)
+    if shape is not None and len(shape) > 0:
+        return int(shape[0])
+    try:
+        return len(first)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def _int_env(env: Mapping[str, str], name: str) -> int | None:
+    value = env.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"${name} must be an integer; got {value!r}") from None
+
+
+def _default_run_name() -> str:
+    import sys
+
+    script = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else ""
+    return script if script and script not in ("-c", "ipykernel_launcher") else "run"

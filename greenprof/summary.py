@@ -1,0 +1,107 @@
+"""Plain-text summaries of stored runs, for ``greenprof demo``, ``runs`` and ``show``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from greenprof.records import RunInfo
+
+
+def format_energy(energy_j: float) -> str:
+    """Joules with a readable unit: J, kJ, or kWh."""
+    if energy_j >= 3.6e5:
+        return f"{energy_j / 3.6e6:.3f} kWh"
+    if energy_j >= 1e4:
+        return f"{energy_j / 1e3:.1f} kJ"
+    return f"{energy_j:.1f} J"
+
+
+def format_co2(co2_g: float | None) -> str:
+    if co2_g is None:
+        return "-"
+    return f"{co2_g / 1000:.3f} kg" if co2_g >= 1000 else f"{co2_g:.2f} g"
+
+
+def format_duration(duration_s: float) -> str:
+    if duration_s >= 3600:
+        return f"{duration_s / 3600:.1f} h"
+    if duration_s >= 120:
+        return f"{duration_s / 60:.1f} min"
+    return f"{duration_s:.1f} s"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=False)]
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    out = [line.rstrip(), "  ".join("-" * w for w in widths)]
+    out += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    return out
+
+
+def runs_table(runs: Sequence[RunInfo]) -> list[str]:
+    """One line per run: id, name, status, start, steps, duration, energy, CO2e."""
+    rows = [
+        [
+            str(run.run_id),
+            run.name,
+            run.status,
+            dt.datetime.fromtimestamp(run.started_at).strftime("%Y-%m-%d %H:%M"),
+            str(run.steps),
+            format_duration(run.duration_s),
+            format_energy(run.energy_j),
+            format_co2(run.co2_g),
+            run.framework or "-",
+        ]
+        for run in runs
+    ]
+    header = ["id", "name", "status", "started", "steps", "duration", "energy", "CO2e", "framework"]
+    return _table(header, rows)
+
+
+def run_summary(run: RunInfo, device_energy_j: dict[str, float]) -> list[str]:
+    """A run's summary: totals, per-device energy and method, efficiency, carbon."""
+    lines = [
+        f"run {run.run_id} '{run.name}': {run.status}, {run.steps} steps in "
+        f"{format_duration(run.duration_s)} on {run.host}"
+        + (f" (rank {run.rank})" if run.rank is not None else ""),
+    ]
+    if run.tags:
+        lines.append("tags: " + ", ".join(f"{k}={v}" for k, v in sorted(run.tags.items())))
+    rows = []
+    for device in run.devices:
+        energy = device_energy_j.get(device.device, 0.0)
+        per_step = f"{energy / run.steps:.3f}" if run.steps else "-"
+        rows.append([device.device, device.name, device.method, format_energy(energy), per_step])
+    rows.append(
+        [
+            "total",
+            "",
+            "",
+            format_energy(run.energy_j),
+            f"{run.energy_j / run.steps:.3f}" if run.steps else "-",
+        ]
+    )
+    lines += _table(["device", "name", "method", "energy", "J/step"], rows)
+    if run.samples:
+        lines.append(
+            f"efficiency: {run.energy_j / run.samples:.4f} J/sample, "
+            f"{run.samples / max(run.energy_kwh, 1e-12):,.0f} samples/kWh"
+        )
+    inside = run.step_energy_j / run.energy_j * 100 if run.energy_j else 0.0
+    lines.append(
+        f"energy inside steps: {format_energy(run.step_energy_j)} ({inside:.0f} % of the run)"
+    )
+    if run.carbon is not None:
+        lines.append(
+            f"carbon: {format_co2(run.co2_g)} CO2e at {run.carbon.intensity_g_per_kwh:.0f} g/kWh "
+            f"× PUE {run.carbon.pue:g} ({run.carbon.source})"
+        )
+    for device in run.devices:
+        if device.note:
+            lines.append(f"note {device.device}: {device.note}")
+    if run.error:
+        lines.append(f"error: {run.error}")
+    return lines
