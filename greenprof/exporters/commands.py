@@ -1,0 +1,183 @@
+"""The `greenprof` verbs of greenprof.exporters (registered by greenprof.cli).
+
+- ``greenprof export csv|codecarbon|prometheus [RUN...] [--tag K=V] [--since] [--until] [-o]``
+- ``greenprof serve [--port 9464] [--host 127.0.0.1]``: Prometheus ``/metrics`` for every run
+- ``greenprof report RUN [RUN...] [--format md|html] [-o FILE]``
+
+Heavy modules (prometheus_client) are imported inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from greenprof.cli import add_db_argument
+from greenprof.exporters._common import add_selection_arguments
+
+DEFAULT_PORT = 9464
+_REFS_HELP = "run ids or names (a name selects every run with it); default: all runs"
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add ``export``, ``serve`` and ``report`` to the command line."""
+    export = subparsers.add_parser(
+        "export",
+        help="write runs as CSV, CodeCarbon emissions.csv or Prometheus text",
+        description="Export runs for reports and dashboards. Every format takes the same "
+        "run selection and -o (written atomically; stdout without -o).",
+    )
+    formats = export.add_subparsers(dest="format", metavar="FORMAT", required=True)
+
+    from greenprof.exporters.csv import TABLES
+
+    csv_parser = formats.add_parser(
+        "csv",
+        help="runs, devices, steps, per-device step energy, epochs or sensor samples",
+        description="CSV with stable column names carrying units (energy_j, co2_g, "
+        "duration_s) and ISO-8601 UTC times. Large tables are streamed.",
+    )
+    csv_parser.add_argument(
+        "--table",
+        choices=sorted(TABLES),
+        default="steps",
+        help="what to export (default: steps; step-devices has one row per step per device)",
+    )
+    _common_export_args(csv_parser)
+    csv_parser.set_defaults(handler=_export_csv)
+
+    cc_parser = formats.add_parser(
+        "codecarbon",
+        help="one row per run in CodeCarbon's emissions.csv layout",
+        description="CodeCarbon's emissions.csv columns and units (kWh, kg, W, s), one row "
+        "per run, for CodeCarbon's dashboards and scripts.",
+    )
+    _common_export_args(cc_parser)
+    cc_parser.set_defaults(handler=_export_codecarbon)
+
+    prom_parser = formats.add_parser(
+        "prometheus",
+        help="Prometheus text format, e.g. for node_exporter's textfile collector",
+        description="The metrics `greenprof serve` exposes, written once in the Prometheus "
+        "text format.",
+    )
+    _common_export_args(prom_parser)
+    prom_parser.add_argument(
+        "--textfile",
+        metavar="PATH",
+        help="write PATH atomically for node_exporter's textfile collector (name it *.prom)",
+    )
+    prom_parser.set_defaults(handler=_export_prometheus)
+
+    serve = subparsers.add_parser(
+        "serve",
+        help="serve Prometheus /metrics for every run in the database",
+        description="A node exporter: /metrics covers every run in the database (all ranks "
+        "on this node), read incrementally on each scrape. Stops on Ctrl-C or SIGTERM.",
+    )
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="default: %(default)s")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: %(default)s; 0.0.0.0 for every interface)",
+    )
+    add_db_argument(serve)
+    serve.set_defaults(handler=_serve)
+
+    report = subparsers.add_parser(
+        "report",
+        help="a sustainability report (Markdown or self-contained HTML) for runs",
+        description="Totals, per-device and per-epoch tables, efficiency, a comparison of "
+        "the runs, the assumptions, and a power/energy chart (inline SVG in HTML).",
+    )
+    report.add_argument("runs", nargs="+", metavar="RUN", help="run ids or names (newest)")
+    report.add_argument(
+        "--format",
+        choices=("md", "html"),
+        default=None,
+        help="default: html if -o ends with .html/.htm, else md",
+    )
+    report.add_argument("-o", "--output", metavar="FILE", help="default: standard output")
+    add_db_argument(report)
+    report.set_defaults(handler=_report)
+
+
+def _common_export_args(parser: argparse.ArgumentParser) -> None:
+    add_selection_arguments(parser, refs_help=_REFS_HELP)
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", help="write FILE atomically (default: standard output)"
+    )
+    add_db_argument(parser)
+
+
+def _selected(args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    from greenprof.exporters._common import Selection
+    from greenprof.store.reader import RunStore
+
+    selection = Selection.from_args(args.runs, args.tag, args.since, args.until)
+    store = RunStore(args.db)
+    try:
+        return store, selection.resolve(store)
+    except BaseException:
+        store.close()
+        raise
+
+
+def _export_csv(args: argparse.Namespace) -> int:
+    from greenprof.exporters._common import open_output
+    from greenprof.exporters.csv import write_csv
+
+    store, runs = _selected(args)
+    with store, open_output(args.output) as out:
+        write_csv(store, runs, args.table, out)
+    return 0
+
+
+def _export_codecarbon(args: argparse.Namespace) -> int:
+    from greenprof.exporters._common import open_output
+    from greenprof.exporters.codecarbon import write_emissions_csv
+
+    store, runs = _selected(args)
+    with store, open_output(args.output) as out:
+        write_emissions_csv(store, runs, out)
+    return 0
+
+
+def _export_prometheus(args: argparse.Namespace) -> int:
+    from greenprof.errors import ConfigError
+    from greenprof.exporters._common import open_output
+    from greenprof.exporters.prometheus import exposition
+
+    if args.textfile and args.output:
+        raise ConfigError("give either --textfile or -o, not both")
+    store, runs = _selected(args)
+    store.close()
+    text = exposition(store.path, run_ids=[run.run_id for run in runs])
+    with open_output(args.textfile or args.output) as out:
+        out.write(text)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from greenprof.exporters.prometheus import serve_forever
+
+    return serve_forever(args.db, port=args.port, host=args.host)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from greenprof.exporters._common import open_output
+    from greenprof.exporters.report import write_report
+    from greenprof.store.reader import RunStore
+
+    output: str | None = args.output
+    fmt = args.format
+    if fmt is None:
+        fmt = "html" if output and output.lower().endswith((".html", ".htm")) else "md"
+    with RunStore(args.db) as store:
+        runs = [store.run(ref) for ref in args.runs]
+        with open_output(output) as out:
+            write_report(store, runs, out, fmt=fmt)
+    if output:
+        print(f"wrote {output}", file=sys.stderr)
+    return 0

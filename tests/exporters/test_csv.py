@@ -1,0 +1,173 @@
+"""`greenprof export csv`: columns, units, times, selection, atomic output, bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+
+from greenprof.cli import main
+from greenprof.exporters import csv as csv_export
+from greenprof.exporters._common import iso_utc
+from tests.exporters._factory import CARBON, T0, build_run
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "runs.db"
+    build_run(path, "resnet18-bs64", tags={"team": "vision", "bs": "64"})
+    build_run(path, "resnet18-bs64", started_at=T0 + 86_400, tags={"team": "vision", "bs": "128"})
+    build_run(path, "bert-base", started_at=T0 + 2 * 86_400, steps=10, tags={"team": "nlp"})
+    return path
+
+
+def export(db: Path, *args: str, tmp: Path) -> list[dict[str, str]]:
+    out = tmp / "out.csv"
+    assert main(["export", "csv", "--db", str(db), "-o", str(out), *args]) == 0
+    with out.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_steps_carry_energy_carbon_and_both_kinds_of_time(db: Path, tmp_path: Path) -> None:
+    rows = export(db, "--table", "steps", "1", tmp=tmp_path)
+    assert list(rows[0]) == list(csv_export.STEPS_COLUMNS)
+    assert len(rows) == 40
+    assert sum(float(r["energy_j"]) for r in rows) == pytest.approx(
+        build_run(tmp_path / "again.db").step_energy_j
+    )
+    third = rows[3]
+    assert float(third["start_s"]) == pytest.approx(1.5)
+    assert float(third["duration_s"]) == pytest.approx(0.5)
+    assert third["started_at"] == iso_utc(T0 + 1.5) == "2025-02-19T21:20:01.500Z"
+    assert third["ended_at"] == "2025-02-19T21:20:02.000Z"
+    assert float(third["co2_g"]) == pytest.approx(CARBON.co2_g(float(third["energy_j"])))
+
+
+def test_step_devices_is_one_row_per_step_and_device_summing_to_device_totals(
+    db: Path, tmp_path: Path
+) -> None:
+    rows = export(db, "--table", "step-devices", "1", tmp=tmp_path)
+    assert len(rows) == 40 * 2
+    by_device: dict[str, float] = {}
+    for row in rows:
+        by_device[row["device"]] = by_device.get(row["device"], 0.0) + float(row["energy_j"])
+    devices = {r["device"]: r for r in export(db, "--table", "devices", "1", tmp=tmp_path)}
+    for device, joules in by_device.items():
+        assert float(devices[device]["energy_j"]) == pytest.approx(joules)
+    assert {r["method"] for r in rows} == {"counter", "model"}
+
+
+def test_epochs_and_samples(db: Path, tmp_path: Path) -> None:
+    epochs = export(db, "--table", "epochs", "bert-base", tmp=tmp_path)
+    assert [int(r["epoch"]) for r in epochs] == [0, 1]
+    assert sum(int(r["steps"]) for r in epochs) == 10
+    assert float(epochs[0]["j_per_sample"]) == pytest.approx(
+        float(epochs[0]["energy_j"]) / int(epochs[0]["samples"])
+    )
+    samples = export(db, "--table", "samples", "bert-base", tmp=tmp_path)
+    assert {r["device"] for r in samples} == {"gpu:0", "cpu:0"}
+    assert samples[0]["time"].endswith("Z")
+    assert float(samples[-1]["power_w"]) > 0
+
+
+def test_runs_table_has_units_and_iso_times(db: Path, tmp_path: Path) -> None:
+    rows = export(db, "--table", "runs", tmp=tmp_path)
+    assert [r["run_id"] for r in rows] == ["1", "2", "3"]  # oldest first
+    first = rows[0]
+    assert first["started_at"] == "2025-02-19T21:20:00.000Z"
+    assert float(first["energy_kwh"]) == pytest.approx(float(first["energy_j"]) / 3.6e6)
+    assert float(first["co2_g"]) == pytest.approx(CARBON.co2_g(float(first["energy_j"])))
+    assert first["intensity_source"] == "test grid data, 2023"
+    assert first["devices"] == "cpu:0=model;gpu:0=counter"
+
+
+@pytest.mark.parametrize(
+    ("selection", "expected"),
+    [
+        (["resnet18-bs64"], ["1", "2"]),  # a name selects every run with it
+        (["3", "1"], ["1", "3"]),
+        (["--tag", "team=vision", "--tag", "bs=128"], ["2"]),
+        (["--since", "2025-02-20"], ["2", "3"]),
+        (["--until", "2025-02-20"], ["1", "2"]),  # a bare date includes that day
+        (["--since", "2025-02-20T00:00:00Z", "--until", "2025-02-20T23:00"], ["2"]),
+    ],
+)
+def test_run_selection(db: Path, tmp_path: Path, selection: list[str], expected: list[str]) -> None:
+    rows = export(db, "--table", "runs", *selection, tmp=tmp_path)
+    assert [r["run_id"] for r in rows] == expected
+
+
+def test_stdout_without_output(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "csv", "--db", str(db), "--table", "runs", "bert-base"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["name"] for r in rows] == ["bert-base"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nope"], "no run 'nope'"),
+        (["--tag", "team=robotics"], "no runs in"),
+        (["--tag", "novalue"], "KEY=VALUE"),
+        (["--since", "yesterday"], "ISO-8601"),
+    ],
+)
+def test_bad_selection_is_one_line_and_leaves_no_file(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    out = tmp_path / "out.csv"
+    assert main(["export", "csv", "--db", str(db), "-o", str(out), *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("greenprof: error: ")
+    assert message in err
+    assert err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_unwritable_directory(db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "missing-dir" / "out.csv"
+    assert main(["export", "csv", "--db", str(db), "-o", str(target)]) == 1
+    assert "cannot write" in capsys.readouterr().err
+    assert not target.parent.exists()
+
+
+def test_foreign_database_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("hello")
+    assert main(["export", "csv", "--db", str(foreign), "-o", str(tmp_path / "o.csv")]) == 1
+    assert "not a SQLite database" in capsys.readouterr().err
+    assert foreign.read_text() == "hello"
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_failure_mid_export_keeps_the_previous_file(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "steps.csv"
+    out.write_text("previous export\n")
+    real = csv_export._stream_query
+
+    def half_then_fail(table: str, run: object) -> tuple[str, tuple[object, ...]]:
+        if getattr(run, "run_id", 0) == 3:
+            raise RuntimeError("disk on fire")
+        return real(table, run)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(csv_export, "_stream_query", half_then_fail)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        main(["export", "csv", "--db", str(db), "-o", str(out)])
+    assert out.read_text() == "previous export\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.db", "steps.csv"]
+
+
+def test_streams_in_bounded_batches(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Steps are fetched in batches, never all at once (flat memory on huge runs)."""
+    monkeypatch.setattr(csv_export, "_FETCH", 7)
+    from greenprof.store.reader import RunStore
+
+    sink = io.StringIO()
+    with RunStore(db) as store:
+        runs = store.runs()
+        assert csv_export.write_csv(store, runs, "steps", sink) == 90
+    assert sink.getvalue().count("\n") == 91
