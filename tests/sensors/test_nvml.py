@@ -20,10 +20,10 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def two_gpus(clock: FakeClock, **b: object) -> ScriptedNvml:
+def two_gpus(clock: FakeClock, mig_uuids: tuple[str, ...] = ()) -> ScriptedNvml:
     gpus = [
         ScriptedGpu(UUID_A, name="NVIDIA A100-SXM4-40GB", power_w=250),
-        ScriptedGpu(UUID_B, name="NVIDIA A100-SXM4-40GB", power_w=300, **b),  # type: ignore[arg-type]
+        ScriptedGpu(UUID_B, name="NVIDIA A100-SXM4-40GB", power_w=300, mig_uuids=mig_uuids),
     ]
     return ScriptedNvml(gpus, clock)
 
