@@ -206,13 +206,12 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS) ->
 
 def _statements(script: str) -> list[str]:
     """Split a migration script into statements (``executescript`` would commit early)."""
+    text = "\n".join(line.split("--", 1)[0] for line in script.splitlines())
     statements, buffer = [], ""
-    for line in script.splitlines(keepends=True):
-        buffer += line.split("--", 1)[0] + ("\n" if "--" in line else "")
+    for piece in text.split(";"):
+        buffer += piece + ";"
         if sqlite3.complete_statement(buffer):
-            if buffer.strip():
+            if buffer.strip(" \n;"):
                 statements.append(buffer.strip())
             buffer = ""
-    if buffer.strip():
-        statements.append(buffer.strip())
     return statements

@@ -1,0 +1,76 @@
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from greenprof.errors import NotAGreenprofDatabase, SchemaTooNew, StoreError
+from greenprof.store.reader import RunStore
+from greenprof.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, connect, migrate
+
+
+def test_new_database_is_created_in_wal_mode_with_our_identity(db_path: Path) -> None:
+    conn = connect(db_path, create=True)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"runs", "devices", "steps", "step_energy", "samples"} <= tables
+
+
+def test_a_text_file_is_refused_and_left_untouched(db_path: Path) -> None:
+    db_path.write_text("my notes, not a database\n")
+    with pytest.raises(NotAGreenprofDatabase, match="not a SQLite database"):
+        connect(db_path, create=True)
+    assert db_path.read_text() == "my notes, not a database\n"
+
+
+def test_another_applications_sqlite_file_is_refused_and_left_untouched(db_path: Path) -> None:
+    foreign = sqlite3.connect(db_path)
+    foreign.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, amount REAL)")
+    foreign.commit()
+    foreign.close()
+    before = db_path.read_bytes()
+    with pytest.raises(NotAGreenprofDatabase, match="another application"):
+        RunStore(db_path)
+    with pytest.raises(NotAGreenprofDatabase):
+        connect(db_path, create=True)
+    assert db_path.read_bytes() == before
+    assert not Path(f"{db_path}-wal").exists()
+
+
+def test_reading_a_missing_database_says_how_to_create_one(db_path: Path) -> None:
+    with pytest.raises(StoreError, match="greenprof demo"):
+        RunStore(db_path)
+    assert not db_path.exists()
+
+
+def test_database_from_a_newer_greenprof_is_refused(db_path: Path) -> None:
+    connect(db_path, create=True).close()
+    raw = sqlite3.connect(db_path)
+    raw.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    raw.commit()
+    raw.close()
+    with pytest.raises(SchemaTooNew, match="upgrade greenprof"):
+        RunStore(db_path)
+
+
+def test_forward_migration_keeps_existing_rows(db_path: Path) -> None:
+    conn = connect(db_path, create=True)
+    conn.execute(
+        "INSERT INTO runs (name, status, started_at, heartbeat_at, host, pid, interval_s,"
+        " greenprof_version) VALUES ('old', 'completed', 1, 1, 'h', 1, 0.1, '0')"
+    )
+    upgrade = "ALTER TABLE runs ADD COLUMN notes TEXT NOT NULL DEFAULT '';"
+    assert migrate(conn, (*MIGRATIONS, upgrade)) == SCHEMA_VERSION + 1
+    assert conn.execute("SELECT name, notes FROM runs").fetchall() == [("old", "")]
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+
+
+def test_failed_migration_rolls_back_completely(db_path: Path) -> None:
+    conn = connect(db_path, create=True)
+    broken = "ALTER TABLE runs ADD COLUMN a TEXT; ALTER TABLE no_such_table ADD COLUMN b TEXT;"
+    with pytest.raises(sqlite3.OperationalError):
+        migrate(conn, (*MIGRATIONS, broken))
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    assert "a" not in columns
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

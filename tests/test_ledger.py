@@ -1,0 +1,62 @@
+import pytest
+
+from greenprof.ledger import BEGIN, END, EPOCH, StepLedger
+from greenprof.records import Reading
+
+NS = 1_000_000_000
+
+
+def _readings(device: str, power_w: float, until_s: float, every_s: float = 0.05) -> list[Reading]:
+    count = int(until_s / every_s) + 1
+    return [Reading(device, i * every_s, power_w * i * every_s, power_w) for i in range(count)]
+
+
+def test_steps_are_numbered_and_get_energy_from_every_device() -> None:
+    ledger = StepLedger(["gpu:0", "cpu:0"], origin_s=0.0)
+    ledger.add_marks([(BEGIN, 1 * NS), (END, 2 * NS, 32, 0.5), (EPOCH, 1),
+                      (BEGIN, 2 * NS), (END, 3 * NS, 32, 0.4)])
+    for gpu, cpu in zip(_readings("gpu:0", 200.0, 5.0), _readings("cpu:0", 50.0, 5.0), strict=True):
+        ledger.add_readings([gpu, cpu])
+    finished = ledger.pop_finished() + ledger.finish()
+    assert [(s.step, s.epoch, s.samples, s.loss) for s in finished] == [
+        (0, 0, 32, 0.5), (1, 1, 32, 0.4)]
+    assert finished[0].device_energy_j == pytest.approx({"gpu:0": 200.0, "cpu:0": 50.0}, rel=1e-3)
+    assert finished[1].energy_j == pytest.approx(250.0, rel=1e-3)
+    assert ledger.steps == 2
+    assert ledger.samples == 64
+
+
+def test_an_end_without_begin_continues_from_the_previous_end() -> None:
+    ledger = StepLedger(["gpu:0"], origin_s=0.5)
+    ledger.add_marks([(END, 1 * NS, None, None), (END, 3 * NS, None, None)])
+    ledger.add_readings(_readings("gpu:0", 100.0, 4.0))
+    steps = ledger.pop_finished() + ledger.finish()
+    assert [(s.start_s, s.end_s) for s in steps] == [(0.0, 0.5), (0.5, 2.5)]
+    assert steps[1].energy_j == pytest.approx(200.0, rel=1e-3)
+
+
+def test_overlapping_marks_never_produce_overlapping_steps() -> None:
+    ledger = StepLedger(["gpu:0"], origin_s=0.0)
+    ledger.add_marks([(BEGIN, 1 * NS), (END, 2 * NS, None, None),
+                      (BEGIN, int(1.5 * NS)), (END, 3 * NS, None, None)])
+    ledger.add_readings(_readings("gpu:0", 10.0, 4.0))
+    first, second = ledger.pop_finished() + ledger.finish()
+    assert second.start_s >= first.end_s
+
+
+def test_without_devices_steps_are_still_recorded_with_zero_energy() -> None:
+    ledger = StepLedger([], origin_s=0.0)
+    ledger.add_marks([(BEGIN, 0), (END, NS, 8, None)])
+    (step,) = ledger.pop_finished()
+    assert (step.energy_j, step.samples, step.device_energy_j) == (0.0, 8, {})
+
+
+def test_power_from_a_counter_is_averaged_over_about_a_second() -> None:
+    ledger = StepLedger(["gpu:0"], origin_s=0.0)
+    powers = []
+    for i in range(30):
+        reading = Reading("gpu:0", i * 0.1, 150.0 * i * 0.1, None)
+        ledger.add_readings([reading])
+        powers.append(ledger.power_w(reading))
+    assert powers[0] is None
+    assert powers[-1] == pytest.approx(150.0, rel=0.02)

@@ -1,0 +1,168 @@
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import greenprof
+from greenprof.errors import ConfigError
+from greenprof.records import Reading
+from greenprof.sensors.fake import FakeSensor
+
+
+def _sensors() -> list[FakeSensor]:
+    return [FakeSensor("gpu:0", 200.0, update_period_s=0.02), FakeSensor("cpu:0", 40.0)]
+
+
+def _busy(duration_s: float) -> None:
+    end = time.perf_counter() + duration_s
+    while time.perf_counter() < end:
+        pass
+
+
+def test_each_step_is_stored_with_energy_per_device(db_path: Path) -> None:
+    with greenprof.Profiler("steps", db=db_path, sensors=_sensors(), interval_s=0.02,
+                            tags={"batch_size": 64}, country="DEU") as prof:
+        for _ in range(20):
+            with prof.step(samples=64):
+                _busy(0.01)
+    store = greenprof.RunStore(db_path)
+    run = store.run(prof.run_id or -1)
+    steps = store.steps(run.run_id)
+    assert run.status == "completed"
+    assert run.tags == {"batch_size": "64"}
+    assert run.carbon is not None and run.carbon.country == "DEU"
+    assert (run.steps, run.samples, len(steps)) == (20, 1280, 20)
+    assert all(set(s.device_energy_j) == {"gpu:0", "cpu:0"} for s in steps)
+    assert all(s.energy_j == pytest.approx(sum(s.device_energy_j.values())) for s in steps)
+    # 240 W for ~10 ms per step: about 2.4 J each.
+    assert sum(s.energy_j for s in steps) / 20 == pytest.approx(2.4, rel=0.35)
+    assert run.energy_j >= run.step_energy_j * 0.9
+    assert {d.method for d in run.devices} == {"simulated"}
+
+
+def test_the_loop_wrapper_counts_samples_from_the_batch(db_path: Path) -> None:
+    batches = [([1, 2, 3], "y"), ([4, 5], "y")]
+    with greenprof.Profiler("loop", db=db_path, sensors=_sensors()) as prof:
+        seen = [batch for batch in prof.steps(batches)]
+    assert seen == batches
+    steps = greenprof.RunStore(db_path).steps(prof.run_id or -1)
+    assert [s.samples for s in steps] == [3, 2]
+
+
+def test_epochs_are_recorded(db_path: Path) -> None:
+    with greenprof.Profiler("epochs", db=db_path, sensors=_sensors()) as prof:
+        for epoch in range(3):
+            prof.epoch_begin(epoch)
+            for _ in range(4):
+                prof.step_begin()
+                prof.step_end(samples=2)
+    store = greenprof.RunStore(db_path)
+    assert [(e.epoch, e.steps, e.samples) for e in store.epochs(prof.run_id or -1)] == [
+        (0, 4, 8), (1, 4, 8), (2, 4, 8)]
+
+
+def test_an_exception_in_training_propagates_and_marks_the_run_failed(db_path: Path) -> None:
+    with pytest.raises(ZeroDivisionError), greenprof.Profiler("boom", db=db_path,
+                                                              sensors=_sensors()) as prof:
+        with prof.step():
+            pass
+        _ = 1 / 0
+    run = greenprof.RunStore(db_path).run("boom")
+    assert run.status == "failed"
+    assert run.error is not None and "ZeroDivisionError" in run.error
+    assert run.steps == 1
+
+
+def test_ctrl_c_marks_the_run_interrupted(db_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt), greenprof.Profiler("stop", db=db_path, sensors=_sensors()):
+        raise KeyboardInterrupt
+    assert greenprof.RunStore(db_path).run("stop").status == "interrupted"
+
+
+class _BrokenSensor:
+    device = "gpu:1"
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def read(self) -> Reading:
+        self.reads += 1
+        raise OSError("device fell off the bus")
+
+    def close(self) -> None:
+        raise OSError("still gone")
+
+
+def test_a_failing_sensor_never_reaches_the_training_loop(db_path: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    broken = _BrokenSensor()
+    with greenprof.Profiler("flaky", db=db_path, sensors=[*_sensors(), broken],
+                            interval_s=0.02) as prof:
+        for _ in range(5):
+            with prof.step():
+                time.sleep(0.02)
+    run = greenprof.RunStore(db_path).run("flaky")
+    assert run.status == "completed"
+    assert run.error is not None and "device fell off the bus" in run.error
+    assert broken.reads > 2
+    assert sum("device fell off the bus" in r.message for r in caplog.records) == 1
+
+
+def test_the_decorator_profiles_each_call_as_one_run(db_path: Path) -> None:
+    @greenprof.profile("decorated", db=db_path, sensors=_sensors())
+    def train(steps: int) -> str:
+        prof = greenprof.current_profiler()
+        assert prof is not None
+        for _ in range(steps):
+            with prof.step():
+                pass
+        return "done"
+
+    assert train(3) == "done"
+    assert greenprof.current_profiler() is None
+    (run,) = greenprof.RunStore(db_path).runs()
+    assert (run.name, run.steps) == ("decorated", 3)
+
+
+def test_nested_start_is_one_run(db_path: Path) -> None:
+    with greenprof.Profiler("outer", db=db_path, sensors=_sensors()) as prof, prof:
+        prof.step_end()
+    assert len(greenprof.RunStore(db_path).runs()) == 1
+
+
+def test_steps_marked_from_another_thread_are_recorded(db_path: Path) -> None:
+    with greenprof.Profiler("threads", db=db_path, sensors=_sensors()) as prof:
+        worker = threading.Thread(target=lambda: [prof.step_end() for _ in range(50)])
+        worker.start()
+        worker.join()
+    assert greenprof.RunStore(db_path).run("threads").steps == 50
+
+
+def test_idle_baseline_is_measured_when_asked(db_path: Path) -> None:
+    with greenprof.Profiler("baseline", db=db_path, sensors=_sensors(), baseline_s=0.5,
+                            interval_s=0.02):
+        pass
+    devices = {d.device: d for d in greenprof.RunStore(db_path).run("baseline").devices}
+    assert devices["gpu:0"].idle_power_w == pytest.approx(200.0, rel=0.25)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"interval_s": 0}, "interval_s must be > 0"),
+    ({"interval_s": 0.001}, "below 10 ms"),
+    ({"expected_steps": -3}, "expected_steps"),
+    ({"country": "Atlantis"}, "unknown country"),
+])
+def test_bad_settings_fail_before_training_starts(kwargs: dict[str, object], message: str,
+                                                  db_path: Path) -> None:
+    with pytest.raises(ConfigError, match=message):
+        greenprof.Profiler("bad", db=db_path, sensors=[], **kwargs)  # type: ignore[arg-type]
+    assert not db_path.exists()
+
+
+def test_default_database_comes_from_the_environment(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GREENPROF_DB", str(tmp_path / "env.db"))
+    with greenprof.Profiler("env", sensors=[]):
+        pass
+    assert greenprof.RunStore(tmp_path / "env.db").run("env").status == "completed"
