@@ -1,0 +1,122 @@
+"""The `greenprof` verbs of greenprof.tui: ``top``, ``history``, ``compare``.
+
+Textual is imported inside the handlers, so ``import greenprof.cli`` stays light. The
+database is opened (and checked) before the UI starts: a missing or foreign file is a
+clear error on stderr and a non-zero exit status, not a broken screen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+from greenprof.cli import add_db_argument
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from greenprof.tui.app import GreenprofApp
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add this package's verbs to the command line."""
+    top = subparsers.add_parser(
+        "top",
+        help="watch a run's power, energy per step and carbon live (terminal UI)",
+        description="Live monitor of a run, read from the run database (so it works from "
+        "another terminal). Without RUN: the newest running run, following new ones.",
+    )
+    top.add_argument("run", metavar="RUN", nargs="?", help="run id, or name (its newest run)")
+    add_db_argument(top)
+    top.add_argument(
+        "--demo",
+        action="store_true",
+        help="watch a simulated run (fake sensors, temporary database): the UI without a GPU",
+    )
+    top.add_argument(
+        "--refresh", type=float, default=1.0, metavar="SECONDS", help="refresh period (1.0)"
+    )
+    top.set_defaults(handler=_top)
+
+    history = subparsers.add_parser(
+        "history", help="browse, filter and sort all runs; mark runs and compare them"
+    )
+    add_db_argument(history)
+    history.set_defaults(handler=_history)
+
+    compare = subparsers.add_parser(
+        "compare",
+        help="compare two or more runs: energy, J/sample, carbon, and which is more efficient",
+    )
+    compare.add_argument(
+        "runs", metavar="RUN", nargs="+", help="run ids or names (a name means its newest run)"
+    )
+    add_db_argument(compare)
+    compare.set_defaults(handler=_compare)
+
+
+def _resolve(db: str | None, refs: list[str]) -> tuple[Path, list[str]]:
+    """Open the database (raising StoreError subclasses with their messages) and turn run
+    references into ids."""
+    from greenprof.store import RunStore
+
+    with RunStore(db) as store:
+        return store.path, [str(store.run(ref).run_id) for ref in refs]
+
+
+def _run_app(app: GreenprofApp) -> int:
+    app.run()
+    return app.return_code or 0
+
+
+def _top(args: argparse.Namespace) -> int:
+    if args.refresh <= 0:
+        print("greenprof: error: --refresh must be > 0 seconds", file=sys.stderr)
+        return 2
+    if args.demo:
+        return _top_demo(args)
+    from greenprof.tui.app import GreenprofApp
+
+    path, refs = _resolve(args.db, [args.run] if args.run else [])
+    return _run_app(GreenprofApp(path, "live", refs, refresh_s=args.refresh))
+
+
+def _top_demo(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from greenprof.tui.app import GreenprofApp
+    from greenprof.tui.demo import BANNER, SimulatedTraining
+
+    with tempfile.TemporaryDirectory(prefix="greenprof-demo-") as directory:
+        path = Path(directory) / "demo.db"
+        training = SimulatedTraining(path).start()
+        if training.wait_for_run() is None:
+            training.stop()
+            print(
+                f"greenprof: error: the simulation did not start: {training.error}", file=sys.stderr
+            )
+            return 1
+        try:
+            app = GreenprofApp(path, "live", refresh_s=args.refresh, banner=BANNER)
+            return _run_app(app)
+        finally:
+            training.stop()
+
+
+def _history(args: argparse.Namespace) -> int:
+    from greenprof.tui.app import GreenprofApp
+
+    path, _ = _resolve(args.db, [])
+    return _run_app(GreenprofApp(path, "history"))
+
+
+def _compare(args: argparse.Namespace) -> int:
+    if len(args.runs) < 2:
+        print("greenprof: error: compare needs two or more runs", file=sys.stderr)
+        return 2
+    from greenprof.tui.app import GreenprofApp
+
+    path, refs = _resolve(args.db, list(args.runs))
+    return _run_app(GreenprofApp(path, "compare", refs))

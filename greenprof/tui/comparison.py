@@ -1,0 +1,249 @@
+"""Pure view-model of the compare screen: run summaries, percent deltas, the verdict line.
+
+The inputs are a run's :class:`~greenprof.records.RunInfo`, its per-step columns (energy,
+samples, loss, in step order) and its per-device energies; nothing here touches the
+database or Textual.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from greenprof.records import RunInfo
+from greenprof.tui import format as fmt
+
+CURVE_POINTS = 240
+EQUAL_WITHIN_PCT = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class StepColumns:
+    """A run's steps as parallel columns, in step order."""
+
+    energy_j: Sequence[float]
+    samples: Sequence[int | None]
+    loss: Sequence[float | None]
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
+    """Linear-interpolated percentile of already sorted values (``fraction`` in 0..1)."""
+    if not sorted_values:
+        return None
+    position = (len(sorted_values) - 1) * fraction
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    weight = position - low
+    return sorted_values[low] * (1 - weight) + sorted_values[high] * weight
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """The figures of one run that the compare screen sets side by side."""
+
+    run: RunInfo
+    label: str
+    step_j_median: float | None
+    step_j_p90: float | None
+    sample_j_median: float | None
+    sample_j_p90: float | None
+    samples: int | None
+    energy_j: float
+    curve: tuple[tuple[float, float], ...]
+    """(step index, cumulative step energy J), down-sampled to about CURVE_POINTS."""
+    loss_frontier: tuple[tuple[float, float], ...]
+    """(best loss so far, cumulative energy J when first reached), loss strictly falling."""
+    device_shares: dict[str, float]
+    """Each device's fraction of the run's device energy."""
+
+    @property
+    def j_per_sample(self) -> float | None:
+        return self.energy_j / self.samples if self.samples else None
+
+    @property
+    def samples_per_kwh(self) -> float | None:
+        if not self.samples or self.energy_j <= 0:
+            return None
+        return self.samples / (self.energy_j / fmt.J_PER_KWH)
+
+    @property
+    def co2_g(self) -> float | None:
+        carbon = self.run.carbon
+        return None if carbon is None else carbon.co2_g(self.energy_j)
+
+    @property
+    def best_loss(self) -> float | None:
+        return self.loss_frontier[-1][0] if self.loss_frontier else None
+
+    def energy_to_loss_j(self, target: float) -> float | None:
+        """Cumulative step energy when the loss first reached ``target`` (None: never)."""
+        for loss, energy_j in self.loss_frontier:
+            if loss <= target:
+                return energy_j
+        return None
+
+
+def summarize(run: RunInfo, columns: StepColumns, device_energy_j: dict[str, float]) -> RunSummary:
+    """Summarise one run from its step columns (one pass plus two sorts)."""
+    per_step = sorted(columns.energy_j)
+    pairs = zip(columns.energy_j, columns.samples, strict=True)
+    per_sample = sorted(energy / samples for energy, samples in pairs if samples)
+    count = len(columns.energy_j)
+    stride = max(1, count // CURVE_POINTS)
+    curve: list[tuple[float, float]] = []
+    frontier: list[tuple[float, float]] = []
+    cumulative = 0.0
+    best = math.inf
+    for index, (energy, loss) in enumerate(zip(columns.energy_j, columns.loss, strict=True)):
+        cumulative += energy
+        if index % stride == 0 or index == count - 1:
+            curve.append((float(index), cumulative))
+        if loss is not None and loss < best:
+            best = loss
+            frontier.append((loss, cumulative))
+    sample_total = sum(s for s in columns.samples if s) or run.samples
+    device_total = sum(device_energy_j.values())
+    shares = (
+        {device: energy / device_total for device, energy in device_energy_j.items()}
+        if device_total > 0
+        else {}
+    )
+    return RunSummary(
+        run=run,
+        label=f"{run.name} #{run.run_id}",
+        step_j_median=percentile(per_step, 0.5),
+        step_j_p90=percentile(per_step, 0.9),
+        sample_j_median=percentile(per_sample, 0.5),
+        sample_j_p90=percentile(per_sample, 0.9),
+        samples=sample_total or None,
+        energy_j=max(run.energy_j, cumulative),
+        curve=tuple(curve),
+        loss_frontier=tuple(frontier),
+        device_shares=shares,
+    )
+
+
+def default_loss_target(summaries: Sequence[RunSummary]) -> float | None:
+    """The best loss that every run with a loss reached (the max of their best losses)."""
+    best = [s.best_loss for s in summaries if s.best_loss is not None]
+    return max(best) if best else None
+
+
+def pct_diff(value: float | None, reference: float | None) -> float | None:
+    """``value`` relative to ``reference``, in percent (None when undefined)."""
+    if value is None or reference is None or reference == 0:
+        return None
+    return (value / reference - 1.0) * 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRow:
+    """One line of the comparison table: a metric's value per run and its delta."""
+
+    metric: str
+    values: tuple[str, ...]
+    deltas: tuple[str, ...]
+    """Percent difference from the first run ("" for the first run itself)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """The compare screen's content."""
+
+    labels: tuple[str, ...]
+    rows: tuple[MetricRow, ...]
+    verdicts: tuple[str, ...]
+    loss_target: float | None
+
+
+def _row(
+    metric: str, raw: Sequence[float | None], show: Callable[[float | None], str]
+) -> MetricRow:
+    reference = raw[0]
+    deltas = tuple(
+        "" if index == 0 else fmt.percent(pct_diff(value, reference), signed=True)
+        for index, value in enumerate(raw)
+    )
+    return MetricRow(metric, tuple(show(value) for value in raw), deltas)
+
+
+def efficiency_verdicts(summaries: Sequence[RunSummary]) -> tuple[str, ...]:
+    """Lines like "A is 23.1 % more energy-efficient per sample than B".
+
+    Per sample (whole-run J/sample) when every run counted samples, else per step
+    (median J/step). The most efficient run is compared with each other run.
+    """
+    if len(summaries) < 2:
+        return ("select two or more runs to compare",)
+    per_sample = [s.j_per_sample for s in summaries]
+    if all(value is not None for value in per_sample):
+        costs, unit = per_sample, "per sample"
+    else:
+        costs, unit = [s.step_j_median for s in summaries], "per step"
+    if any(cost is None or cost <= 0 for cost in costs):
+        return ("not enough steps recorded to compare efficiency",)
+    known = [float(cost) for cost in costs if cost is not None]
+    best_index = min(range(len(known)), key=known.__getitem__)
+    best = summaries[best_index]
+    lines = []
+    for index, other in enumerate(summaries):
+        if index == best_index:
+            continue
+        gain = (known[index] / known[best_index] - 1.0) * 100.0
+        if gain < EQUAL_WITHIN_PCT:
+            lines.append(
+                f"{best.label} and {other.label} are equally energy-efficient {unit}"
+                f" (within {EQUAL_WITHIN_PCT} %)"
+            )
+        else:
+            lines.append(
+                f"{best.label} is {gain:.1f} % more energy-efficient {unit} than {other.label}"
+            )
+    return tuple(lines)
+
+
+def compare(summaries: Sequence[RunSummary], loss_target: float | None = None) -> Comparison:
+    """Side-by-side rows with percent deltas relative to the first run."""
+    target = loss_target if loss_target is not None else default_loss_target(summaries)
+    kwh = fmt.kwh
+    rows = [
+        _row("energy kWh", [s.energy_j for s in summaries], kwh),
+        _row("carbon CO2e", [s.co2_g for s in summaries], fmt.co2),
+        _row("time", [s.run.duration_s for s in summaries], fmt.duration),
+        _row("steps", [float(s.run.steps) for s in summaries], fmt.number),
+        _row(
+            "samples",
+            [None if s.samples is None else float(s.samples) for s in summaries],
+            fmt.number,
+        ),
+        _row("J/step median", [s.step_j_median for s in summaries], fmt.number),
+        _row("J/step p90", [s.step_j_p90 for s in summaries], fmt.number),
+        _row("J/sample median", [s.sample_j_median for s in summaries], fmt.number),
+        _row("J/sample p90", [s.sample_j_p90 for s in summaries], fmt.number),
+        _row("J/sample (run)", [s.j_per_sample for s in summaries], fmt.number),
+        _row("samples/kWh", [s.samples_per_kwh for s in summaries], fmt.number),
+    ]
+    if target is not None:
+        rows.append(
+            _row(
+                f"energy to loss≤{fmt.number(target)}",
+                [s.energy_to_loss_j(target) for s in summaries],
+                fmt.energy,
+            )
+        )
+    devices = sorted({device for s in summaries for device in s.device_shares})
+    for device in devices:
+        rows.append(
+            _row(
+                f"{device} share",
+                [s.device_shares.get(device) for s in summaries],
+                lambda v: "–" if v is None else fmt.percent(v * 100),
+            )
+        )
+    return Comparison(
+        labels=tuple(s.label for s in summaries),
+        rows=tuple(rows),
+        verdicts=efficiency_verdicts(summaries),
+        loss_target=target,
+    )

@@ -1,0 +1,1 @@
+"""Screens of the terminal UI: live, history (with a run detail view), compare, help."""

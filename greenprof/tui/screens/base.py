@@ -1,0 +1,39 @@
+"""What every screen shares: its own read connection and a help text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from textual.screen import Screen
+
+from greenprof.store import RunStore
+
+
+class StoreScreen(Screen[None]):
+    """A screen that reads the database through its own :class:`RunStore`.
+
+    Each screen's connection is used only by that screen's (one-at-a-time) worker
+    thread, so no connection is shared between threads. Queries are short: no read
+    transaction stays open between refreshes.
+    """
+
+    HELP: ClassVar[str] = ""
+
+    def __init__(self, db_path: Path) -> None:
+        super().__init__()
+        self.db_path = db_path
+        self._store: RunStore | None = None
+
+    @property
+    def store(self) -> RunStore:
+        """The screen's store, opened on first use (in its worker thread)."""
+        if self._store is None:
+            self._store = RunStore(self.db_path)
+        return self._store
+
+    def on_unmount(self) -> None:
+        """Close the screen's connection."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None

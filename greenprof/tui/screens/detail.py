@@ -1,0 +1,130 @@
+"""One run in detail: settings, carbon source, per-device breakdown, per-epoch table."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import ClassVar
+
+from rich.markup import escape
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Footer, Static
+
+from greenprof.errors import StoreError
+from greenprof.records import EpochRecord, RunInfo
+from greenprof.tui import format as fmt
+from greenprof.tui.screens.base import StoreScreen
+from greenprof.tui.view_models import j_per_sample, samples_per_kwh
+
+
+def run_summary_text(run: RunInfo) -> str:
+    """The run's settings and totals as display lines (markup-escaped)."""
+    carbon = run.carbon
+    if carbon is None:
+        carbon_line = "carbon: no grid intensity recorded"
+    else:
+        place = carbon.region or carbon.country or "unknown location"
+        carbon_line = (
+            f"carbon: {fmt.co2(run.co2_g)} CO2e = {fmt.kwh(run.energy_j)} kWh × PUE {carbon.pue:g}"
+            f" × {carbon.intensity_g_per_kwh:g} g/kWh ({place}); source: {carbon.source or '–'}"
+        )
+    lines = [
+        f"{run.name}  #{run.run_id}  {run.status}   started {fmt.timestamp(run.started_at)}",
+        f"host {run.host} pid {run.pid}"
+        + ("" if run.rank is None else f" rank {run.rank}")
+        + f"  framework {run.framework or '–'}  tags {fmt.tags(run.tags) or '–'}",
+        f"energy {fmt.kwh(run.energy_j)} kWh ({fmt.energy(run.energy_j)}), in steps "
+        f"{fmt.energy(run.step_energy_j)}  duration {fmt.duration(run.duration_s)}  "
+        f"steps {fmt.number(run.steps)}"
+        + ("" if run.expected_steps is None else f" of {fmt.number(run.expected_steps)}"),
+        f"J/sample {fmt.number(j_per_sample(run))}  samples/kWh {fmt.number(samples_per_kwh(run))}",
+        carbon_line,
+    ]
+    if run.error:
+        lines.append(f"error: {run.error}")
+    return escape("\n".join(lines))
+
+
+class RunDetailScreen(StoreScreen):
+    """Per-epoch and per-device breakdown of one run."""
+
+    HELP = """\
+[b]Run details[/b]
+  escape   back to the list
+Device energy is each device's whole-run energy; 'share' is its fraction of the run.
+Epoch rows are sums of that epoch's steps."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.back", "Back")]
+
+    def __init__(self, db_path: Path, run_id: int) -> None:
+        super().__init__(db_path)
+        self.run_id = run_id
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static("loading…", id="detail-summary")
+            yield Static("[b]devices[/b]", classes="section")
+            yield DataTable(id="detail-devices", cursor_type="none")
+            yield Static("[b]epochs[/b]", classes="section")
+            yield DataTable(id="detail-epochs", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Load in a worker thread."""
+        self.query_one("#detail-devices", DataTable).add_columns(
+            "device", "kind", "method", "name", "energy", "share", "idle W", "note"
+        )
+        self.query_one("#detail-epochs", DataTable).add_columns(
+            "epoch", "steps", "duration", "samples", "energy", "J/sample"
+        )
+        self.load()
+
+    @work(thread=True, exclusive=True)
+    def load(self) -> None:
+        """Read the run, its device energies and its epochs."""
+        try:
+            run = self.store.run(self.run_id)
+            payload: tuple[RunInfo, dict[str, float], list[EpochRecord]] | str = (
+                run,
+                self.store.device_energy_j(self.run_id),
+                self.store.epochs(self.run_id),
+            )
+        except StoreError as exc:
+            payload = str(exc)
+        with contextlib.suppress(RuntimeError):
+            self.app.call_from_thread(self._show, payload)
+
+    def _show(self, payload: tuple[RunInfo, dict[str, float], list[EpochRecord]] | str) -> None:
+        summary = self.query_one("#detail-summary", Static)
+        if isinstance(payload, str):
+            summary.update(escape(payload))
+            return
+        run, energies, epochs = payload
+        summary.update(run_summary_text(run))
+        devices = self.query_one("#detail-devices", DataTable)
+        total = sum(energies.values())
+        for info in run.devices:
+            energy_j = energies.get(info.device, 0.0)
+            devices.add_row(
+                info.device,
+                info.kind,
+                info.method,
+                info.name or "–",
+                fmt.energy(energy_j),
+                fmt.percent(100 * energy_j / total) if total > 0 else "–",
+                "–" if info.idle_power_w is None else f"{info.idle_power_w:g}",
+                info.note or "",
+            )
+        table = self.query_one("#detail-epochs", DataTable)
+        for epoch in epochs:
+            table.add_row(
+                str(epoch.epoch),
+                fmt.number(epoch.steps),
+                fmt.duration(epoch.duration_s),
+                fmt.number(epoch.samples),
+                fmt.energy(epoch.energy_j),
+                fmt.number(epoch.energy_j / epoch.samples) if epoch.samples else "–",
+            )

@@ -1,0 +1,214 @@
+"""The history screen (``greenprof history``): every run, sortable and filterable.
+
+Mark runs with space and press ``c`` to compare them; enter opens a run's detail view.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import ClassVar
+
+from rich.markup import escape
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, Footer, Input, Static
+
+from greenprof.errors import StoreError
+from greenprof.records import RunInfo
+from greenprof.tui.screens.base import StoreScreen
+from greenprof.tui.view_models import HISTORY_COLUMNS, HistoryRow, history_rows
+
+EMPTY_TEXT = (
+    "No runs yet in {path}.\n\nRun `greenprof demo` to create one (or `greenprof top --demo` "
+    "to watch a simulated run)."
+)
+MARK = "●"
+
+
+class HistoryScreen(StoreScreen):
+    """All runs in a table; filter, sort, mark and compare, open details."""
+
+    HELP = """\
+[b]Run history[/b]
+  up/down  move            enter    run details (epochs, devices, carbon source)
+  space    mark / unmark   c        compare the marked runs (or this one and the next)
+  /        filter          escape   clear the filter
+  s        next sort key   r        reverse the sort
+  t        watch live      click a column header to sort by it
+J/sample is whole-run energy over samples; samples/kWh is its inverse, scaled."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("space", "mark", "Mark"),
+        Binding("c", "compare", "Compare"),
+        Binding("slash", "focus_filter", "Filter"),
+        Binding("s", "next_sort", "Sort"),
+        Binding("r", "reverse_sort", "Reverse", show=False),
+        Binding("t", "live", "Live", show=False),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self, db_path: Path, *, refresh_s: float = 2.0) -> None:
+        super().__init__(db_path)
+        self.refresh_s = refresh_s
+        self.runs: list[RunInfo] = []
+        self.rows: list[HistoryRow] = []
+        self.marked: set[int] = set()
+        self.sort_column = HISTORY_COLUMNS.index("id")
+        self.reverse = True
+        self.query_text = ""
+        self.loaded = False
+
+    def compose(self) -> ComposeResult:
+        yield Input(
+            placeholder="filter by name, tag, framework, device, status  ( / )", id="history-filter"
+        )
+        yield DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="history-empty")
+        yield Static("loading…", id="history-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Load the runs, then reload periodically (running runs change)."""
+        table = self.query_one("#history-table", DataTable)
+        for name in HISTORY_COLUMNS:
+            table.add_column(name, key=name)
+        table.add_column("", key="mark")
+        self.query_one("#history-empty").display = False
+        table.focus()
+        self.load()
+        self.set_interval(self.refresh_s, self.load)
+
+    @work(thread=True, exclusive=True, group="history-load")
+    def load(self) -> None:
+        """Read all runs (one query over the runs table) in a worker thread."""
+        try:
+            runs: list[RunInfo] | str = self.store.runs()
+        except StoreError as exc:
+            runs = str(exc)
+        with contextlib.suppress(RuntimeError):
+            self.app.call_from_thread(self._loaded, runs)
+
+    def _loaded(self, runs: list[RunInfo] | str) -> None:
+        if isinstance(runs, str):
+            self._set_status(runs)
+            return
+        changed = runs != self.runs or not self.loaded
+        self.runs = runs
+        self.loaded = True
+        if changed:
+            self._rebuild()
+
+    def _rebuild(self) -> None:
+        table = self.query_one("#history-table", DataTable)
+        empty = self.query_one("#history-empty", Static)
+        empty.display = not self.runs
+        table.display = bool(self.runs)
+        if not self.runs:
+            empty.update(escape(EMPTY_TEXT.format(path=self.db_path)))
+        current = self.highlighted_run_id()
+        self.rows = history_rows(
+            self.runs, query=self.query_text, sort_column=self.sort_column, reverse=self.reverse
+        )
+        table.clear()
+        for row in self.rows:
+            mark = MARK if row.run_id in self.marked else ""
+            table.add_row(*row.cells, mark, key=str(row.run_id))
+        if current is not None:
+            with contextlib.suppress(Exception):
+                table.move_cursor(row=table.get_row_index(str(current)))
+        self._update_status()
+
+    def _set_status(self, text: str) -> None:
+        self.query_one("#history-status", Static).update(escape(text))
+
+    def highlighted_run_id(self) -> int | None:
+        """The run under the cursor."""
+        table = self.query_one("#history-table", DataTable)
+        if not self.rows or table.cursor_row < 0 or table.cursor_row >= len(self.rows):
+            return None
+        return self.rows[table.cursor_row].run_id
+
+    def action_mark(self) -> None:
+        """Mark or unmark the highlighted run for comparison."""
+        run_id = self.highlighted_run_id()
+        if run_id is None:
+            return
+        self.marked ^= {run_id}
+        table = self.query_one("#history-table", DataTable)
+        table.update_cell(str(run_id), "mark", MARK if run_id in self.marked else "")
+        table.action_cursor_down()
+        self._update_status()
+
+    def _update_status(self) -> None:
+        direction = "↓" if self.reverse else "↑"
+        self._set_status(
+            f"{len(self.rows)} of {len(self.runs)} runs · {len(self.marked)} marked · "
+            f"sort: {HISTORY_COLUMNS[self.sort_column]} {direction} · {self.db_path}"
+        )
+
+    def action_compare(self) -> None:
+        """Compare the marked runs (at least two; else the highlighted and the next)."""
+        from greenprof.tui.screens.compare import CompareScreen
+
+        ids = [row.run_id for row in self.rows if row.run_id in self.marked]
+        if len(ids) < 2:
+            current = self.query_one("#history-table", DataTable).cursor_row
+            ids = [row.run_id for row in self.rows[current : current + 2]]
+        if len(ids) < 2:
+            self.notify("mark two or more runs with space, then press c", severity="warning")
+            return
+        self.app.push_screen(CompareScreen(self.db_path, [str(i) for i in ids]))
+
+    def action_focus_filter(self) -> None:
+        """Type a filter."""
+        self.query_one("#history-filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        """Clear the filter and go back to the table."""
+        self.query_one("#history-filter", Input).value = ""
+        self.query_one("#history-table", DataTable).focus()
+
+    def action_next_sort(self) -> None:
+        """Sort by the next column."""
+        self.sort_column = (self.sort_column + 1) % len(HISTORY_COLUMNS)
+        self._rebuild()
+
+    def action_reverse_sort(self) -> None:
+        """Reverse the sort order."""
+        self.reverse = not self.reverse
+        self._rebuild()
+
+    def action_live(self) -> None:
+        """Watch the highlighted run on the live screen."""
+        from greenprof.tui.screens.live import LiveScreen
+
+        run_id = self.highlighted_run_id()
+        if run_id is not None:
+            self.app.push_screen(LiveScreen(self.db_path, run_id))
+
+    @on(Input.Changed, "#history-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.query_text = event.value
+        self._rebuild()
+
+    @on(Input.Submitted, "#history-filter")
+    def _filter_submitted(self) -> None:
+        self.query_one("#history-table", DataTable).focus()
+
+    @on(DataTable.HeaderSelected)
+    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
+        if event.column_index >= len(HISTORY_COLUMNS):
+            return
+        if event.column_index == self.sort_column:
+            self.reverse = not self.reverse
+        self.sort_column = event.column_index
+        self._rebuild()
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        from greenprof.tui.screens.detail import RunDetailScreen
+
+        if event.row_key.value is not None:
+            self.app.push_screen(RunDetailScreen(self.db_path, int(event.row_key.value)))

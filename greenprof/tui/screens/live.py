@@ -1,0 +1,210 @@
+"""The live screen (``greenprof top``): one run's power, energy per step, totals, forecast.
+
+A thread worker polls the database about once a second for the rows added since the last
+poll (``after_step`` / ``after_s``) and folds them into a :class:`LiveModel`; the UI
+thread only receives finished :class:`LiveView` snapshots.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+from typing import ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Footer, Sparkline, Static
+
+from greenprof.errors import StoreError
+from greenprof.records import RunInfo
+from greenprof.tui import format as fmt
+from greenprof.tui.queries import last_sample_time_s, step_aggregate
+from greenprof.tui.screens.base import StoreScreen
+from greenprof.tui.view_models import LIVE_DEVICE_COLUMNS, LiveModel, LiveView
+
+SAMPLE_BACKFILL_S = 60.0
+EMPTY_TEXT = (
+    "No runs yet in {path}.\n\nRun `greenprof demo` to create one (or `greenprof top --demo` "
+    "to watch a simulated run), then `greenprof top` to watch it here."
+)
+
+
+class LiveScreen(StoreScreen):
+    """Watch one run as it trains; ``n`` switches between running runs."""
+
+    HELP = """\
+[b]Live run[/b]  (refreshes about once a second, reading only new rows)
+  n        next running run (newest first)
+  p        pause / resume refreshing
+  h        history of all runs
+Totals count every device of the run; J/step and J/sample are means over the steps so
+far; steps/s is over the last steps. The forecast projects the run's energy to its
+declared length (expected_steps) from the mean J/step so far."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "next_run", "Next run"),
+        Binding("p", "toggle_pause", "Pause"),
+    ]
+
+    def __init__(
+        self,
+        db_path: Path,
+        run_id: int | None = None,
+        *,
+        refresh_s: float = 1.0,
+        banner: str | None = None,
+    ) -> None:
+        super().__init__(db_path)
+        self.run_id = run_id
+        self.refresh_s = refresh_s
+        self.banner = banner
+        self.model: LiveModel | None = None
+        self.paused = False
+        self.polls = 0
+        self._poll_lock = threading.Lock()
+        self._switch_to: int | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.banner or "", id="live-banner", classes="banner")
+        yield Static("waiting for data…", id="live-title")
+        with Horizontal(id="live-top"):
+            yield Static("", id="live-totals")
+            yield DataTable(id="live-devices", cursor_type="none", show_cursor=False)
+        yield Static("", id="live-forecast")
+        yield Static("", id="live-baseline")
+        yield Static("power (W), all devices", id="live-power-label", classes="chart-label")
+        yield Sparkline([], id="live-power")
+        yield Static("energy per step (J)", id="live-steps-label", classes="chart-label")
+        yield Sparkline([], id="live-steps")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Start polling."""
+        self.query_one("#live-banner").display = self.banner is not None
+        table = self.query_one("#live-devices", DataTable)
+        table.add_columns(*LIVE_DEVICE_COLUMNS)
+        self.poll()
+        self.set_interval(self.refresh_s, self.poll)
+
+    def action_toggle_pause(self) -> None:
+        """Stop or resume refreshing."""
+        self.paused = not self.paused
+        self.notify("paused" if self.paused else "resumed", timeout=1.5)
+
+    def action_next_run(self) -> None:
+        """Watch the next running run."""
+        self._switch_to = -1
+        self.poll()
+
+    @work(thread=True, group="live-poll")
+    def poll(self) -> None:
+        """Read the new rows (worker thread) and hand a snapshot to the UI thread."""
+        if self.paused or not self._poll_lock.acquire(blocking=False):
+            return  # the previous poll is still running: skip this tick
+        try:
+            view: LiveView | str | None = self._poll_once()
+        except StoreError as exc:
+            view = f"cannot read {self.db_path}: {exc}"
+        finally:
+            self._poll_lock.release()
+        self.polls += 1
+        with contextlib.suppress(RuntimeError):  # the app is shutting down
+            self.app.call_from_thread(self._show, view)
+
+    def _choose_run(self) -> RunInfo | None:
+        store = self.store
+        if self._switch_to is not None and self.model is not None:
+            self._switch_to = None
+            candidates = store.runs(status="running") or store.runs(limit=20)
+            ids = [run.run_id for run in candidates]
+            current = self.model.run.run_id
+            if not ids:
+                return None
+            index = (ids.index(current) + 1) % len(ids) if current in ids else 0
+            return candidates[index]
+        if self.run_id is not None:
+            return store.run(self.run_id)
+        running = store.runs(status="running", limit=1)
+        if running:
+            return running[0]
+        newest = store.runs(limit=1)
+        return newest[0] if newest else None
+
+    def _start_watching(self, run: RunInfo) -> LiveModel:
+        """Start watching ``run``: totals of the stored steps, then the recent tail."""
+        store = self.store
+        model = LiveModel(run)
+        aggregate = step_aggregate(store.connection, run.run_id)
+        tail = store.steps(run.run_id, after_step=aggregate.last_step - model.window)
+        model.seed_totals(
+            aggregate.steps - len(tail),
+            aggregate.energy_j - sum(s.energy_j for s in tail),
+            aggregate.samples - sum(s.samples or 0 for s in tail),
+            last_step=tail[0].step - 1 if tail else aggregate.last_step,
+        )
+        model.add_steps(tail)
+        for device in run.devices:
+            last = last_sample_time_s(store.connection, run.run_id, device.device)
+            if last is not None:
+                model.last_sample_s[device.device] = last - SAMPLE_BACKFILL_S
+        self.run_id = run.run_id
+        return model
+
+    def _poll_once(self) -> LiveView | None:
+        store = self.store
+        model = self.model
+        if model is None or self._switch_to is not None:
+            run = self._choose_run()
+            if run is None:
+                return None
+            if model is None or run.run_id != model.run.run_id:
+                model = self.model = self._start_watching(run)
+        else:
+            model.update_run(store.run(model.run.run_id))
+        run_id = model.run.run_id
+        model.add_steps(store.steps(run_id, after_step=model.last_step))
+        for device in list(model.devices):
+            model.add_samples(
+                store.samples(run_id, device=device, after_s=model.last_sample_s.get(device))
+            )
+        return model.view(store.device_energy_j(run_id))
+
+    def _show(self, view: LiveView | str | None) -> None:
+        title = self.query_one("#live-title", Static)
+        if view is None or isinstance(view, str):
+            title.update(view or EMPTY_TEXT.format(path=self.db_path))
+            title.add_class("empty")
+            return
+        title.remove_class("empty")
+        label = "  [reverse] SIMULATED — not a measurement [/reverse]" if view.simulated else ""
+        title.update(f"[b]{_escape(view.title)}[/b]{label}")
+        totals = [f"{name:>9} [b]{_escape(value)}[/b]" for name, value in view.totals]
+        self.query_one("#live-totals", Static).update("\n".join(totals))
+        table = self.query_one("#live-devices", DataTable)
+        table.clear()
+        for row in view.devices:
+            table.add_row(*row)
+        self.query_one("#live-forecast", Static).update(_escape(view.forecast_line))
+        self.query_one("#live-baseline", Static).update(_escape(view.baseline_line))
+        power = view.power_series_w
+        power_text = (
+            "" if not power else f"  now {fmt.power(power[-1])}, max {fmt.power(max(power))}"
+        )
+        self.query_one("#live-power-label", Static).update(f"power, all devices{power_text}")
+        self.query_one("#live-power", Sparkline).data = list(power)
+        steps = view.step_energy_series_j
+        steps_text = (
+            "" if not steps else f"  last {fmt.energy(steps[-1])}, max {fmt.energy(max(steps))}"
+        )
+        self.query_one("#live-steps-label", Static).update(f"energy per step{steps_text}")
+        self.query_one("#live-steps", Sparkline).data = list(steps)
+
+
+def _escape(text: str) -> str:
+    """Escape Rich markup in data (run names may contain brackets)."""
+    from rich.markup import escape
+
+    return escape(text)
