@@ -163,25 +163,25 @@ def _resolve_entry(
     pynvml: NvmlModule, entry: str, handles: list[Any], uuids: list[str]
 ) -> tuple[Any, str, str | None] | None:
     """``(physical handle, physical uuid, mig id)`` for one CUDA_VISIBLE_DEVICES entry, or None."""
-    index: int | None = None
+    index: int | None
+    mig_id: str | None = None
     if entry.isdigit():
         index = int(entry) if int(entry) < len(handles) else None
-        return None if index is None else (handles[index], uuids[index], None)
-    if entry.startswith("GPU-"):
+    elif entry.startswith("GPU-"):
         index = _resolve_gpu_uuid(entry, uuids)
-        return None if index is None else (handles[index], uuids[index], None)
-    if entry.startswith("MIG-GPU-"):  # legacy (before R470): MIG-GPU-<uuid>/<gi>/<ci>
+    elif entry.startswith("MIG-GPU-"):  # legacy (before R470): MIG-GPU-<uuid>/<gi>/<ci>
         index = _resolve_gpu_uuid(entry[len("MIG-") :].split("/", 1)[0], uuids)
-        return None if index is None else (handles[index], uuids[index], entry)
-    if entry.startswith("MIG-"):
+        mig_id = entry
+    elif entry.startswith("MIG-"):
         try:
             mig = pynvml.nvmlDeviceGetHandleByUUID(entry)
             parent = pynvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(mig)
-            parent_uuid = _text(pynvml.nvmlDeviceGetUUID(parent))
+            return parent, _text(pynvml.nvmlDeviceGetUUID(parent)), entry
         except pynvml.NVMLError:
             return None
-        return parent, parent_uuid, entry
-    return None
+    else:
+        return None
+    return None if index is None else (handles[index], uuids[index], mig_id)
 
 
 def _order_note(pynvml: NvmlModule, handles: list[Any], cuda_device_order: str | None) -> str:
