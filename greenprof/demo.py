@@ -59,9 +59,11 @@ def run_demo(
     ).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
-    # A learnable synthetic task: the label is the brightest of the first 10 image rows.
-    images = torch.rand(2048, 3, 32, 32)
-    labels = images.mean(dim=(1, 3))[:, :10].argmax(dim=1)
+    # A learnable synthetic task: noise images with a bright band at rows 3×label .. 3×label+2.
+    labels = torch.randint(0, 10, (2048,))
+    images = torch.rand(2048, 3, 32, 32) * 0.5
+    for band in range(10):
+        images[labels == band, :, 3 * band : 3 * band + 3, :] += 0.5
     steps_per_epoch = max(1, config.steps // config.epochs)
     loss_value = float("nan")
     last_report = clock()
@@ -78,7 +80,7 @@ def run_demo(
         if progress is not None and (clock() - last_report >= 1.0 or step == config.steps - 1):
             loss_value = float(loss.detach())
             last_report = clock()
-            progress.write(f"\r  step {step + 1}/{config.steps}  loss {loss_value:.3f}")
+            progress.write(f"\r  step {step + 1}/{config.steps}  loss {loss_value:.3f}  ")
             progress.flush()
     if progress is not None:
         progress.write("\n")

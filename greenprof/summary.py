@@ -20,7 +20,9 @@ def format_energy(energy_j: float) -> str:
 def format_co2(co2_g: float | None) -> str:
     if co2_g is None:
         return "-"
-    return f"{co2_g / 1000:.3f} kg" if co2_g >= 1000 else f"{co2_g:.2f} g"
+    if co2_g >= 1000:
+        return f"{co2_g / 1000:.3f} kg"
+    return f"{co2_g:.2f} g" if co2_g >= 1 else f"{co2_g * 1000:.1f} mg"
 
 
 def format_duration(duration_s: float) -> str:

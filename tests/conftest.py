@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,12 +11,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 @pytest.fixture(autouse=True)
-def _isolated_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _isolated_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own default database under tmp_path."""
     monkeypatch.setenv("GREENPROF_DB", str(tmp_path / "default-runs.db"))
     monkeypatch.delenv("GREENPROF_PROMETHEUS_PORT", raising=False)
     monkeypatch.delenv("GREENPROF_PUSHGATEWAY", raising=False)
-    yield
 
 
 @pytest.fixture

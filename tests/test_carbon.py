@@ -2,7 +2,12 @@ from pathlib import Path
 
 import pytest
 
-from greenprof.carbon import WORLD_AVERAGE_G_PER_KWH, codecarbon_data_dir, list_zones, resolve_carbon
+from greenprof.carbon import (
+    WORLD_AVERAGE_G_PER_KWH,
+    codecarbon_data_dir,
+    list_zones,
+    resolve_carbon,
+)
 from greenprof.errors import ConfigError
 
 
@@ -37,11 +42,14 @@ def test_unknown_country_error_suggests_the_code_and_the_listing_command() -> No
         resolve_carbon(country="Germany")
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"pue": 0.9}, "pue must be"),
-    ({"intensity_g_per_kwh": -1.0}, "intensity_g_per_kwh must be"),
-    ({"region": "mars-central1"}, "unknown region"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pue": 0.9}, "pue must be"),
+        ({"intensity_g_per_kwh": -1.0}, "intensity_g_per_kwh must be"),
+        ({"region": "mars-central1"}, "unknown region"),
+    ],
+)
 def test_impossible_settings_are_refused(kwargs: dict[str, float | str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         resolve_carbon(**kwargs)  # type: ignore[arg-type]

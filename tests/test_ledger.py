@@ -13,13 +13,22 @@ def _readings(device: str, power_w: float, until_s: float, every_s: float = 0.05
 
 def test_steps_are_numbered_and_get_energy_from_every_device() -> None:
     ledger = StepLedger(["gpu:0", "cpu:0"], origin_s=0.0)
-    ledger.add_marks([(BEGIN, 1 * NS), (END, 2 * NS, 32, 0.5), (EPOCH, 1),
-                      (BEGIN, 2 * NS), (END, 3 * NS, 32, 0.4)])
+    ledger.add_marks(
+        [
+            (BEGIN, 1 * NS),
+            (END, 2 * NS, 32, 0.5),
+            (EPOCH, 1),
+            (BEGIN, 2 * NS),
+            (END, 3 * NS, 32, 0.4),
+        ]
+    )
     for gpu, cpu in zip(_readings("gpu:0", 200.0, 5.0), _readings("cpu:0", 50.0, 5.0), strict=True):
         ledger.add_readings([gpu, cpu])
     finished = ledger.pop_finished() + ledger.finish()
     assert [(s.step, s.epoch, s.samples, s.loss) for s in finished] == [
-        (0, 0, 32, 0.5), (1, 1, 32, 0.4)]
+        (0, 0, 32, 0.5),
+        (1, 1, 32, 0.4),
+    ]
     assert finished[0].device_energy_j == pytest.approx({"gpu:0": 200.0, "cpu:0": 50.0}, rel=1e-3)
     assert finished[1].energy_j == pytest.approx(250.0, rel=1e-3)
     assert ledger.steps == 2
@@ -37,8 +46,14 @@ def test_an_end_without_begin_continues_from_the_previous_end() -> None:
 
 def test_overlapping_marks_never_produce_overlapping_steps() -> None:
     ledger = StepLedger(["gpu:0"], origin_s=0.0)
-    ledger.add_marks([(BEGIN, 1 * NS), (END, 2 * NS, None, None),
-                      (BEGIN, int(1.5 * NS)), (END, 3 * NS, None, None)])
+    ledger.add_marks(
+        [
+            (BEGIN, 1 * NS),
+            (END, 2 * NS, None, None),
+            (BEGIN, int(1.5 * NS)),
+            (END, 3 * NS, None, None),
+        ]
+    )
     ledger.add_readings(_readings("gpu:0", 10.0, 4.0))
     first, second = ledger.pop_finished() + ledger.finish()
     assert second.start_s >= first.end_s

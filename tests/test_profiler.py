@@ -21,8 +21,14 @@ def _busy(duration_s: float) -> None:
 
 
 def test_each_step_is_stored_with_energy_per_device(db_path: Path) -> None:
-    with greenprof.Profiler("steps", db=db_path, sensors=_sensors(), interval_s=0.02,
-                            tags={"batch_size": 64}, country="DEU") as prof:
+    with greenprof.Profiler(
+        "steps",
+        db=db_path,
+        sensors=_sensors(),
+        interval_s=0.02,
+        tags={"batch_size": 64},
+        country="DEU",
+    ) as prof:
         for _ in range(20):
             with prof.step(samples=64):
                 _busy(0.01)
@@ -44,7 +50,7 @@ def test_each_step_is_stored_with_energy_per_device(db_path: Path) -> None:
 def test_the_loop_wrapper_counts_samples_from_the_batch(db_path: Path) -> None:
     batches = [([1, 2, 3], "y"), ([4, 5], "y")]
     with greenprof.Profiler("loop", db=db_path, sensors=_sensors()) as prof:
-        seen = [batch for batch in prof.steps(batches)]
+        seen = list(prof.steps(batches))
     assert seen == batches
     steps = greenprof.RunStore(db_path).steps(prof.run_id or -1)
     assert [s.samples for s in steps] == [3, 2]
@@ -59,12 +65,17 @@ def test_epochs_are_recorded(db_path: Path) -> None:
                 prof.step_end(samples=2)
     store = greenprof.RunStore(db_path)
     assert [(e.epoch, e.steps, e.samples) for e in store.epochs(prof.run_id or -1)] == [
-        (0, 4, 8), (1, 4, 8), (2, 4, 8)]
+        (0, 4, 8),
+        (1, 4, 8),
+        (2, 4, 8),
+    ]
 
 
 def test_an_exception_in_training_propagates_and_marks_the_run_failed(db_path: Path) -> None:
-    with pytest.raises(ZeroDivisionError), greenprof.Profiler("boom", db=db_path,
-                                                              sensors=_sensors()) as prof:
+    with (
+        pytest.raises(ZeroDivisionError),
+        greenprof.Profiler("boom", db=db_path, sensors=_sensors()) as prof,
+    ):
         with prof.step():
             pass
         _ = 1 / 0
@@ -75,7 +86,10 @@ def test_an_exception_in_training_propagates_and_marks_the_run_failed(db_path: P
 
 
 def test_ctrl_c_marks_the_run_interrupted(db_path: Path) -> None:
-    with pytest.raises(KeyboardInterrupt), greenprof.Profiler("stop", db=db_path, sensors=_sensors()):
+    with (
+        pytest.raises(KeyboardInterrupt),
+        greenprof.Profiler("stop", db=db_path, sensors=_sensors()),
+    ):
         raise KeyboardInterrupt
     assert greenprof.RunStore(db_path).run("stop").status == "interrupted"
 
@@ -94,11 +108,13 @@ class _BrokenSensor:
         raise OSError("still gone")
 
 
-def test_a_failing_sensor_never_reaches_the_training_loop(db_path: Path,
-                                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failing_sensor_never_reaches_the_training_loop(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     broken = _BrokenSensor()
-    with greenprof.Profiler("flaky", db=db_path, sensors=[*_sensors(), broken],
-                            interval_s=0.02) as prof:
+    with greenprof.Profiler(
+        "flaky", db=db_path, sensors=[*_sensors(), broken], interval_s=0.02
+    ) as prof:
         for _ in range(5):
             with prof.step():
                 time.sleep(0.02)
@@ -140,28 +156,34 @@ def test_steps_marked_from_another_thread_are_recorded(db_path: Path) -> None:
 
 
 def test_idle_baseline_is_measured_when_asked(db_path: Path) -> None:
-    with greenprof.Profiler("baseline", db=db_path, sensors=_sensors(), baseline_s=0.5,
-                            interval_s=0.02):
+    with greenprof.Profiler(
+        "baseline", db=db_path, sensors=_sensors(), baseline_s=0.5, interval_s=0.02
+    ):
         pass
     devices = {d.device: d for d in greenprof.RunStore(db_path).run("baseline").devices}
     assert devices["gpu:0"].idle_power_w == pytest.approx(200.0, rel=0.25)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"interval_s": 0}, "interval_s must be > 0"),
-    ({"interval_s": 0.001}, "below 10 ms"),
-    ({"expected_steps": -3}, "expected_steps"),
-    ({"country": "Atlantis"}, "unknown country"),
-])
-def test_bad_settings_fail_before_training_starts(kwargs: dict[str, object], message: str,
-                                                  db_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"interval_s": 0}, "interval_s must be > 0"),
+        ({"interval_s": 0.001}, "below 10 ms"),
+        ({"expected_steps": -3}, "expected_steps"),
+        ({"country": "Atlantis"}, "unknown country"),
+    ],
+)
+def test_bad_settings_fail_before_training_starts(
+    kwargs: dict[str, object], message: str, db_path: Path
+) -> None:
     with pytest.raises(ConfigError, match=message):
         greenprof.Profiler("bad", db=db_path, sensors=[], **kwargs)  # type: ignore[arg-type]
     assert not db_path.exists()
 
 
-def test_default_database_comes_from_the_environment(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_database_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GREENPROF_DB", str(tmp_path / "env.db"))
     with greenprof.Profiler("env", sensors=[]):
         pass

@@ -16,18 +16,34 @@ CPU = DeviceInfo("cpu:0", "cpu", "model", name="Test CPU", node_wide=True, note=
 def _write_run(path: Path, name: str, steps: int, *, energy_per_step_j: float = 2.0) -> int:
     writer = StoreWriter(path, flush_interval_s=0.05)
     run_id = writer.create_run(
-        RunSpec(name, started_at=time.time(), interval_s=0.1, devices=[GPU, CPU],
-                carbon=CarbonSettings(400.0, 1.2, "test data", "DEU"), tags={"bs": "64"})
+        RunSpec(
+            name,
+            started_at=time.time(),
+            interval_s=0.1,
+            devices=[GPU, CPU],
+            carbon=CarbonSettings(400.0, 1.2, "test data", "DEU"),
+            tags={"bs": "64"},
+        )
     )
     writer.add_steps(
-        [(i, i // 10, i * 0.1, (i + 1) * 0.1, 32, energy_per_step_j, 0, 1.0 / (i + 1))
-         for i in range(steps)],
+        [
+            (i, i // 10, i * 0.1, (i + 1) * 0.1, 32, energy_per_step_j, 0, 1.0 / (i + 1))
+            for i in range(steps)
+        ],
         [(i, d, energy_per_step_j / 2) for i in range(steps) for d in ("gpu:0", "cpu:0")],
     )
     writer.add_samples([("gpu:0", 0.5, 1.0, 100.0, 50.0, 1 << 30, 60.0)])
     total = steps * energy_per_step_j
-    writer.set_totals(RunTotals(steps, steps * 32, total * 1.1, total, steps * 0.1,
-                                {"gpu:0": total * 0.55, "cpu:0": total * 0.55}))
+    writer.set_totals(
+        RunTotals(
+            steps,
+            steps * 32,
+            total * 1.1,
+            total,
+            steps * 0.1,
+            {"gpu:0": total * 0.55, "cpu:0": total * 0.55},
+        )
+    )
     writer.close(status="completed")
     return run_id
 
@@ -37,7 +53,12 @@ def test_runs_and_steps_read_back_as_written(db_path: Path) -> None:
     with RunStore(db_path) as store:
         (run,) = store.runs()
         assert (run.run_id, run.name, run.status, run.steps, run.samples) == (
-            run_id, "resnet", "completed", 25, 800)
+            run_id,
+            "resnet",
+            "completed",
+            25,
+            800,
+        )
         assert run.tags == {"bs": "64"}
         assert run.devices == (CPU, GPU)
         assert run.carbon == CarbonSettings(400.0, 1.2, "test data", "DEU")
