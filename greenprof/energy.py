@@ -56,6 +56,8 @@ __all__ = ["StepAttributor", "StepEnergy", "counter_delta", "integrate_power"]
 
 _RATE_INTERVALS = 2
 """Knot intervals on each side of a boundary used to estimate a step's energy rate."""
+_AMBIGUITY = 0.03
+"""Polls this close to an estimated update (fraction of the period) are ambiguous."""
 _RETENTION_S = 10.0
 """History kept before the oldest pending step, for ``energy_between`` (idle baselines)."""
 _MAX_KNOTS = 36_000
@@ -213,7 +215,7 @@ class _UpdateClock:
             self._constraints.append((a_s, b_s, changed))
         self._since_fit += 1
         n = len(self._constraints)
-        due = 300 if n == self._constraints.maxlen else min(30, n // 2)
+        due = 50 if n == self._constraints.maxlen else min(30, n // 2)
         if self._since_fit < due or n < 30:
             return False
         self._since_fit = 0
@@ -225,7 +227,24 @@ class _UpdateClock:
             return b_s
         period_s = self.period_s
         u_s = self.phase_s + math.floor((b_s - self.phase_s) / period_s) * period_s
-        return u_s if u_s > a_s else 0.5 * (a_s + b_s)  # inconsistent: take the middle
+        if u_s > a_s:
+            return u_s
+        # the estimate is slightly off: the update is at the end nearest the lattice
+        return b_s if u_s + period_s - b_s < a_s - u_s else math.nextafter(a_s, b_s)
+
+    def alternative_instant(self, a_s: float, b_s: float) -> float | None:
+        """The other candidate update instant when the poll ``b_s`` lies so close to an
+        update that the phase's uncertainty cannot tell whether it saw it; else None."""
+        if self.period_s is None:
+            return None
+        period_s = self.period_s
+        margin_s = _AMBIGUITY * period_s
+        u_s = self.update_instant(a_s, b_s)
+        if u_s + period_s - b_s < margin_s:
+            return u_s + period_s  # b may already have seen the next update
+        if b_s - u_s < margin_s and u_s - period_s > a_s:
+            return u_s - period_s  # b may have come just before the update at u
+        return None
 
     def _bounds(self, constraints: Sequence[_Constraint]) -> tuple[float, float] | None:
         """Period bounds: above the longest unchanged run, below two distinct updates' span."""
@@ -254,7 +273,10 @@ class _UpdateClock:
             known = self.period_s is not None
             self.period_s = None  # not a regular lattice (yet): knots at poll times
             return known
-        self.period_s, self.phase_s = best[2], best[3]
+        # the phase where new knots are placed: from the latest polls, free of drift
+        recent = constraints[-60:]
+        _, _, offset_s = _fold(best[2], recent, recent[0][0])
+        self.period_s, self.phase_s = best[2], recent[0][0] + offset_s
         return True
 
     @staticmethod
@@ -287,8 +309,11 @@ class _UpdateClock:
     def _refine(
         constraints: Sequence[_Constraint], centres_s: Sequence[float], step_s: float
     ) -> tuple[int, float, float, float]:
-        results = _grid_search(constraints, centres_s, 2 * step_s, step_s / 2)
-        return _grid_search(constraints, [results[0][2]], step_s / 2, step_s / 8)[0]
+        best = _grid_search(constraints, centres_s, 2 * step_s, step_s / 2)[0]
+        for _ in range(3):
+            step_s /= 4
+            best = _grid_search(constraints, [best[2]], 2 * step_s, step_s / 2)[0]
+        return best
 
 
 # --------------------------------------------------------------------------- attribution
@@ -427,21 +452,40 @@ class StepAttributor:
         self._last_power_w, self._last_poll_s = power_w, time_s
 
     def _append_knot(self, a_s: float, b_s: float, energy_j: float) -> None:
-        u_s = self._clock.update_instant(a_s, b_s) if self._mode == "counter" else b_s
-        if self._k_time:
-            u_s = max(u_s, math.nextafter(self._k_time[-1], math.inf))
-        self._k_time.append(u_s)
+        self._k_time.append(b_s)
         self._k_energy.append(energy_j)
         self._k_poll.append((a_s, b_s))
+        if self._mode == "counter":
+            self._place(len(self._k_time) - 1)
 
     def _replace_knots(self) -> None:
         """Move the knots that nothing has used yet to the newly estimated update instants."""
-        first = max(0, self._frozen + 1 - self._k_base)
-        for i in range(first, len(self._k_time)):
-            u_s = self._clock.update_instant(*self._k_poll[i])
-            if i:
-                u_s = max(u_s, math.nextafter(self._k_time[i - 1], math.inf))
-            self._k_time[i] = u_s
+        for i in range(max(0, self._frozen + 1 - self._k_base), len(self._k_time)):
+            self._place(i)
+
+    def _place(self, i: int) -> None:
+        """Put knot i (list index) at its update instant.
+
+        When the poll came too close to an update to tell whether it saw it, the jump
+        decides: the candidate whose rate is nearer the previous interval's wins (a
+        wrong choice would double or zero one interval's rate).
+        """
+        times, energies = self._k_time, self._k_energy
+        a_s, b_s = self._k_poll[i]
+        u_s = self._clock.update_instant(a_s, b_s)
+        other_s = self._clock.alternative_instant(a_s, b_s)
+        if other_s is not None and i >= 2 and min(u_s, other_s) > times[i - 1]:
+            previous_w = (energies[i - 1] - energies[i - 2]) / (times[i - 1] - times[i - 2])
+            jump_j = energies[i] - energies[i - 1]
+
+            def misfit(candidate_s: float) -> float:
+                rate_w = jump_j / (candidate_s - times[i - 1])
+                return abs(math.log(max(rate_w, 1e-12) / max(previous_w, 1e-12)))
+
+            u_s = min(u_s, other_s, key=misfit)
+        if i:
+            u_s = max(u_s, math.nextafter(times[i - 1], math.inf))
+        times[i] = u_s
 
     # ------------------------------------------------------------------ steps → energies
 
@@ -518,7 +562,7 @@ class StepAttributor:
         points = [u0, *self._boundaries_in(u0, u1), u1]
         cumulative = [e0]
         if len(points) > 2:
-            weights = [self._segment_weight(a, b, i) for a, b in pairwise(points)]
+            weights = self._split(points, i)
             total = sum(weights)
             if total <= 0:
                 weights, total = [b - a for a, b in pairwise(points)], u1 - u0
@@ -552,8 +596,24 @@ class StepAttributor:
             return starts[k], ends[k]
         return (ends[k - 1] if k else -math.inf), (starts[k] if k < len(starts) else math.inf)
 
-    def _segment_weight(self, a: float, b: float, i: int) -> float:
-        """rate x duration of the segment (a, b] of knot interval i (list index)."""
+    def _split(self, points: Sequence[float], i: int) -> list[float]:
+        """Energy weights of the segments of knot interval i (list index).
+
+        Segments with a known rate get rate x duration; the others share what is left
+        of the jump in proportion to their durations (exact when the known rates are),
+        at no less than a quarter of the interval's mean rate.
+        """
+        jump_j = self._k_energy[i] - self._k_energy[i - 1]
+        mean_w = jump_j / (points[-1] - points[0])
+        rates = [self._segment_rate(a, b, i) for a, b in pairwise(points)]
+        durations = [b - a for a, b in pairwise(points)]
+        known_j = sum(r * d for r, d in zip(rates, durations, strict=True) if r is not None)
+        unknown_s = sum(d for r, d in zip(rates, durations, strict=True) if r is None)
+        fill_w = max((jump_j - known_j) / unknown_s, 0.25 * mean_w) if unknown_s > 0 else 0.0
+        return [(fill_w if r is None else r) * d for r, d in zip(rates, durations, strict=True)]
+
+    def _segment_rate(self, a: float, b: float, i: int) -> float | None:
+        """Energy rate of the segment (a, b] of knot interval i (list index), if known."""
         span_start, span_end = self._span(0.5 * (a + b))
         times, energies = self._k_time, self._k_energy
         rate_w: float | None = None
@@ -567,9 +627,7 @@ class StepAttributor:
                 rate_w = (energies[hi] - energies[i]) / (times[hi] - times[i])
         if rate_w is None:
             rate_w = self._mean_power_w(max(span_start, 2 * a - b), min(span_end, 2 * b - a))
-        if rate_w is None:
-            rate_w = (energies[i] - energies[i - 1]) / (times[i] - times[i - 1])
-        return max(rate_w, 0.0) * (b - a)
+        return None if rate_w is None else max(rate_w, 0.0)
 
     def _mean_power_w(self, t0_s: float, t1_s: float) -> float | None:
         """Mean of the instantaneous power readings within [t0, t1], if any."""
