@@ -34,6 +34,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 
+MAX_SETTLE_S = 0.15
+"""At stop, read sensors for at most this long so the last steps' energy is published."""
+
 _active: contextvars.ContextVar[Profiler | None] = contextvars.ContextVar(
     "greenprof_active_profiler", default=None
 )
@@ -214,7 +217,7 @@ class Profiler:
             self._token = None
         try:
             if sampler is not None:
-                sampler.stop()
+                sampler.stop(settle_s=self._settle_s())
             if ledger is not None and writer is not None:
                 self._store_steps(ledger.finish())
                 writer.set_totals(self._totals())
@@ -345,6 +348,11 @@ class Profiler:
             duration_s=ledger.last_time_s - ledger.origin_s,
             device_energy_j=device_energy,
         )
+
+    def _settle_s(self) -> float:
+        """How long to keep reading after the last step: about one counter update period."""
+        periods = [getattr(sensor, "update_period_s", None) or 0.0 for sensor in self._sensors]
+        return min(MAX_SETTLE_S, 1.2 * max(periods, default=0.0))
 
     def _record_error(self, message: str) -> None:
         if self._writer is not None:

@@ -94,13 +94,21 @@ class Sampler:
         self._thread = threading.Thread(target=self._loop, name="greenprof-sampler", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop the thread and take one last reading (on the calling thread)."""
+    def stop(self, *, settle_s: float = 0.0, settle_every_s: float = 0.02) -> None:
+        """Stop the thread, then keep reading on the calling thread for ``settle_s``.
+
+        Settling lets counters that update periodically (NVIDIA's ~100 ms) publish the
+        energy of the last steps, so that the run's tail is measured, not extrapolated.
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        deadline_s = self._clock() + settle_s
         self.poll()
+        while self._clock() < deadline_s:
+            time.sleep(settle_every_s)
+            self.poll()
 
     def _loop(self) -> None:
         started = time.thread_time()
