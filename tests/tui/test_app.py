@@ -174,7 +174,8 @@ def test_live_screen_updates_while_another_thread_writes(tmp_path: Path) -> None
     async def body() -> tuple[str, str]:
         app = GreenprofApp(path, "live", refresh_s=0.2)
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_until(pilot, lambda: "live-run" in screen_text(app))
+            await wait_until(pilot, lambda: "live-run" in (t := screen_text(app)) and "J/step" in t)
+            await pilot.pause(0.1)
             first = screen_text(app)
             await pilot.pause(1.0)
             return first, screen_text(app)
