@@ -230,3 +230,21 @@ def batch_size(batch: object) -> int | None:
         return len(first)  # type: ignore[arg-type]
     except TypeError:
         return None
+
+
+def energy_so_far_j(profiler: Profiler) -> float | None:
+    """The run's energy so far (J, all devices, up to the sampler's last reading).
+
+    Uses the profiler's ledger: the Profiler has no public accessor for it yet.
+
+    Example::
+
+        before = energy_so_far_j(prof); train_epoch(); used = energy_so_far_j(prof) - before
+    """
+    ledger = getattr(profiler, "_ledger", None)
+    if ledger is None:
+        return None
+    try:
+        return float(sum(ledger.device_energy_j().values()))
+    except Exception:
+        return None
