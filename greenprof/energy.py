@@ -215,7 +215,8 @@ class _UpdateClock:
             self._constraints.append((a_s, b_s, changed))
         self._since_fit += 1
         n = len(self._constraints)
-        due = 50 if n == self._constraints.maxlen else min(30, n // 2)
+        # refit often while the window grows (the period sharpens), then every 5 s or so
+        due = 50 if self.period_s is not None and n == self._constraints.maxlen else 10
         if self._since_fit < due or n < 30:
             return False
         self._since_fit = 0
@@ -249,7 +250,7 @@ class _UpdateClock:
     def _bounds(self, constraints: Sequence[_Constraint]) -> tuple[float, float] | None:
         """Period bounds: above the longest unchanged run, below two distinct updates' span."""
         unchanged = [b - a for a, b, changed in constraints if not changed]
-        if len(unchanged) < 3:
+        if not unchanged:
             return None
         lo_s = max(unchanged)
         changes = [(a, b) for a, b, changed in constraints if changed]
@@ -273,20 +274,17 @@ class _UpdateClock:
             known = self.period_s is not None
             self.period_s = None  # not a regular lattice (yet): knots at poll times
             return known
-        # the phase where new knots are placed: from the latest polls, free of drift
-        recent = constraints[-60:]
-        _, _, offset_s = _fold(best[2], recent, recent[0][0])
-        self.period_s, self.phase_s = best[2], recent[0][0] + offset_s
+        self.period_s, self.phase_s = best[2], best[3]
         return True
 
     @staticmethod
     def _acceptable(violations: int, constraints: Sequence[_Constraint]) -> bool:
-        return violations <= 0.02 * len(constraints) + 1
+        return violations <= 0.02 * len(constraints)  # a little timing jitter is tolerated
 
     @staticmethod
     def _search(
         constraints: Sequence[_Constraint], lo_s: float, hi_s: float
-    ) -> tuple[int, float, float, float]:
+    ) -> tuple[int, float, float, float] | None:
         """Coarse grid on the latest polls, then finer grids over windows twice as long.
 
         A beam of the few best candidates survives each stage: on a short window an
@@ -303,6 +301,9 @@ class _UpdateClock:
             beam = _distinct(results, 2 * step_s, 3)
             results = _grid_search(constraints[-n:], beam, 2 * step_s, step_s / 2)
             step_s /= 2
+        rivals = [r for r in results if r[0] == results[0][0]]
+        if len(_distinct(rivals, 4 * step_s, 2)) > 1:
+            return None  # another period explains the polls as well: wait for more
         return _UpdateClock._refine(constraints, [results[0][2]], step_s)
 
     @staticmethod
