@@ -1,0 +1,147 @@
+"""Lightning Callback and Transformers TrainerCallback: real tiny trainings on CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+
+import greenprof  # noqa: E402
+from tests.hooks.conftest import assert_consistent, fake_sensors, only_run  # noqa: E402
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::UserWarning"),  # Lightning's num_workers / logger hints
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+]
+
+N, BATCH = 100, 16  # 7 batches an epoch, the last one of 4
+
+
+def _loader() -> DataLoader:  # type: ignore[type-arg]
+    torch.manual_seed(0)
+    return DataLoader(TensorDataset(torch.randn(N, 4), torch.randn(N, 1)), batch_size=BATCH)
+
+
+def _lightning_module(fail_at: int | None = None) -> Any:
+    lp = pytest.importorskip("lightning.pytorch")
+
+    class Tiny(lp.LightningModule):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(4, 1)
+
+        def training_step(self, batch: Any, batch_idx: int) -> Any:
+            if fail_at is not None and self.global_step == fail_at:
+                raise RuntimeError("diverged")
+            x, y = batch
+            return torch.nn.functional.mse_loss(self.layer(x), y)
+
+        def configure_optimizers(self) -> Any:
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    return lp, Tiny()
+
+
+def _trainer(lp: Any, callback: Any, tmp_path: Path, **kwargs: Any) -> Any:
+    return lp.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+        callbacks=[callback],
+        **kwargs,
+    )
+
+
+def test_lightning_callback(db_path: Path, tmp_path: Path) -> None:
+    from greenprof.hooks.lightning import GreenprofCallback
+
+    lp, module = _lightning_module()
+    callback = GreenprofCallback(run="lightning", db=db_path, sensors=fake_sensors())
+    _trainer(lp, callback, tmp_path, max_epochs=2).fit(module, _loader())
+    stored = only_run(db_path)
+    assert stored.run.framework == "lightning"
+    assert stored.run.status == "completed"
+    assert stored.run.tags["global_rank"] == "0"
+    assert [s.samples for s in stored.steps] == ([16] * 6 + [4]) * 2
+    assert [(e.epoch, e.steps) for e in stored.epochs] == [(0, 7), (1, 7)]
+    assert_consistent(stored)
+
+
+def test_lightning_accumulation_and_failure(db_path: Path, tmp_path: Path) -> None:
+    from greenprof.hooks.lightning import GreenprofCallback
+
+    lp, module = _lightning_module(fail_at=2)
+    callback = GreenprofCallback(run="lightning-fail", db=db_path, sensors=fake_sensors())
+    trainer = _trainer(lp, callback, tmp_path, max_epochs=1, accumulate_grad_batches=2)
+    with pytest.raises(RuntimeError, match="diverged"):
+        trainer.fit(module, _loader())
+    stored = only_run(db_path)
+    assert stored.run.status == "failed"
+    assert [s.samples for s in stored.steps] == [32, 32]
+
+
+def test_lightning_inside_decorator_is_one_run(db_path: Path, tmp_path: Path) -> None:
+    from greenprof.hooks.lightning import GreenprofCallback
+
+    lp, module = _lightning_module()
+
+    @greenprof.profile("decorated-lightning", db=db_path, sensors=fake_sensors())
+    def train() -> None:
+        _trainer(lp, GreenprofCallback(), tmp_path, max_epochs=1).fit(module, _loader())
+
+    train()
+    stored = only_run(db_path)
+    assert stored.run.name == "decorated-lightning"
+    assert len(stored.steps) == 7
+
+
+def test_transformers_trainer_callback(db_path: Path, tmp_path: Path) -> None:
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")  # the Trainer needs it on PyTorch
+    from greenprof.hooks.transformers import GreenprofCallback
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=64,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+        num_labels=2,
+    )
+    model = transformers.BertForSequenceClassification(config)
+    data = [
+        {"input_ids": torch.randint(0, 64, (8,)), "labels": torch.tensor(i % 2)} for i in range(64)
+    ]
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=8,
+        gradient_accumulation_steps=2,
+        num_train_epochs=2,
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    callback = GreenprofCallback(run="hf", db=db_path, sensors=fake_sensors())
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=data, callbacks=[callback])
+    trainer.train()
+    stored = only_run(db_path)
+    assert stored.run.framework == "transformers"
+    assert stored.run.status == "completed"
+    assert len(stored.steps) == trainer.state.global_step == 8
+    assert all(s.samples == 16 for s in stored.steps)
+    assert [e.steps for e in stored.epochs] == [4, 4]
+    assert_consistent(stored)
