@@ -46,7 +46,7 @@ DEVICES = (
 
 def synthetic_run(
     db: Path, name: str, *, batch: int, step_s: float, gpu_w: float, start: float
-) -> None:  # noqa: E501
+) -> None:
     """3 epochs of steps, with a warm-up and an evaluation pause after each epoch."""
     writer = StoreWriter(db, flush_interval_s=3600, wall_clock=lambda: start + 200)
     writer.create_run(
