@@ -27,6 +27,57 @@ class StepColumns:
     loss: Sequence[float | None]
 
 
+@dataclass(frozen=True, slots=True)
+class StepDigest:
+    """What the comparison needs from a run's steps, exact or condensed.
+
+    Small runs are digested exactly from all their steps (:func:`digest_columns`); large
+    ones from per-bucket sums and every ``sampled_every``-th step, so that comparing two
+    runs of 100,000 steps reads a few thousand rows (``greenprof.tui.queries``).
+    """
+
+    step_j: Sequence[float]
+    """Energy of each (sampled) step."""
+    sample_j: Sequence[float]
+    """Energy per sample of each (sampled) step that counted samples."""
+    curve: tuple[tuple[float, float], ...]
+    """(step index, cumulative step energy J) at about CURVE_POINTS points."""
+    loss_frontier: tuple[tuple[float, float], ...]
+    """(best loss so far, cumulative energy J when first reached), loss strictly falling."""
+    step_energy_j: float
+    samples: int | None
+    sampled_every: int = 1
+    """1: exact. N: percentiles from 1 step in N, curve and frontier per bucket."""
+
+
+def digest_columns(columns: StepColumns) -> StepDigest:
+    """The exact digest of all of a run's steps."""
+    pairs = zip(columns.energy_j, columns.samples, strict=True)
+    per_sample = [energy / samples for energy, samples in pairs if samples]
+    count = len(columns.energy_j)
+    stride = max(1, count // CURVE_POINTS)
+    curve: list[tuple[float, float]] = []
+    frontier: list[tuple[float, float]] = []
+    cumulative = 0.0
+    best = math.inf
+    for index, (energy, loss) in enumerate(zip(columns.energy_j, columns.loss, strict=True)):
+        cumulative += energy
+        if index % stride == 0 or index == count - 1:
+            curve.append((float(index), cumulative))
+        if loss is not None and loss < best:
+            best = loss
+            frontier.append((loss, cumulative))
+    samples = sum(s for s in columns.samples if s)
+    return StepDigest(
+        step_j=columns.energy_j,
+        sample_j=per_sample,
+        curve=tuple(curve),
+        loss_frontier=tuple(frontier),
+        step_energy_j=cumulative,
+        samples=samples or None,
+    )
+
+
 def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
     """Linear-interpolated percentile of already sorted values (``fraction`` in 0..1)."""
     if not sorted_values:
@@ -56,6 +107,8 @@ class RunSummary:
     """(best loss so far, cumulative energy J when first reached), loss strictly falling."""
     device_shares: dict[str, float]
     """Each device's fraction of the run's device energy."""
+    sampled_every: int = 1
+    """1 when the distributions are exact; see :class:`StepDigest`."""
 
     @property
     def j_per_sample(self) -> float | None:
@@ -84,25 +137,11 @@ class RunSummary:
         return None
 
 
-def summarize(run: RunInfo, columns: StepColumns, device_energy_j: dict[str, float]) -> RunSummary:
-    """Summarise one run from its step columns (one pass plus two sorts)."""
-    per_step = sorted(columns.energy_j)
-    pairs = zip(columns.energy_j, columns.samples, strict=True)
-    per_sample = sorted(energy / samples for energy, samples in pairs if samples)
-    count = len(columns.energy_j)
-    stride = max(1, count // CURVE_POINTS)
-    curve: list[tuple[float, float]] = []
-    frontier: list[tuple[float, float]] = []
-    cumulative = 0.0
-    best = math.inf
-    for index, (energy, loss) in enumerate(zip(columns.energy_j, columns.loss, strict=True)):
-        cumulative += energy
-        if index % stride == 0 or index == count - 1:
-            curve.append((float(index), cumulative))
-        if loss is not None and loss < best:
-            best = loss
-            frontier.append((loss, cumulative))
-    sample_total = sum(s for s in columns.samples if s) or run.samples
+def summarize(run: RunInfo, digest: StepDigest, device_energy_j: dict[str, float]) -> RunSummary:
+    """Summarise one run from its step digest (two sorts of at most a few thousand values
+    for large runs)."""
+    per_step = sorted(digest.step_j)
+    per_sample = sorted(digest.sample_j)
     device_total = sum(device_energy_j.values())
     shares = (
         {device: energy / device_total for device, energy in device_energy_j.items()}
@@ -116,11 +155,12 @@ def summarize(run: RunInfo, columns: StepColumns, device_energy_j: dict[str, flo
         step_j_p90=percentile(per_step, 0.9),
         sample_j_median=percentile(per_sample, 0.5),
         sample_j_p90=percentile(per_sample, 0.9),
-        samples=sample_total or None,
-        energy_j=max(run.energy_j, cumulative),
-        curve=tuple(curve),
-        loss_frontier=tuple(frontier),
+        samples=digest.samples or run.samples,
+        energy_j=max(run.energy_j, digest.step_energy_j),
+        curve=digest.curve,
+        loss_frontier=digest.loss_frontier,
         device_shares=shares,
+        sampled_every=digest.sampled_every,
     )
 
 
@@ -155,6 +195,8 @@ class Comparison:
     rows: tuple[MetricRow, ...]
     verdicts: tuple[str, ...]
     loss_target: float | None
+    note: str = ""
+    """Says when distributions come from sampled steps."""
 
 
 def _row(
@@ -246,4 +288,16 @@ def compare(summaries: Sequence[RunSummary], loss_target: float | None = None) -
         rows=tuple(rows),
         verdicts=efficiency_verdicts(summaries),
         loss_target=target,
+        note=_sampling_note(summaries),
+    )
+
+
+def _sampling_note(summaries: Sequence[RunSummary]) -> str:
+    sampled = [s for s in summaries if s.sampled_every > 1]
+    if not sampled:
+        return ""
+    every = max(s.sampled_every for s in sampled)
+    return (
+        f"long runs: medians and p90 from 1 step in {every} (evenly spread); curve and "
+        f"energy to loss per 1/{CURVE_POINTS} of the run"
     )

@@ -11,6 +11,7 @@ from greenprof.tui import format as fmt
 from greenprof.tui.comparison import (
     StepColumns,
     compare,
+    digest_columns,
     efficiency_verdicts,
     percentile,
     summarize,
@@ -186,7 +187,11 @@ def _summary(run_id: int, step_j: float, batch: int, steps: int = 100, loss_rate
         run_id, f"bs{batch}", energy_j=step_j * steps, samples=batch * steps, steps=steps
     )
     columns = StepColumns(energies, [batch] * steps, losses)
-    return summarize(run, columns, {"gpu:0": 0.75 * step_j * steps, "cpu:0": 0.25 * step_j * steps})
+    return summarize(
+        run,
+        digest_columns(columns),
+        {"gpu:0": 0.75 * step_j * steps, "cpu:0": 0.25 * step_j * steps},
+    )
 
 
 def test_compare_deltas_and_verdict_per_sample() -> None:

@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from greenprof.errors import StoreError
 from greenprof.tui import format as fmt
 from greenprof.tui.comparison import Comparison, RunSummary, compare, summarize
-from greenprof.tui.queries import step_columns
+from greenprof.tui.queries import step_digest
 from greenprof.tui.screens.base import StoreScreen
 from greenprof.tui.widgets.chart import LineChart
 
@@ -35,8 +35,8 @@ def load_summaries(screen: StoreScreen, refs: Sequence[str]) -> list[RunSummary]
     summaries = []
     for ref in refs:
         run = store.run(ref)
-        columns = step_columns(store.connection, run.run_id)
-        summaries.append(summarize(run, columns, store.device_energy_j(run.run_id)))
+        digest = step_digest(store.connection, run.run_id)
+        summaries.append(summarize(run, digest, store.device_energy_j(run.run_id)))
     return summaries
 
 
@@ -79,7 +79,7 @@ The chart overlays cumulative step energy against step number."""
 
     @work(thread=True, exclusive=True)
     def load(self) -> None:
-        """Read each run's step columns (one primary-key scan per run) and summarise."""
+        """Read each run's step digest (few rows even for long runs) and summarise."""
         try:
             result: list[RunSummary] | str = load_summaries(self, self.refs)
         except StoreError as exc:
@@ -102,7 +102,8 @@ The chart overlays cumulative step energy against step number."""
         """Render a comparison."""
         self.comparison = comparison
         verdict = "\n".join(f"▶ {line}" for line in comparison.verdicts)
-        self.query_one("#compare-verdict", Static).update(f"[b]{escape(verdict)}[/b]")
+        note = f"\n[dim]{escape(comparison.note)}[/dim]" if comparison.note else ""
+        self.query_one("#compare-verdict", Static).update(f"[b]{escape(verdict)}[/b]{note}")
         table = self.query_one("#compare-table", DataTable)
         table.clear(columns=True)
         table.add_column("metric")

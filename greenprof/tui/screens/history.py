@@ -59,6 +59,7 @@ J/sample is whole-run energy over samples; samples/kWh is its inverse, scaled.""
         self.reverse = True
         self.query_text = ""
         self.loaded = False
+        self._widths: list[int] = []
 
     def compose(self) -> ComposeResult:
         yield Input(
@@ -72,9 +73,7 @@ J/sample is whole-run energy over samples; samples/kWh is its inverse, scaled.""
     def on_mount(self) -> None:
         """Load the runs, then reload periodically (running runs change)."""
         table = self.query_one("#history-table", DataTable)
-        for name in HISTORY_COLUMNS:
-            table.add_column(name, key=name)
-        table.add_column("", key="mark")
+        self._set_columns(table, [len(name) for name in HISTORY_COLUMNS])
         self.query_one("#history-empty").display = False
         table.focus()
         self.load()
@@ -111,6 +110,11 @@ J/sample is whole-run energy over samples; samples/kWh is its inverse, scaled.""
         self.rows = history_rows(
             self.runs, query=self.query_text, sort_column=self.sort_column, reverse=self.reverse
         )
+        widths = [len(name) for name in HISTORY_COLUMNS]
+        for row in self.rows:
+            widths = [max(w, len(cell)) for w, cell in zip(widths, row.cells, strict=True)]
+        if widths != self._widths:
+            self._set_columns(table, widths)  # explicit widths: no re-measuring on idle
         table.clear()
         for row in self.rows:
             mark = MARK if row.run_id in self.marked else ""
@@ -119,6 +123,13 @@ J/sample is whole-run energy over samples; samples/kWh is its inverse, scaled.""
             with contextlib.suppress(Exception):
                 table.move_cursor(row=table.get_row_index(str(current)))
         self._update_status()
+
+    def _set_columns(self, table: DataTable[str], widths: list[int]) -> None:
+        table.clear(columns=True)
+        for name, width in zip(HISTORY_COLUMNS, widths, strict=True):
+            table.add_column(name, key=name, width=min(width, 40))
+        table.add_column("", key="mark", width=1)
+        self._widths = widths
 
     def _set_status(self, text: str) -> None:
         self.query_one("#history-status", Static).update(escape(text))
