@@ -243,7 +243,12 @@ def make_registry(
     db_path: str | os.PathLike[str] | None, *, run_ids: Sequence[int] | None = None
 ) -> tuple[CollectorRegistry, StoreCollector]:
     """A registry holding only greenprof's collector (no process/platform metrics)."""
-    from prometheus_client import CollectorRegistry
+    try:
+        from prometheus_client import CollectorRegistry
+    except ImportError:
+        raise ConfigError(
+            "Prometheus support needs prometheus-client: pip install 'greenprof[prometheus]'"
+        ) from None
 
     registry = CollectorRegistry(auto_describe=False)
     collector = StoreCollector(db_path, run_ids=run_ids)
@@ -255,9 +260,9 @@ def exposition(
     db_path: str | os.PathLike[str] | None, *, run_ids: Sequence[int] | None = None
 ) -> str:
     """The metrics of ``run_ids`` (default: all runs) in the Prometheus text format."""
+    registry, collector = make_registry(db_path, run_ids=run_ids)
     from prometheus_client import generate_latest
 
-    registry, collector = make_registry(db_path, run_ids=run_ids)
     try:
         return generate_latest(registry).decode("utf-8")
     finally:
@@ -296,9 +301,9 @@ def start_metrics_server(
     ``port=0`` picks a free port (see :attr:`MetricsServer.port`). Raises
     :class:`~greenprof.errors.ConfigError` if the address cannot be bound.
     """
+    registry, collector = make_registry(db_path, run_ids=None if run_id is None else [run_id])
     from prometheus_client import start_http_server
 
-    registry, collector = make_registry(db_path, run_ids=None if run_id is None else [run_id])
     try:
         httpd, thread = start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
@@ -344,11 +349,11 @@ def push_run(db_path: Path, run_id: int, gateway: str, *, job: str = "greenprof"
     The grouping key is ``instance=<host>, run_id=<id>`` so runs of different nodes and
     databases do not overwrite each other. Raises :class:`ExportError` on failure.
     """
-    from prometheus_client import push_to_gateway
-
     with RunStore(db_path) as store:
         host = store.run(run_id).host  # RunNotFound for an unknown run
     registry, collector = make_registry(db_path, run_ids=[run_id])
+    from prometheus_client import push_to_gateway
+
     try:
         push_to_gateway(
             gateway,
