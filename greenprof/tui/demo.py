@@ -71,6 +71,10 @@ class SimulatedTraining:
         self._stop.set()
         self._thread.join(timeout_s)
 
+    def join(self, timeout_s: float | None = None) -> None:
+        """Wait until the planned runs are done (only ends by itself without ``repeat``)."""
+        self._thread.join(timeout_s)
+
     def wait_for_run(self, timeout_s: float = 10.0) -> int | None:
         """Block until the first run exists; its id (None on timeout)."""
         deadline = time.monotonic() + timeout_s

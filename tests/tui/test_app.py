@@ -228,3 +228,23 @@ def test_live_screen_shows_a_finished_run_by_id_and_marks_simulated(tmp_path: Pa
     assert "older  #1  COMPLETED" in older
     assert "SIMULATED" not in older
     assert "SIMULATED" in run_async(lambda: body("2"))
+
+
+def test_compare_keys_reach_the_screen_and_set_a_loss_target(two_runs_db: Path) -> None:
+    async def body() -> tuple[str, str]:
+        app = GreenprofApp(two_runs_db, "compare", ["1", "2"])
+        async with app.run_test(size=(100, 40)) as pilot:
+            await wait_until(
+                pilot, lambda: "energy to loss" in (t := screen_text(app)) and "Loss target" in t
+            )
+            before = screen_text(app)
+            await pilot.press("l", "ctrl+a", "ctrl+k", *"1.2", "enter")
+            await wait_until(pilot, lambda: "loss≤1.20" in screen_text(app))
+            return before, screen_text(app)
+
+    before, after = run_async(body)
+    assert "Loss target" in before  # the footer shows the screen's own keys
+    assert "loss≤1.20" not in before
+    # bs128 learns faster per step (loss 2·exp(-step·128/4000)+0.2): fewer joules to 1.2
+    line = next(row for row in after.splitlines() if "loss≤1.20" in row)
+    assert "%" in line

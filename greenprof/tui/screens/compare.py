@@ -75,6 +75,7 @@ The chart overlays cumulative step energy against step number."""
     def on_mount(self) -> None:
         """Load the runs in a worker thread."""
         self.query_one("#compare-loss").display = False
+        self.query_one("#compare-table").focus()  # not the hidden loss prompt
         self.load()
 
     @work(thread=True, exclusive=True)
@@ -145,5 +146,6 @@ The chart overlays cumulative step energy against step number."""
             self.notify(f"not a number: {event.value!r}", severity="error")
             return
         event.input.display = False
+        self.query_one("#compare-table").focus()
         if self.summaries:
             self.show(compare(self.summaries, loss_target=target))
