@@ -23,7 +23,7 @@ $(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
 
 $(VENV)/.test-installed: pyproject.toml | $(VENV)/bin/python
 	$(PIP) install -q -e '.[torch,tensorflow,tui,prometheus]' '$(TORCH)' --group dev \
-		lightning transformers
+		lightning transformers accelerate
 	touch $@ $(VENV)/.demo-installed
 
 demo: $(VENV)/.demo-installed

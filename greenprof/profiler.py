@@ -137,7 +137,11 @@ class Profiler:
         self.exact = exact
         self._explicit_sensors = list(sensors) if sensors is not None else None
         self._env = env
-        port = prometheus_port or _int_env(env, "GREENPROF_PROMETHEUS_PORT")
+        port = (
+            prometheus_port
+            if prometheus_port is not None
+            else _int_env(env, "GREENPROF_PROMETHEUS_PORT")
+        )
         self._prometheus_port = port
         self._pushgateway = pushgateway or env.get("GREENPROF_PUSHGATEWAY") or None
         self._flush_interval_s = flush_interval_s
@@ -176,6 +180,18 @@ class Profiler:
     @property
     def running(self) -> bool:
         return self._writer is not None
+
+    @property
+    def energy_j(self) -> float:
+        """Energy of all devices so far (J, up to the sampler's last reading); 0 before start."""
+        ledger = self._ledger
+        return 0.0 if ledger is None else sum(ledger.device_energy_j().values())
+
+    def set_framework(self, framework: str) -> None:
+        """Record which framework drives the run (hooks call this when they join a run)."""
+        self.framework = framework
+        if self._writer is not None:
+            self._writer.set_framework(framework)
 
     def start(self) -> Profiler:
         """Open sensors and the database, record the run, start sampling. Re-entrant."""
@@ -403,7 +419,9 @@ class Profiler:
         try:
             from greenprof.exporters.prometheus import start_metrics_server
 
-            self._metrics_server = start_metrics_server(self.db_path, port=self._prometheus_port)
+            self._metrics_server = start_metrics_server(
+                self.db_path, port=self._prometheus_port, run_id=self.run_id
+            )
         except Exception as exc:
             log.warning("greenprof: Prometheus endpoint not started: %s", exc)
             self._record_error(f"Prometheus endpoint not started: {exc}")

@@ -188,3 +188,23 @@ def test_default_database_comes_from_the_environment(
     with greenprof.Profiler("env", sensors=[]):
         pass
     assert greenprof.RunStore(tmp_path / "env.db").run("env").status == "completed"
+
+
+def test_in_process_prometheus_endpoint_serves_this_run(db_path: Path) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with greenprof.Profiler(
+        "scraped", db=db_path, sensors=_sensors(), prometheus_port=port, flush_interval_s=0.05
+    ) as prof:
+        for _ in range(3):
+            with prof.step():
+                time.sleep(0.01)
+        time.sleep(0.3)
+        url = f"http://127.0.0.1:{port}/metrics"
+        body = urllib.request.urlopen(url, timeout=5).read().decode()  # noqa: S310 - loopback
+    assert "greenprof_energy_joules_total{" in body
+    assert 'run="scraped"' in body

@@ -77,8 +77,8 @@ class ProfilerLease:
             options = dict(self._options)
             options.setdefault("framework", self._framework)
             profiler = Profiler(**options)
-        elif not profiler.running and not profiler.framework:
-            profiler.framework = self._framework
+        elif not profiler.framework or profiler.framework == "auto":
+            profiler.set_framework(self._framework)
         profiler.start()
         self.profiler = profiler
         # A framework that reports no exception to its callbacks (Keras, Transformers)
@@ -235,16 +235,8 @@ def batch_size(batch: object) -> int | None:
 def energy_so_far_j(profiler: Profiler) -> float | None:
     """The run's energy so far (J, all devices, up to the sampler's last reading).
 
-    Uses the profiler's ledger: the Profiler has no public accessor for it yet.
-
     Example::
 
         before = energy_so_far_j(prof); train_epoch(); used = energy_so_far_j(prof) - before
     """
-    ledger = getattr(profiler, "_ledger", None)
-    if ledger is None:
-        return None
-    try:
-        return float(sum(ledger.device_energy_j().values()))
-    except Exception:
-        return None
+    return profiler.energy_j if profiler.running else None

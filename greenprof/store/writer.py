@@ -220,6 +220,13 @@ class StoreWriter:
                 )
         self._conn.close()
 
+    def set_framework(self, framework: str) -> None:
+        """Record the framework that drives the run (known only once a hook joins)."""
+        with self._lock:
+            self._pending.updates.append(
+                ("UPDATE runs SET framework = ? WHERE run_id = ?", (framework, self.run_id))
+            )
+
     def record_error(self, message: str) -> None:
         """Record a problem on the run without ending it (shown by `greenprof show`)."""
         with self._lock:

@@ -79,9 +79,8 @@ def test_gradient_accumulation_sums_micro_batches_and_samples_override(db_path: 
             optimizer.step()
     stored = only_run(db_path)
     assert [s.samples for s in stored.steps] == [32] * 6 + [7]
-    # The profiler was started without framework=: a running run cannot be relabelled
-    # (the Profiler has no public way to set the framework after start).
-    assert stored.run.framework == ""
+    # The profiler was started without framework=: the hook that joined it says which.
+    assert stored.run.framework == "torch"
 
 
 def test_attach_inside_profile_decorator_is_one_run(db_path: Path) -> None:
