@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
@@ -248,3 +249,43 @@ def test_compare_keys_reach_the_screen_and_set_a_loss_target(two_runs_db: Path) 
     # bs128 learns faster per step (loss 2·exp(-step·128/4000)+0.2): fewer joules to 1.2
     line = next(row for row in after.splitlines() if "loss≤1.20" in row)
     assert "%" in line
+
+
+def test_no_color_keeps_series_distinguishable(
+    two_runs_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+
+    async def body() -> tuple[bool, str]:
+        app = GreenprofApp(two_runs_db, "compare", ["1", "2"])
+        async with app.run_test(size=(100, 40)) as pilot:
+            await wait_until(pilot, lambda: "16.0k┤" in screen_text(app))
+            return app.no_color, screen_text(app)
+
+    no_color, text = run_async(body)
+    assert no_color
+    chart = text[text.index("16.0k┤") :]
+    assert "B" in chart.splitlines()[0]  # each curve ends with its run's letter
+    assert any(line.rstrip().endswith("A") for line in chart.splitlines())
+
+
+def test_live_follows_the_next_running_run(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    write_run(path, "finished", started_at=time.time() - 100)
+
+    async def body() -> tuple[str, str]:
+        app = GreenprofApp(path, "live", refresh_s=0.2)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: "finished  #1" in screen_text(app))
+            first = screen_text(app)
+            writer = StoreWriter(path)
+            writer.create_run(RunSpec("next-run", started_at=time.time(), interval_s=0.1))
+            try:
+                await wait_until(pilot, lambda: "next-run  #2  RUNNING" in screen_text(app))
+            finally:
+                writer.close()
+            return first, screen_text(app)
+
+    first, later = run_async(body)
+    assert "COMPLETED" in first
+    assert "next-run" in later

@@ -33,7 +33,11 @@ EMPTY_TEXT = (
 
 
 class LiveScreen(StoreScreen):
-    """Watch one run as it trains; ``n`` switches between running runs."""
+    """Watch one run as it trains; ``n`` switches between running runs.
+
+    Without an explicit run it watches the newest running run and follows the next one
+    when it ends (as ``greenprof top`` in a second terminal should).
+    """
 
     HELP = """\
 [b]Live run[/b]  (refreshes about once a second, reading only new rows)
@@ -59,6 +63,8 @@ declared length (expected_steps) from the mean J/step so far."""
     ) -> None:
         super().__init__(db_path)
         self.run_id = run_id
+        self.follow = run_id is None
+        """Without an explicit run, move on to the newest running run when this one ends."""
         self.refresh_s = refresh_s
         self.banner = banner
         self.model: LiveModel | None = None
@@ -164,6 +170,10 @@ declared length (expected_steps) from the mean J/step so far."""
                 model = self.model = self._start_watching(run)
         else:
             model.update_run(store.run(model.run.run_id))
+            if self.follow and model.run.status != "running":
+                running = store.runs(status="running", limit=1)
+                if running and running[0].run_id != model.run.run_id:
+                    model = self.model = self._start_watching(running[0])
         run_id = model.run.run_id
         model.add_steps(store.steps(run_id, after_step=model.last_step))
         for device in list(model.devices):
