@@ -19,7 +19,7 @@ from greenprof.errors import ConfigError
 from greenprof.records import RunStatus
 from greenprof.sensors.fake import FakeSensor
 
-BANNER = "SIMULATED RUN (greenprof top --demo): fake sensors, figures are not measurements"
+BANNER = "SIMULATED RUN (greenprof top --demo): fake sensors, not measurements"
 
 
 @dataclass(frozen=True, slots=True)
