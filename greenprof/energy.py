@@ -359,6 +359,11 @@ class StepAttributor:
         self._next = 0
         self._anchor: tuple[float, float] | None = None  # (end, Ê) of the last emitted step
         self._cache: dict[int, tuple[list[float], list[float]]] = {}
+        # Splits of intervals that may still change, valid until the next input; without
+        # it, many steps inside one knot interval would re-split it once per step.
+        self._scratch: dict[int, tuple[list[float], list[float]]] = {}
+        self._inputs = 0
+        self._scratch_inputs = -1
 
     # ------------------------------------------------------------------ public API
 
@@ -374,6 +379,7 @@ class StepAttributor:
 
     def add_reading(self, reading: Reading) -> None:
         """Add one reading of this device (in time order)."""
+        self._inputs += 1
         if reading.power_w is not None:
             self._p_time.append(reading.time_s)
             self._p_power.append(reading.power_w)
@@ -390,6 +396,7 @@ class StepAttributor:
         """Add a finished step (in step order; an overlap with the previous is clipped)."""
         if end_s < start_s:
             raise ValueError(f"step {step} ends before it starts ({start_s} > {end_s})")
+        self._inputs += 1
         if self._s_end:
             start_s = max(start_s, self._s_end[-1])
             end_s = max(end_s, start_s)
@@ -557,6 +564,15 @@ class StepAttributor:
         cached = self._cache.get(j)
         if cached is not None:
             return cached
+        if self._scratch_inputs != self._inputs:
+            self._scratch.clear()
+            self._scratch_inputs = self._inputs
+        scratch = self._scratch.get(j)
+        if scratch is not None:
+            if final and self._is_final(j):
+                self._cache[j] = scratch
+                self._frozen = max(self._frozen, j)
+            return scratch
         i = j - self._k_base
         u0, u1 = self._k_time[i - 1], self._k_time[i]
         e0, e1 = self._k_energy[i - 1], self._k_energy[i]
@@ -575,6 +591,8 @@ class StepAttributor:
         if final and self._is_final(j):
             self._cache[j] = (points, cumulative)
             self._frozen = max(self._frozen, j)
+        else:
+            self._scratch[j] = (points, cumulative)
         return points, cumulative
 
     def _boundaries_in(self, u0: float, u1: float) -> list[float]:
