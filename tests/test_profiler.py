@@ -205,6 +205,6 @@ def test_in_process_prometheus_endpoint_serves_this_run(db_path: Path) -> None:
                 time.sleep(0.01)
         time.sleep(0.3)
         url = f"http://127.0.0.1:{port}/metrics"
-        body = urllib.request.urlopen(url, timeout=5).read().decode()  # noqa: S310 - loopback
+        body = urllib.request.urlopen(url, timeout=5).read().decode()
     assert "greenprof_energy_joules_total{" in body
     assert 'run="scraped"' in body
