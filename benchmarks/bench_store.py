@@ -1,0 +1,289 @@
+"""Store ingest, database size and concurrent writers.
+
+1. Ingest through ``StoreWriter.add_steps`` (N step rows with one device each: N steps +
+   N step_energy rows, committed by the writer thread) against raw ``sqlite3``
+   ``executemany`` of the same rows into the same schema (WAL, synchronous=NORMAL),
+   interleaved repetitions, same run.
+2. Database size per step row per device (file size after a WAL checkpoint).
+3. Commit latency of small flushes (100 steps) from one writer.
+4. Four processes, one writer each, on one file at once: rows lost (must be 0) and
+   commit latency p50/p99 under contention.
+
+Run: ``python benchmarks/bench_store.py [--quick]`` (about 1 min; --quick about 15 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# Benchmark the checkout this file lives in, whatever the install state of the venv.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from greenprof.store.schema import connect
+from greenprof.store.writer import RunSpec, StepEnergyRow, StepRow, StoreWriter
+
+CHUNK = 10_000  # rows handed to add_steps at a time (a poll's worth of very short steps)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the report: a figure, its target, and whether it meets it."""
+
+    what: str
+    figure: str
+    target: str = ""
+    ok: bool | None = None
+
+    @property
+    def verdict(self) -> str:
+        return "" if self.ok is None else ("PASS" if self.ok else "MISS")
+
+
+def print_table(title: str, rows: list[Row]) -> None:
+    width = max(len(r.what) for r in rows)
+    fig = max(len(r.figure) for r in rows)
+    tgt = max(len(r.target) for r in rows)
+    print(f"\n## {title}\n")
+    for r in rows:
+        print(f"{r.what:<{width}}  {r.figure:>{fig}}  {r.target:<{tgt}}  {r.verdict}".rstrip())
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def make_rows(n: int, devices: int = 1) -> tuple[list[StepRow], list[StepEnergyRow]]:
+    """Realistic step rows: 50 ms steps, varied energies, a loss, contiguous times."""
+    names = [f"gpu:{d}" for d in range(devices)]
+    steps: list[StepRow] = [
+        (i, i // 10_000, 0.05 * i, 0.05 * i + 0.05, 64, 12.5 + (i % 97) * 0.013, 0, 2.3 - i * 1e-6)
+        for i in range(n)
+    ]
+    energy: list[StepEnergyRow] = [
+        (i, name, 12.5 + (i % 89) * 0.017) for i in range(n) for name in names
+    ]
+    return steps, energy
+
+
+def spec(name: str) -> RunSpec:
+    return RunSpec(name=name, started_at=time.time(), interval_s=0.1)
+
+
+# 1. Ingest ----------------------------------------------------------------------------
+
+
+def ingest_writer(db: Path, steps: list[StepRow], energy: list[StepEnergyRow]) -> float:
+    """Seconds from the first add_steps to the last row committed (the writer thread's work)."""
+    writer = StoreWriter(db)
+    writer.create_run(spec("bench-ingest"))
+    per_step = len(energy) // len(steps)
+    t0 = time.perf_counter()
+    for a in range(0, len(steps), CHUNK):
+        writer.add_steps(steps[a : a + CHUNK], energy[a * per_step : (a + CHUNK) * per_step])
+    writer.close()  # joins the writer thread after its last flush
+    return time.perf_counter() - t0
+
+
+def ingest_raw(db: Path, steps: list[StepRow], energy: list[StepEnergyRow]) -> float:
+    """The same rows through sqlite3 executemany, one transaction per CHUNK, same schema."""
+    conn = connect(db, create=True)
+    conn.execute(
+        "INSERT INTO runs (name, status, started_at, heartbeat_at, host, pid, interval_s,"
+        " greenprof_version) VALUES ('raw', 'running', 0, 0, 'h', 0, 0.1, '')"
+    )
+    run_id = 1
+    per_step = len(energy) // len(steps)
+    t0 = time.perf_counter()
+    for a in range(0, len(steps), CHUNK):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(
+            "INSERT INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(run_id, *r) for r in steps[a : a + CHUNK]],
+        )
+        conn.executemany(
+            "INSERT INTO step_energy VALUES (?, ?, ?, ?)",
+            [(run_id, *r) for r in energy[a * per_step : (a + CHUNK) * per_step]],
+        )
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - t0
+    conn.close()
+    return elapsed
+
+
+def file_size_after_checkpoint(db: Path) -> int:
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return db.stat().st_size
+
+
+def count_rows(db: Path, table: str) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def bench_ingest(tmp: Path, n: int, reps: int) -> list[Row]:
+    steps, energy = make_rows(n)
+    writer_s, raw_s = [], []
+    writer_db = tmp / "missing.db"
+    for rep in range(reps):
+        writer_db = tmp / f"writer-{rep}.db"
+        writer_s.append(ingest_writer(writer_db, steps, energy))
+        raw_s.append(ingest_raw(tmp / f"raw-{rep}.db", steps, energy))
+    stored = count_rows(writer_db, "steps"), count_rows(writer_db, "step_energy")
+    w_rate, r_rate = n / statistics.median(writer_s), n / statistics.median(raw_s)
+    size = file_size_after_checkpoint(writer_db)
+    return [
+        Row(
+            "StoreWriter.add_steps → writer thread",
+            f"{w_rate:>11,.0f} step rows/s  (+ as many step_energy rows)",
+            "≥ 200,000 step rows/s",
+            w_rate >= 200_000,
+        ),
+        Row("raw sqlite3 executemany, same schema", f"{r_rate:>11,.0f} step rows/s", "(baseline)"),
+        Row("  writer / raw", f"{100 * w_rate / r_rate:>11.0f} %", ""),
+        Row("  rows stored (last writer rep)", f"{stored[0]:,} steps, {stored[1]:,} energies", ""),
+        Row(
+            "database size, 1 device",
+            f"{size / n:>11.1f} B per step row",
+            "≤ 100 B per step row per device",
+            size / n <= 100,
+        ),
+    ]
+
+
+def bench_size_devices(tmp: Path, n: int, devices: int) -> list[Row]:
+    steps, energy = make_rows(n, devices)
+    db = tmp / f"size-{devices}.db"
+    ingest_writer(db, steps, energy)
+    size = file_size_after_checkpoint(db)
+    per = size / (n * devices)
+    return [
+        Row(
+            f"database size, {devices} devices",
+            f"{per:>11.1f} B per step row per device",
+            "≤ 100 B per step row per device",
+            per <= 100,
+        )
+    ]
+
+
+# 3. Commit latency, one writer --------------------------------------------------------
+
+
+def flush_latencies(db: Path, flushes: int, batch: int, name: str) -> list[float]:
+    """Seconds per explicit flush() of ``batch`` steps (+ one device each)."""
+    writer = StoreWriter(db, flush_interval_s=3600.0)  # the thread stays idle: we flush
+    writer.create_run(spec(name))
+    steps, energy = make_rows(flushes * batch)
+    latencies = []
+    for a in range(0, flushes * batch, batch):
+        writer.add_steps(steps[a : a + batch], energy[a : a + batch])
+        t0 = time.perf_counter()
+        writer.flush()
+        latencies.append(time.perf_counter() - t0)
+    writer.close()
+    return latencies
+
+
+def bench_commit_latency(tmp: Path, flushes: int) -> list[Row]:
+    lat = flush_latencies(tmp / "latency.db", flushes, 100, "bench-latency")
+    p50, p99 = 1e3 * statistics.median(lat), 1e3 * percentile(lat, 99)
+    return [
+        Row(
+            f"one writer, {flushes} flushes of 100 steps",
+            f"p50 {p50:.2f} ms  p99 {p99:.2f} ms",
+            "p99 ≤ 5 ms",
+            p99 <= 5,
+        )
+    ]
+
+
+# 4. Four processes ---------------------------------------------------------------------
+
+
+def worker(db: str, index: int, *, flushes: int, batch: int, start: float, out: mp.Queue) -> None:
+    time.sleep(max(0.0, start - time.time()))  # all processes begin together
+    try:
+        out.put((index, flush_latencies(Path(db), flushes, batch, f"proc-{index}"), None))
+    except Exception as exc:
+        out.put((index, [], f"{type(exc).__name__}: {exc}"))
+
+
+def bench_processes(tmp: Path, processes: int, flushes: int, batch: int) -> list[Row]:
+    db = tmp / "multi.db"
+    connect(db, create=True).close()  # schema first, so the workers race on rows only
+    ctx = mp.get_context("spawn")
+    out: mp.Queue = ctx.Queue()
+    start = time.time() + 3.0  # spawn start-up takes a while
+    procs = [
+        ctx.Process(
+            target=worker,
+            args=(str(db), i),
+            kwargs={"flushes": flushes, "batch": batch, "start": start, "out": out},
+        )
+        for i in range(processes)
+    ]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    errors = [f"proc {i}: {err}" for i, _, err in results if err]
+    latencies = [x for _, lat, _ in results for x in lat]
+    expected = processes * flushes * batch
+    stored = count_rows(db, "steps"), count_rows(db, "step_energy")
+    lost = 2 * expected - sum(stored)
+    rows = [
+        Row(
+            f"{processes} processes × {flushes} flushes × {batch} steps, one file",
+            f"{lost} rows lost of {2 * expected:,}" + (f"; errors: {errors}" if errors else ""),
+            "0 lost",
+            lost == 0 and not errors,
+        )
+    ]
+    if latencies:
+        p50, p99 = 1e3 * statistics.median(latencies), 1e3 * percentile(latencies, 99)
+        rows.append(
+            Row(
+                "  commit latency under contention",
+                f"p50 {p50:.2f} ms  p99 {p99:.1f} ms  max {1e3 * max(latencies):.0f} ms",
+                "p99 ≤ 200 ms",
+                p99 <= 200,
+            )
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller run (about 15 s)")
+    parser.add_argument("--rows", type=int, help="step rows per ingest repetition")
+    args = parser.parse_args()
+    n = args.rows or (200_000 if args.quick else 1_000_000)
+    reps = 2 if args.quick else 3
+    flushes = 100 if args.quick else 400
+    print(f"bench_store: Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}")
+    with tempfile.TemporaryDirectory(prefix="greenprof-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        rows = bench_ingest(tmp, n, reps)
+        rows += bench_size_devices(tmp, n // 10, 4)
+        print_table(f"ingest of {n:,} step rows, 1 device (median of {reps}, interleaved)", rows)
+        print_table("commit latency", bench_commit_latency(tmp, flushes))
+        print_table("concurrent writers", bench_processes(tmp, 4, flushes // 2, 500))
+
+
+if __name__ == "__main__":
+    main()
