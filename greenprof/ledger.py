@@ -23,6 +23,11 @@ END: Final = 1
 EPOCH: Final = 2
 
 Mark = tuple[int, ...] | tuple[int, int, "int | None", "float | None"]
+CONTIGUOUS_GAP_S = 10e-6
+"""A step that begins less than this after the previous one ended continues it: the gap is
+loop overhead (``with prof.step()`` stamps the end and the next begin separately), and a
+shared boundary lets the attribution reuse the previous step's end value."""
+
 POWER_WINDOW_S = 1.0
 """Power derived from an energy counter is averaged over about this long (NVIDIA's
 counter moves in ~100 ms jumps, so shorter windows are noise)."""
@@ -114,7 +119,8 @@ class StepLedger:
 
     def _close_step(self, end_s: float, samples: int | None, loss: float | None) -> None:
         start_s = self._open_start_s if self._open_start_s is not None else self._last_end_s
-        start_s = max(start_s, self._last_end_s)  # steps never overlap
+        if start_s - self._last_end_s < CONTIGUOUS_GAP_S:  # also: steps never overlap
+            start_s = self._last_end_s
         end_s = max(end_s, start_s)
         self._open_start_s = None
         self._last_end_s = end_s

@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
@@ -471,10 +471,7 @@ def _batch_size(item: object) -> int | None:
     shape = getattr(first, "shape", None)
     if shape is not None and len(shape) > 0:
         return int(shape[0])
-    try:
-        return len(first)  # type: ignore[arg-type]
-    except TypeError:
-        return None
+    return len(first) if isinstance(first, Sized) else None
 
 
 def _int_env(env: Mapping[str, str], name: str) -> int | None:

@@ -75,3 +75,21 @@ def test_power_from_a_counter_is_averaged_over_about_a_second() -> None:
         powers.append(ledger.power_w(reading))
     assert powers[0] is None
     assert powers[-1] == pytest.approx(150.0, rel=0.02)
+
+
+def test_a_step_that_begins_microseconds_after_the_previous_end_continues_it() -> None:
+    ledger = StepLedger(["gpu:0"], origin_s=0.0)
+    ledger.add_marks(
+        [
+            (BEGIN, 1 * NS),
+            (END, 2 * NS, None, None),
+            (BEGIN, 2 * NS + 5_000),
+            (END, 3 * NS, None, None),
+            (BEGIN, 4 * NS),
+            (END, 5 * NS, None, None),
+        ]
+    )
+    ledger.add_readings(_readings("gpu:0", 10.0, 6.0))
+    first, second, third = ledger.pop_finished() + ledger.finish()
+    assert second.start_s == first.end_s
+    assert third.start_s == 4.0

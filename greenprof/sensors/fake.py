@@ -43,6 +43,7 @@ class FakeSensor:
     ) -> None:
         self.device = device
         self._power = power_w if callable(power_w) else (lambda _t, p=float(power_w): p)
+        self._constant_w = None if callable(power_w) else float(power_w)
         self.update_period_s = update_period_s
         self._phase_s = phase_s
         self._report_counter = report_counter
@@ -67,6 +68,10 @@ class FakeSensor:
         self._closed = False
 
     def _integrate_to(self, t_s: float) -> None:
+        if self._constant_w is not None:  # closed form: no per-millisecond loop
+            self._energy_j += self._constant_w * max(0.0, t_s - self._integrated_to_s)
+            self._integrated_to_s = max(self._integrated_to_s, t_s)
+            return
         step = self._resolution_s
         t = self._integrated_to_s
         while t < t_s:
