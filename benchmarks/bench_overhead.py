@@ -25,45 +25,18 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 # Benchmark the checkout this file lives in, whatever the install state of the venv.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _report import Row, percentile, print_table
 
 from greenprof import Profiler
 from greenprof.sensors.base import PowerSensor
 from greenprof.sensors.fake import FakeSensor
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the report: a figure, its target, and whether it meets it."""
-
-    what: str
-    figure: str
-    target: str = ""
-    ok: bool | None = None
-
-    @property
-    def verdict(self) -> str:
-        return "" if self.ok is None else ("PASS" if self.ok else "MISS")
-
-
-def print_table(title: str, rows: list[Row]) -> None:
-    width = max(len(r.what) for r in rows)
-    fig = max(len(r.figure) for r in rows)
-    tgt = max(len(r.target) for r in rows)
-    print(f"\n## {title}\n")
-    for r in rows:
-        print(f"{r.what:<{width}}  {r.figure:>{fig}}  {r.target:<{tgt}}  {r.verdict}".rstrip())
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def fake_sensors(n: int) -> list[PowerSensor]:

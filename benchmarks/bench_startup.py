@@ -23,13 +23,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 # Benchmark the checkout this file lives in, whatever the install state of the venv.
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _report import Row, print_table  # noqa: E402 - after the sys.path set-up
 
 HEAVY = (
     "torch",
@@ -82,29 +84,6 @@ tracker.stop()
 t3 = time.perf_counter()
 print(json.dumps({"import": t1 - t0, "start": t2 - t1, "stop": t3 - t2}))
 """
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the report: a figure, its target, and whether it meets it."""
-
-    what: str
-    figure: str
-    target: str = ""
-    ok: bool | None = None
-
-    @property
-    def verdict(self) -> str:
-        return "" if self.ok is None else ("PASS" if self.ok else "MISS")
-
-
-def print_table(title: str, rows: list[Row]) -> None:
-    width = max(len(r.what) for r in rows)
-    fig = max(len(r.figure) for r in rows)
-    tgt = max(len(r.target) for r in rows)
-    print(f"\n## {title}\n")
-    for r in rows:
-        print(f"{r.what:<{width}}  {r.figure:>{fig}}  {r.target:<{tgt}}  {r.verdict}".rstrip())
 
 
 def fresh_python(code: str, *flags: str) -> subprocess.CompletedProcess[str]:
