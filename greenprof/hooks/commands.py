@@ -10,12 +10,12 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from greenprof.cli import add_db_argument
+from greenprof.records import RunStatus
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
@@ -143,18 +143,15 @@ def _record_exit(info_path: str, code: int) -> None:
     run_id, db = info.get("run_id"), info.get("db")
     if run_id is None or not db:
         return
+    status: RunStatus
     if code < 0:
         status, error = "interrupted", f"killed by {signal.Signals(-code).name}"
     else:
         status, error = "failed", f"exit code {code}"
+    from greenprof.errors import StoreError
+    from greenprof.store.writer import mark_run_ended
+
     try:
-        with sqlite3.connect(db, timeout=10) as conn:
-            conn.execute(
-                "UPDATE runs SET status = ?, error = coalesce(error, ?), "
-                "ended_at = coalesce(ended_at, ?) "
-                "WHERE run_id = ? AND status IN ('running', 'completed')",
-                (status, error, time.time(), run_id),
-            )
-        conn.close()
-    except sqlite3.Error as exc:
+        mark_run_ended(Path(db), int(run_id), status, error)
+    except (StoreError, sqlite3.Error) as exc:
         print(f"greenprof run: could not record the exit in {db}: {exc}", file=sys.stderr)

@@ -317,3 +317,26 @@ def _device_row(run_id: int, info: DeviceInfo) -> tuple[object, ...]:
         int(info.node_wide),
         info.note,
     )
+
+
+def mark_run_ended(
+    path: Path,
+    run_id: int,
+    status: RunStatus,
+    error: str,
+    *,
+    wall_clock: Callable[[], float] = time.time,
+) -> None:
+    """Record from outside a run's process how it ended (``greenprof run`` does this when
+    the child exits non-zero). A run already marked failed or interrupted keeps its status;
+    an error already recorded is kept."""
+    conn = connect(path, create=False)
+    try:
+        conn.execute(
+            "UPDATE runs SET status = ?, error = coalesce(error, ?),"
+            " ended_at = coalesce(ended_at, ?)"
+            " WHERE run_id = ? AND status IN ('running', 'completed')",
+            (status, error, wall_clock(), run_id),
+        )
+    finally:
+        conn.close()

@@ -138,3 +138,15 @@ def test_several_processes_write_one_file_without_losing_rows(db_path: Path) -> 
         assert counts == 1 + 12 * 400
         energies = store.connection.execute("SELECT count(*) FROM step_energy").fetchone()[0]
         assert energies == 2 * counts
+
+
+def test_a_run_can_be_marked_failed_from_outside_but_a_failure_is_never_overwritten(
+    db_path: Path,
+) -> None:
+    from greenprof.store.writer import mark_run_ended
+
+    run_id = _write_run(db_path, "child", 3)
+    mark_run_ended(db_path, run_id, "failed", "exit code 2")
+    mark_run_ended(db_path, run_id, "interrupted", "killed by SIGTERM")
+    run = RunStore(db_path).run(run_id)
+    assert (run.status, run.error) == ("failed", "exit code 2")
