@@ -397,31 +397,33 @@ class StepAttributor:
         if end_s < start_s:
             raise ValueError(f"step {step} ends before it starts ({start_s} > {end_s})")
         self._inputs += 1
-        if self._s_end:
-            start_s = max(start_s, self._s_end[-1])
+        ends = self._s_end
+        if ends and start_s < ends[-1]:
+            start_s = ends[-1]
             end_s = max(end_s, start_s)
         self._s_step.append(step)
         self._s_start.append(start_s)
-        self._s_end.append(end_s)
+        ends.append(end_s)
 
     def pop_ready(self) -> list[StepEnergy]:
         """Steps whose energy can no longer change; each returned once, in order."""
         ready: list[StepEnergy] = []
-        while self._next < self._s_base + len(self._s_end):
-            i = self._next - self._s_base
-            j = self._knot_at_or_after(self._s_end[i])
-            if j is None or not self._is_final(j):
-                break
-            ready.append(self._emit(i, final=True))
+        ends, times = self._s_end, self._k_time
+        if self._next - self._s_base < len(ends) and len(times) > _RATE_INTERVALS:
+            # the last final knot: two knots after it, and a step ending at or after it
+            last = len(times) - 1 - _RATE_INTERVALS
+            if ends[-1] < times[last]:
+                last = bisect_right(times, ends[-1]) - 1
+            if last >= 0:
+                stop = bisect_right(ends, times[last], self._next - self._s_base)
+                self._emit_until(stop, ready, final=True)
         self._trim()
         return ready
 
     def finish(self) -> list[StepEnergy]:
         """End of run: every remaining step, attributed with what is known."""
-        done = [
-            self._emit(i - self._s_base, final=False)
-            for i in range(self._next, self._s_base + len(self._s_end))
-        ]
+        done: list[StepEnergy] = []
+        self._emit_until(len(self._s_end), done, final=False)
         self._trim()
         return done
 
@@ -497,10 +499,6 @@ class StepAttributor:
 
     # ------------------------------------------------------------------ steps → energies
 
-    def _knot_at_or_after(self, t_s: float) -> int | None:
-        i = bisect_left(self._k_time, t_s)
-        return None if i == len(self._k_time) else self._k_base + i
-
     def _is_final(self, j: int) -> bool:
         """Knot interval j (ending at knot j) can no longer change."""
         i = j - self._k_base
@@ -508,18 +506,50 @@ class StepAttributor:
             return False  # the rate right of the interval needs two more knots
         return bool(self._s_end) and self._s_end[-1] >= self._k_time[i]
 
-    def _emit(self, i: int, *, final: bool) -> StepEnergy:
-        start_s, end_s = self._s_start[i], self._s_end[i]
-        end_j = self._energy_at(end_s, final=final)
-        if self._anchor is not None and self._anchor[0] == start_s:
-            start_j = self._anchor[1]  # share the boundary value: contiguous steps telescope
-        else:
-            start_j = self._energy_at(start_s, final=final)
-        self._anchor = (end_s, end_j)
-        self._next += 1
-        outside = not self._k_time or start_s < self._k_time[0] or end_s > self._k_time[-1]
-        interpolated = outside or end_s - start_s < self._resolution_s()
-        return StepEnergy(self._s_step[i], end_j - start_j, interpolated)
+    def _emit_until(self, stop: int, out: list[StepEnergy], *, final: bool) -> None:
+        """Emit the pending steps before list index ``stop``, in order.
+
+        Every step boundary inside a knot interval is a point of that interval's split,
+        so a step's end is looked up by walking the split's points: one bisect per knot
+        interval, not per step. A step starting where the previous one ended shares its
+        value (contiguous steps telescope).
+        """
+        first = self._next - self._s_base
+        if stop <= first:
+            return
+        steps, starts, ends, times = self._s_step, self._s_start, self._s_end, self._k_time
+        lo_s = times[0] if times else math.inf
+        hi_s = times[-1] if times else -math.inf
+        resolution_s = self._resolution_s()
+        anchor_s, anchor_j = self._anchor if self._anchor is not None else (math.nan, 0.0)
+        points: list[float] = []
+        cumulative: list[float] = []
+        k = 0
+        u1 = -math.inf
+        for idx in range(first, stop):
+            start_s, end_s = starts[idx], ends[idx]
+            if lo_s < end_s < hi_s:
+                if end_s > u1:  # into the next knot interval holding a step end
+                    points, cumulative = self._interval(
+                        self._k_base + bisect_left(times, end_s), final=final
+                    )
+                    u1, k = points[-1], 1
+                while points[k] < end_s:
+                    k += 1
+                t0, t1 = points[k - 1], points[k]
+                end_j = cumulative[k]
+                if t1 != end_s and t1 > t0:  # not a boundary of the split (never, in practice)
+                    e0 = cumulative[k - 1]
+                    end_j = e0 + (end_j - e0) * (end_s - t0) / (t1 - t0)
+            else:
+                end_j = self._energy_at(end_s, final=final)
+            shared = start_s == anchor_s  # contiguous steps telescope
+            start_j = anchor_j if shared else self._energy_at(start_s, final=final)
+            anchor_s, anchor_j = end_s, end_j
+            interpolated = start_s < lo_s or end_s > hi_s or end_s - start_s < resolution_s
+            out.append(StepEnergy(steps[idx], end_j - start_j, interpolated))
+        self._anchor = (anchor_s, anchor_j)
+        self._next = self._s_base + stop
 
     def _resolution_s(self) -> float:
         """Time resolution of the curve: the update period, or the mean knot spacing."""
@@ -574,19 +604,18 @@ class StepAttributor:
                 self._frozen = max(self._frozen, j)
             return scratch
         i = j - self._k_base
-        u0, u1 = self._k_time[i - 1], self._k_time[i]
+        points, spans = self._segments(i)
         e0, e1 = self._k_energy[i - 1], self._k_energy[i]
-        points = [u0, *self._boundaries_in(u0, u1), u1]
         cumulative = [e0]
         if len(points) > 2:
-            weights = self._split(points, i)
+            weights = self._split(points, spans, i)
             total = sum(weights)
             if total <= 0:
-                weights, total = [b - a for a, b in pairwise(points)], u1 - u0
-            running = 0.0
+                weights, total = [b - a for a, b in pairwise(points)], points[-1] - points[0]
+            running, scale = 0.0, (e1 - e0) / total
             for w in weights[:-1]:
                 running += w
-                cumulative.append(e0 + (e1 - e0) * running / total)
+                cumulative.append(e0 + scale * running)
         cumulative.append(e1)
         if final and self._is_final(j):
             self._cache[j] = (points, cumulative)
@@ -595,65 +624,92 @@ class StepAttributor:
             self._scratch[j] = (points, cumulative)
         return points, cumulative
 
-    def _boundaries_in(self, u0: float, u1: float) -> list[float]:
-        """Step starts and ends strictly inside (u0, u1), in order, without duplicates."""
-        bounds: list[float] = []
+    def _segments(self, i: int) -> tuple[list[float], list[tuple[float, float]]]:
+        """Knot interval i (list index) cut at the step boundaries inside it.
+
+        Returns the cut points (both knots included) and, for each segment, the step or
+        gap it lies in as (start, end); ends unknown yet are infinite.
+        """
+        u0, u1 = self._k_time[i - 1], self._k_time[i]
         starts, ends = self._s_start, self._s_end
-        for k in range(bisect_right(ends, u0), len(ends)):
-            if starts[k] >= u1:
+        n = len(ends)
+        k = bisect_right(ends, u0)
+        points = [u0]
+        spans: list[tuple[float, float]] = []
+        previous_end = ends[k - 1] if k else -math.inf
+        while k < n:
+            start_s, end_s = starts[k], ends[k]
+            if start_s >= u1:
                 break
-            for x in (starts[k], ends[k]):
-                if u0 < x < u1 and (not bounds or x > bounds[-1]):
-                    bounds.append(x)
-        return bounds
+            if start_s > points[-1]:  # a gap before step k
+                spans.append((previous_end, start_s))
+                points.append(start_s)
+            if end_s >= u1:
+                spans.append((start_s, end_s))
+                points.append(u1)
+                return points, spans
+            if end_s > points[-1]:
+                spans.append((start_s, end_s))
+                points.append(end_s)
+            previous_end = end_s
+            k += 1
+        spans.append((previous_end, starts[k] if k < n else math.inf))
+        points.append(u1)
+        return points, spans
 
-    def _span(self, t_s: float) -> tuple[float, float]:
-        """The step or gap around time t: (start, end); ends unknown yet are infinite."""
-        starts, ends = self._s_start, self._s_end
-        k = bisect_right(ends, t_s)
-        if k < len(ends) and starts[k] <= t_s:
-            return starts[k], ends[k]
-        return (ends[k - 1] if k else -math.inf), (starts[k] if k < len(starts) else math.inf)
-
-    def _split(self, points: Sequence[float], i: int) -> list[float]:
+    def _split(
+        self, points: Sequence[float], spans: Sequence[tuple[float, float]], i: int
+    ) -> list[float]:
         """Energy weights of the segments of knot interval i (list index).
 
-        Segments with a known rate get rate x duration; the others share what is left
-        of the jump in proportion to their durations (exact when the known rates are),
-        at no less than a quarter of the interval's mean rate.
+        A segment's rate is the slope of the knots beyond the interval when its step (or
+        gap) reaches past the interval's edge, else the mean of the power readings taken
+        during its step near the segment, else unknown. Segments with a known rate get
+        rate x duration; the others share what is left of the jump in proportion to
+        their durations (exact when the known rates are), at no less than a quarter of
+        the interval's mean rate.
         """
-        jump_j = self._k_energy[i] - self._k_energy[i - 1]
-        mean_w = jump_j / (points[-1] - points[0])
-        rates = [self._segment_rate(a, b, i) for a, b in pairwise(points)]
-        durations = [b - a for a, b in pairwise(points)]
-        known_j = sum(r * d for r, d in zip(rates, durations, strict=True) if r is not None)
-        unknown_s = sum(d for r, d in zip(rates, durations, strict=True) if r is None)
-        fill_w = max((jump_j - known_j) / unknown_s, 0.25 * mean_w) if unknown_s > 0 else 0.0
-        return [(fill_w if r is None else r) * d for r, d in zip(rates, durations, strict=True)]
-
-    def _segment_rate(self, a: float, b: float, i: int) -> float | None:
-        """Energy rate of the segment (a, b] of knot interval i (list index), if known."""
-        span_start, span_end = self._span(0.5 * (a + b))
         times, energies = self._k_time, self._k_energy
-        rate_w: float | None = None
-        if a == times[i - 1] and span_start < a:  # the step reaches left of the interval
-            lo = max(i - 1 - _RATE_INTERVALS, bisect_left(times, span_start), 0)
-            if lo < i - 1:
-                rate_w = (energies[i - 1] - energies[lo]) / (times[i - 1] - times[lo])
-        elif b == times[i] and span_end > b:  # the step reaches right of the interval
-            hi = min(i + _RATE_INTERVALS, bisect_right(times, span_end) - 1, len(times) - 1)
-            if hi > i:
-                rate_w = (energies[hi] - energies[i]) / (times[hi] - times[i])
-        if rate_w is None:
-            rate_w = self._mean_power_w(max(span_start, 2 * a - b), min(span_end, 2 * b - a))
-        return None if rate_w is None else max(rate_w, 0.0)
-
-    def _mean_power_w(self, t0_s: float, t1_s: float) -> float | None:
-        """Mean of the instantaneous power readings within [t0, t1], if any."""
-        lo, hi = bisect_left(self._p_time, t0_s), bisect_right(self._p_time, t1_s)
-        if hi <= lo:
-            return None
-        return sum(self._p_power[lo:hi]) / (hi - lo)
+        u0, u1 = times[i - 1], times[i]
+        jump_j = energies[i] - energies[i - 1]
+        # power readings that any segment's window [2a - b, 2b - a] can reach
+        p_lo = bisect_left(self._p_time, 2 * u0 - u1)
+        p_hi = bisect_right(self._p_time, 2 * u1 - u0)
+        p_time, p_power = self._p_time[p_lo:p_hi], self._p_power[p_lo:p_hi]
+        last = len(spans) - 1
+        weights: list[float] = []
+        unknown: list[int] = []
+        known_j = unknown_s = 0.0
+        for s, (span_start, span_end) in enumerate(spans):
+            a, b = points[s], points[s + 1]
+            rate_w: float | None = None
+            if s == 0 and span_start < a:  # the step reaches left of the interval
+                lo = max(i - 1 - _RATE_INTERVALS, bisect_left(times, span_start), 0)
+                if lo < i - 1:
+                    rate_w = (energies[i - 1] - energies[lo]) / (u0 - times[lo])
+            elif s == last and span_end > b:  # the step reaches right of the interval
+                hi = min(i + _RATE_INTERVALS, bisect_right(times, span_end) - 1, len(times) - 1)
+                if hi > i:
+                    rate_w = (energies[hi] - energies[i]) / (times[hi] - u1)
+            if rate_w is None and p_time:
+                t0_s, t1_s = max(span_start, 2 * a - b), min(span_end, 2 * b - a)
+                lo, hi = bisect_left(p_time, t0_s), bisect_right(p_time, t1_s)
+                if hi > lo:
+                    rate_w = sum(p_power[lo:hi]) / (hi - lo)
+            if rate_w is None:
+                unknown.append(s)
+                unknown_s += b - a
+                weights.append(b - a)
+            else:
+                w = max(rate_w, 0.0) * (b - a)
+                known_j += w
+                weights.append(w)
+        if unknown:
+            mean_w = jump_j / (u1 - u0)
+            fill_w = max((jump_j - known_j) / unknown_s, 0.25 * mean_w) if unknown_s > 0 else 0.0
+            for s in unknown:
+                weights[s] *= fill_w
+        return weights
 
     # ------------------------------------------------------------------ memory
 
