@@ -192,6 +192,31 @@ def _distinct(
     return kept
 
 
+def _middle(
+    results: Sequence[tuple[int, float, float, float]], t_end: float
+) -> tuple[float, float, float]:
+    """The lattice in the middle of those that fit best, where it matters: at the latest poll.
+
+    Each period that fits best allows a range of update instants near the latest poll
+    (its phase +- half its slack); the estimate is the middle of their union, with the
+    middle of the periods that allow it. Not the period with the widest slack: the
+    consistent (period, phase) region is a skewed polygon whose widest slice can lie at
+    one end of its period range, and such a lattice drifts off by several milliseconds
+    at the latest polls, where new knots are placed.
+    """
+    fewest = results[0][0]
+    best = [(p, u + round((t_end - u) / p) * p, -s) for v, s, p, u in results if v == fewest]
+    ref_s = best[0][1]
+    centred = [(p, ref_s + (u - ref_s + 0.5 * p) % p - 0.5 * p, w) for p, u, w in best]
+    lo_s = min(u - 0.5 * w for _, u, w in centred)
+    hi_s = max(u + 0.5 * w for _, u, w in centred)
+    mid_s = 0.5 * (lo_s + hi_s)
+    periods = [p for p, u, w in centred if abs(u - mid_s) <= 0.5 * w]
+    if not periods:
+        periods = [min(centred, key=lambda c: abs(c[1] - mid_s))[0]]
+    return 0.5 * (min(periods) + max(periods)), mid_s, hi_s - lo_s
+
+
 class _UpdateClock:
     """Estimates a stale counter's update period and phase from when its value changes.
 
@@ -205,6 +230,8 @@ class _UpdateClock:
         self._since_fit = 0
         self.period_s: float | None = None
         self.phase_s = 0.0
+        self.spread_s = 0.0
+        """Width of the range of update instants near the latest poll that fit the polls."""
 
     def observe(self, a_s: float, b_s: float, changed: bool) -> bool:
         """Record one poll interval; True when the estimate was (re)computed."""
@@ -239,7 +266,7 @@ class _UpdateClock:
         if self.period_s is None:
             return None
         period_s = self.period_s
-        margin_s = _AMBIGUITY * period_s
+        margin_s = max(_AMBIGUITY * period_s, 0.5 * self.spread_s)
         u_s = self.update_instant(a_s, b_s)
         if u_s + period_s - b_s < margin_s:
             return u_s + period_s  # b may already have seen the next update
@@ -275,6 +302,7 @@ class _UpdateClock:
             self.period_s = None  # not a regular lattice (yet): knots at poll times
             return known
         self.period_s, self.phase_s = best[2], best[3]
+        self.spread_s = -best[1]
         return True
 
     @staticmethod
@@ -304,17 +332,39 @@ class _UpdateClock:
         rivals = [r for r in results if r[0] == results[0][0]]
         if len(_distinct(rivals, 4 * step_s, 2)) > 1:
             return None  # another period explains the polls as well: wait for more
-        return _UpdateClock._refine(constraints, [results[0][2]], step_s)
+        return _UpdateClock._refine(constraints, [results[0][2]], step_s, centred=False)
 
     @staticmethod
     def _refine(
-        constraints: Sequence[_Constraint], centres_s: Sequence[float], step_s: float
+        constraints: Sequence[_Constraint],
+        centres_s: Sequence[float],
+        step_s: float,
+        *,
+        centred: bool = True,
     ) -> tuple[int, float, float, float]:
-        best = _grid_search(constraints, centres_s, 2 * step_s, step_s / 2)[0]
+        """Zoom in on the middle of the range of periods that fit best.
+
+        Not on the period with the widest phase slack: the consistent (period, phase)
+        region is a skewed polygon whose widest slice can lie at one end of its period
+        range, and a lattice with such a period drifts off by several milliseconds at the
+        window's edges, where new knots are placed.
+        """
+        results = _grid_search(constraints, centres_s, 2 * step_s, step_s / 2)
+        if not centred:  # acquisition: the widest slack (a middle of a wide range can be off)
+            best = results[0]
+            for _ in range(3):
+                step_s /= 4
+                best = _grid_search(constraints, [best[2]], 2 * step_s, step_s / 2)[0]
+            return best
         for _ in range(3):
             step_s /= 4
-            best = _grid_search(constraints, [best[2]], 2 * step_s, step_s / 2)[0]
-        return best
+            centre_s, _, _ = _middle(results, constraints[-1][1])
+            results = _grid_search(constraints, [centre_s], 2 * step_s, step_s / 2)
+        period_s, phase_s, spread_s = _middle(results, constraints[-1][1])
+        violations, _, _ = _fold(period_s, constraints, constraints[-1][1])
+        if violations > results[0][0]:  # not convex after all: keep the best on the grid
+            return results[0]
+        return violations, -spread_s, period_s, phase_s
 
 
 # --------------------------------------------------------------------------- attribution
@@ -486,6 +536,10 @@ class StepAttributor:
         other_s = self._clock.alternative_instant(a_s, b_s)
         if other_s is not None and i >= 2 and min(u_s, other_s) > times[i - 1]:
             previous_w = (energies[i - 1] - energies[i - 2]) / (times[i - 1] - times[i - 2])
+            lo = bisect_right(self._p_time, times[i - 1])
+            hi = bisect_right(self._p_time, b_s)
+            if hi > lo:  # power read during the jump: a better guess of its rate
+                previous_w = sum(self._p_power[lo:hi]) / (hi - lo)
             jump_j = energies[i] - energies[i - 1]
 
             def misfit(candidate_s: float) -> float:
