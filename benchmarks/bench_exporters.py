@@ -9,7 +9,7 @@ the export process at 100,000 and 1,000,000 rows shows memory does not grow with
 The databases are built in a temporary directory: the run and its devices through the
 store's writer, the bulk step rows with plain executemany (setup, not measured). Each
 export runs in a fresh subprocess so its peak RSS is its own; wall-clock rows/s is the
-best of 3, and CPU microseconds per row (both threads) is printed beside it.
+best of 3, and CPU microseconds per row (all threads) is printed beside it.
 """
 
 from __future__ import annotations

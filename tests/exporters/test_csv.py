@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -149,7 +150,7 @@ def test_failure_mid_export_keeps_the_previous_file(
     out.write_text("previous export\n")
     real = csv_export._stream_query
 
-    def half_then_fail(table: str, run: object) -> tuple[str, tuple[object, ...]]:
+    def half_then_fail(table: str, run: object) -> tuple[str, dict[str, object]]:
         if getattr(run, "run_id", 0) == 3:
             raise RuntimeError("disk on fire")
         return real(table, run)  # type: ignore[arg-type]
@@ -171,3 +172,83 @@ def test_streams_in_bounded_batches(db: Path, monkeypatch: pytest.MonkeyPatch) -
         runs = store.runs()
         assert csv_export.write_csv(store, runs, "steps", sink) == 90
     assert sink.getvalue().count("\n") == 91
+
+
+def _iso_or_empty(unix_s: float) -> str:
+    try:
+        return iso_utc(unix_s)
+    except (ValueError, OverflowError, OSError):
+        return ""
+
+
+def test_streamed_rows_are_what_csv_writer_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast formatter of steps and step-devices matches csv.writer on awkward input:
+    a name that needs quoting and holds '%', NULLs, no carbon settings, times that tie
+    at half a millisecond, a device that needs quoting, a time out of range."""
+    monkeypatch.setattr(csv_export, "_FETCH", 7)
+    db = tmp_path / "odd.db"
+    build_run(db, 'odd, "name" 100%', started_at=T0 + 0.0004, step_s=0.0137, steps=60)
+    build_run(db, "no-carbon", carbon=None, steps=12)
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE steps SET samples = NULL, loss = 1e-300 WHERE step % 7 = 0")
+        conn.execute("INSERT INTO step_energy VALUES (1, 3, 'odd,dev\"x', 1.5)")
+        conn.execute("INSERT INTO steps VALUES (2, 99, 9, 1e300, 1e300, NULL, 5.0, 0, NULL)")
+    conn.close()
+    from greenprof.store.reader import RunStore
+
+    with RunStore(db) as store:
+        runs = store.runs()
+        for table in ("steps", "step-devices"):
+            got = io.StringIO()
+            count = csv_export.write_csv(store, runs, table, got)
+            expected = io.StringIO()
+            writer = csv.writer(expected, lineterminator="\n")
+            writer.writerow(csv_export.TABLES[table])
+            for run in runs:
+                factor = csv_export.co2_factor(run)
+                if table == "steps":
+                    for step, ep, s0, s1, n, e, interp, loss in store.connection.execute(
+                        "SELECT step, epoch, start_s, end_s, samples, energy_j, interpolated,"
+                        " loss FROM steps WHERE run_id = ? ORDER BY step",
+                        (run.run_id,),
+                    ):
+                        writer.writerow(
+                            (run.run_id, run.name, step, ep, s0, s1, s1 - s0,
+                             _iso_or_empty(run.started_at + s0),
+                             _iso_or_empty(run.started_at + s1),
+                             n, e, None if factor is None else e * factor, interp, loss)
+                        )  # fmt: skip
+                else:
+                    methods = {d.device: d.method for d in run.devices}
+                    for step, ep, dev, s0, s1, e in store.connection.execute(
+                        "SELECT s.step, s.epoch, e.device, s.start_s, s.end_s, e.energy_j"
+                        " FROM steps AS s JOIN step_energy AS e USING (run_id, step)"
+                        " WHERE run_id = ? ORDER BY s.step, e.device",
+                        (run.run_id,),
+                    ):
+                        writer.writerow(
+                            (run.run_id, run.name, step, ep, dev, methods.get(dev), s0, s1,
+                             _iso_or_empty(run.started_at + s0),
+                             e, None if factor is None else e * factor)
+                        )  # fmt: skip
+            assert got.getvalue() == expected.getvalue()
+            assert count == expected.getvalue().count("\n") - 1
+
+
+def test_step_and_epoch_times_agree_to_the_millisecond(tmp_path: Path) -> None:
+    """Streamed and small tables round times alike, even at half-millisecond ties."""
+    db = tmp_path / "ties.db"
+    build_run(db, started_at=T0 + 0.0004, step_s=0.0137, steps=300, epochs=30)
+    steps = export(db, "--table", "steps", tmp=tmp_path)
+    epochs = export(db, "--table", "epochs", tmp=tmp_path)
+    first = {}
+    for row in steps:
+        first.setdefault(row["epoch"], row["started_at"])
+    assert len(epochs) == 30
+    for epoch in epochs:
+        assert epoch["started_at"] == first[epoch["epoch"]]
+    for row in steps:
+        assert row["started_at"] == iso_utc(T0 + 0.0004 + float(row["start_s"]))
