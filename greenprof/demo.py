@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from greenprof.errors import ConfigError
 from greenprof.profiler import Profiler
@@ -59,19 +59,22 @@ def run_demo(
     ).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
-    # A learnable synthetic task: noise images with a bright band at rows 3×label .. 3×label+2.
-    labels = torch.randint(0, 10, (2048,))
-    images = torch.rand(2048, 3, 32, 32) * 0.5
-    for band in range(10):
-        images[labels == band, :, 3 * band : 3 * band + 3, :] += 0.5
+    # A learnable synthetic task, fresh data every step (nothing to memorise): noise
+    # images with a faint bright band at rows 3×label .. 3×label+2.
+    rows = torch.arange(32)
+
+    def batch() -> tuple[Any, Any]:
+        y = torch.randint(0, 10, (config.batch_size,))
+        band = ((rows[None, :] // 3) == y[:, None]).float()[:, None, :, None]
+        return torch.rand(config.batch_size, 3, 32, 32) + 0.2 * band, y
+
     steps_per_epoch = max(1, config.steps // config.epochs)
     loss_value = float("nan")
     last_report = clock()
     for step in range(config.steps):
         if step % steps_per_epoch == 0:
             profiler.epoch_begin(step // steps_per_epoch)
-        index = torch.randint(0, images.shape[0], (config.batch_size,))
-        x, y = images[index].to(device), labels[index].to(device)
+        x, y = (tensor.to(device) for tensor in batch())
         with profiler.step(samples=config.batch_size):
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
