@@ -13,16 +13,19 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from greenprof.energy import StepAttributor, StepEnergy
-from greenprof.records import Reading
+from greenprof.records import STEP_DEVICE_MISSING, STEP_READING_REJECTED, Reading
+from greenprof.values import as_count
 
 BEGIN: Final = 0
 END: Final = 1
 EPOCH: Final = 2
 
-Mark = tuple[int, ...] | tuple[int, int, "int | None", "float | None"]
+Mark = tuple[Any, ...]
+"""``(BEGIN, t_ns)``, ``(END, t_ns, samples, loss)`` or ``(EPOCH, n)``; samples, loss and n
+are as the user passed them (converted here or on the writer thread)."""
 CONTIGUOUS_GAP_S = 10e-6
 """A step that begins less than this after the previous one ended continues it: the gap is
 loop overhead (``with prof.step()`` stamps the end and the next begin separately), and a
@@ -35,7 +38,11 @@ counter moves in ~100 ms jumps, so shorter windows are noise)."""
 
 @dataclass(frozen=True, slots=True)
 class FinishedStep:
-    """A step whose energy is final. Times are seconds since the run's origin."""
+    """A step whose energy is final. Times are seconds since the run's origin.
+
+    ``loss`` is whatever the training code passed (a float, a numpy scalar, a 0-d
+    tensor): the writer thread converts it, so no thread here waits on a GPU.
+    """
 
     step: int
     epoch: int
@@ -45,7 +52,23 @@ class FinishedStep:
     energy_j: float
     device_energy_j: dict[str, float]
     interpolated: bool
-    loss: float | None
+    loss: object
+    flags: int = 0
+    """``records.STEP_*`` bits: a device missing, a rejected reading nearby."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedStep:
+    """A step as soon as its end is known, before its energy is (seconds since origin).
+
+    Persisted at once, so that a crash loses no step boundary the sampler has seen."""
+
+    step: int
+    epoch: int
+    start_s: float
+    end_s: float
+    samples: int | None
+    loss: object
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +77,7 @@ class _Interval:
     start_s: float
     end_s: float
     samples: int | None
-    loss: float | None
+    loss: object
 
 
 class StepLedger:
@@ -69,6 +92,15 @@ class StepLedger:
     ) -> None:
         self._origin_s = origin_s
         self._attributors = {device: attributor(device) for device in devices}
+        self._live = set(self._attributors)
+        self._waiting: dict[int, set[str]] = {}  # step -> devices yet to attribute it
+        self._last_seen_s = dict.fromkeys(self._attributors, origin_s)
+        self._problem_times: dict[str, deque[float]] = {d: deque() for d in devices}
+        self._depth = 0
+        self._closed: list[ClosedStep] = []
+        self.warnings: list[str] = []
+        """One message per kind of bad input from user code; the profiler logs and clears it."""
+        self._warned: set[str] = set()
         self._open_start_s: float | None = None
         self._last_end_s = origin_s
         self._next_step = 0
@@ -106,18 +138,43 @@ class StepLedger:
     # Input -----------------------------------------------------------------
 
     def add_marks(self, marks: Iterable[Mark]) -> None:
-        """Step marks in the order the training thread recorded them."""
+        """Step marks in the order the training thread recorded them.
+
+        Nested steps (a ``prof.step()`` inside another, or a hook inside a manual step)
+        count once: the outermost pair is the step, inner pairs are ignored."""
         for mark in marks:
             kind = mark[0]
             if kind == BEGIN:
-                self._open_start_s = mark[1] / 1e9
+                self._depth += 1
+                if self._depth == 1:
+                    self._open_start_s = mark[1] / 1e9
+                else:
+                    self._warn("nested", "nested steps: only the outermost step is counted")
             elif kind == END:
+                if self._depth > 1:
+                    self._depth -= 1
+                    continue
+                self._depth = 0
                 _, t_ns, samples, loss = mark
-                self._close_step(t_ns / 1e9, samples, loss)
+                self._close_step(t_ns / 1e9, self._count(samples, "samples"), loss)
             elif kind == EPOCH:
-                self._epoch = mark[1] if mark[1] >= 0 else self._epoch + 1
+                epoch = self._count(mark[1], "epoch") if mark[1] != -1 else -1
+                if epoch is not None:
+                    self._epoch = epoch if epoch >= 0 else self._epoch + 1
 
-    def _close_step(self, end_s: float, samples: int | None, loss: float | None) -> None:
+    def _count(self, value: object, name: str) -> int | None:
+        try:
+            return as_count(value, name)
+        except (TypeError, ValueError) as exc:
+            self._warn(f"bad {name}", f"{exc}; recorded without it")
+            return None
+
+    def _warn(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            self.warnings.append(message)
+
+    def _close_step(self, end_s: float, samples: int | None, loss: object) -> None:
         start_s = self._open_start_s if self._open_start_s is not None else self._last_end_s
         if start_s - self._last_end_s < CONTIGUOUS_GAP_S:  # also: steps never overlap
             start_s = self._last_end_s
@@ -127,30 +184,76 @@ class StepLedger:
         step = self._next_step
         self._next_step += 1
         self._intervals[step] = _Interval(self._epoch, start_s, end_s, samples, loss)
+        self._closed.append(
+            ClosedStep(
+                step, self._epoch, start_s - self._origin_s, end_s - self._origin_s, samples, loss
+            )
+        )
         self._energies[step] = {}
-        for attributor in self._attributors.values():
-            attributor.add_step(step, start_s, end_s)
-        if not self._attributors:
+        self._waiting[step] = set(self._live)
+        for device in self._live:
+            self._attributors[device].add_step(step, start_s, end_s)
+        if not self._live:
+            del self._waiting[step]
             self._ready.append(step)
 
+    def pop_closed(self) -> list[ClosedStep]:
+        """Steps closed since the last call (their energy may not be known yet)."""
+        closed, self._closed = self._closed, []
+        return closed
+
     def add_readings(self, readings: Iterable[Reading]) -> None:
-        """One poll's readings (any devices not in the ledger are ignored)."""
+        """One poll's readings (devices not in the ledger, or given up on, are ignored)."""
         for reading in readings:
-            attributor = self._attributors.get(reading.device)
-            if attributor is None:
+            device = reading.device
+            if device not in self._live:
                 continue
+            attributor = self._attributors[device]
             attributor.add_reading(reading)
+            self._last_seen_s[device] = reading.time_s
             self.last_time_s = max(self.last_time_s, reading.time_s)
-            self._collect(reading.device, attributor.pop_ready())
+            self._collect(device, attributor.pop_ready())
+
+    def note_rejected_reading(self, device: str, time_s: float) -> None:
+        """A reading of ``device`` near ``time_s`` was rejected or repaired: steps around
+        it are flagged (their energy leans on a neighbouring reading)."""
+        if device in self._problem_times:
+            self._problem_times[device].append(time_s)
+
+    def expire(self, now_s: float, stale_after_s: float) -> list[str]:
+        """Give up on devices without a reading for ``stale_after_s``; return them.
+
+        Their steps so far are attributed with what is known (extrapolated over at most
+        ``stale_after_s``, flagged interpolated); later steps leave them out (flagged
+        ``STEP_DEVICE_MISSING``), so one dead sensor never holds back the others."""
+        dead = [d for d in self._live if now_s - self._last_seen_s[d] > stale_after_s]
+        for device in dead:
+            self._live.discard(device)
+            self._collect(device, self._attributors[device].finish())
+            for step, waiting in list(self._waiting.items()):
+                if device in waiting:  # never handed to the attributor: nothing to wait for
+                    self._mark_attributed(step, device, waiting)
+        return dead
+
+    @property
+    def dead_devices(self) -> tuple[str, ...]:
+        """Devices given up on (see :meth:`expire`)."""
+        return tuple(d for d in self._attributors if d not in self._live)
 
     def _collect(self, device: str, energies: Iterable[StepEnergy]) -> None:
         for energy in energies:
             partial = self._energies.get(energy.step)
-            if partial is None:
+            waiting = self._waiting.get(energy.step)
+            if partial is None or waiting is None:
                 continue
             partial[device] = energy
-            if len(partial) == len(self._attributors):
-                self._ready.append(energy.step)
+            self._mark_attributed(energy.step, device, waiting)
+
+    def _mark_attributed(self, step: int, device: str, waiting: set[str]) -> None:
+        waiting.discard(device)
+        if not waiting:
+            del self._waiting[step]
+            self._ready.append(step)
 
     # Output ----------------------------------------------------------------
 
@@ -163,19 +266,21 @@ class StepLedger:
         return finished
 
     def finish(self) -> list[FinishedStep]:
-        """End of run: attribute every remaining step with what is known."""
-        for device, attributor in self._attributors.items():
-            self._collect(device, attributor.finish())
-        for step in sorted(self._intervals):
-            if step not in self._ready:
-                self._ready.append(step)
-        self._ready = deque(sorted(self._ready))
+        """End of run: attribute every remaining step with what is known (linear in the
+        number of pending steps)."""
+        for device in sorted(self._live):
+            self._collect(device, self._attributors[device].finish())
+        self._waiting.clear()
+        self._ready = deque(sorted(self._intervals))
         return self.pop_finished()
 
     def _finish(self, step: int) -> FinishedStep:
         interval = self._intervals.pop(step)
         energies = self._energies.pop(step)
         device_energy = {device: e.energy_j for device, e in energies.items()}
+        flags = STEP_DEVICE_MISSING if len(energies) < len(self._attributors) else 0
+        if self._near_problem(interval):
+            flags |= STEP_READING_REJECTED
         total = sum(device_energy.values())
         self.steps += 1
         if interval.samples is not None:
@@ -191,7 +296,19 @@ class StepLedger:
             device_energy_j=device_energy,
             interpolated=any(e.interpolated for e in energies.values()),
             loss=interval.loss,
+            flags=flags,
         )
+
+    def _near_problem(self, interval: _Interval) -> bool:
+        """Whether a rejected reading fell within a poll or so of the step."""
+        margin_s = POWER_WINDOW_S / 2
+        near = False
+        for times in self._problem_times.values():
+            while times and times[0] < interval.start_s - margin_s:
+                times.popleft()  # steps finish in order: older problems are done with
+            if times and times[0] <= interval.end_s + margin_s:
+                near = True
+        return near
 
     def power_w(self, reading: Reading) -> float | None:
         """The reading's power, or the counter's average power over the last second."""

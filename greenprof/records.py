@@ -21,7 +21,28 @@ Method = Literal["counter", "power_integration", "model", "simulated"]
 - ``simulated``: a fake or replayed sensor (demos and tests); not a measurement.
 """
 
-RunStatus = Literal["running", "completed", "failed", "interrupted"]
+RunStatus = Literal["running", "completed", "failed", "interrupted", "incomplete"]
+"""``incomplete``: the training ended normally but not every step it reported could be
+stored (the run's ``error`` says how many and why)."""
+
+STEP_RECOVERED = 1
+"""Step flag: attributed after the process died, from the stored readings (linear
+interpolation of each device's cumulative energy), not by the live attribution."""
+STEP_DEVICE_MISSING = 2
+"""Step flag: a device gave no readings for this step; its energy is not included."""
+STEP_READING_REJECTED = 4
+"""Step flag: a sensor reading near this step was rejected as invalid (NaN, negative,
+backwards, a glitch); the step's energy leans on the neighbouring readings."""
+STEP_FLAG_NAMES = {
+    STEP_RECOVERED: "recovered",
+    STEP_DEVICE_MISSING: "device_missing",
+    STEP_READING_REJECTED: "reading_rejected",
+}
+
+
+def step_flag_names(flags: int) -> tuple[str, ...]:
+    """The names of the bits set in a step's ``flags``."""
+    return tuple(name for bit, name in STEP_FLAG_NAMES.items() if flags & bit)
 
 DeviceKind = Literal["gpu", "cpu", "dram", "other"]
 
@@ -80,6 +101,9 @@ class StepRecord:
     """True when the step is shorter than a sensor's update period: its energy is
     interpolated from the neighbouring counter updates (sums over windows stay exact)."""
     loss: float | None = None
+    flags: int = 0
+    """``STEP_*`` bits (see :func:`step_flag_names`): recovered after a crash, a device
+    missing, a rejected reading nearby."""
 
     @property
     def duration_s(self) -> float:

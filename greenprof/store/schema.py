@@ -7,6 +7,7 @@ checked before anything is written. Migrations only go forward.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -103,10 +104,54 @@ CREATE VIEW epochs AS
     FROM steps GROUP BY run_id, epoch;
 """
 
-MIGRATIONS: tuple[str, ...] = (SCHEMA_V1,)
+SCHEMA_V2 = """
+ALTER TABLE steps ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;  -- records.STEP_* bits
+ALTER TABLE runs ADD COLUMN lost_steps INTEGER NOT NULL DEFAULT 0; -- accepted, never stored
+ALTER TABLE devices ADD COLUMN rejected_readings INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE pending_steps (
+    run_id  INTEGER NOT NULL,
+    step    INTEGER NOT NULL,
+    epoch   INTEGER NOT NULL DEFAULT 0,
+    start_s REAL NOT NULL,
+    end_s   REAL NOT NULL,
+    samples INTEGER,
+    loss    REAL,
+    PRIMARY KEY (run_id, step)
+) WITHOUT ROWID;
+"""
+"""v2: step flags, lost-step counts, rejected readings, and ``pending_steps``: step
+boundaries stored as soon as the sampler sees them, before their energy is known, so that
+a crashed run can be attributed afterwards from its stored readings."""
+
+MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2)
 """``MIGRATIONS[i]`` takes a database from user_version ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+REQUIRED_COLUMNS: dict[str, frozenset[str]] = {
+    "runs": frozenset(
+        "run_id name status started_at ended_at heartbeat_at host pid rank framework tags"
+        " interval_s expected_steps country region pue intensity_g_per_kwh intensity_source"
+        " steps samples energy_j step_energy_j duration_s error greenprof_version".split()
+    ),
+    "devices": frozenset(
+        "run_id device kind method name uuid power_limit_w idle_power_w node_wide note"
+        " energy_j".split()
+    ),
+    "steps": frozenset(
+        "run_id step epoch start_s end_s samples energy_j interpolated loss".split()
+    ),
+    "step_energy": frozenset("run_id step device energy_j".split()),
+    "samples": frozenset(
+        "run_id device time_s energy_j power_w utilization_pct memory_used_bytes"
+        " temperature_c".split()
+    ),
+}
+"""What the read API relies on (v1's columns; later versions only add)."""
+
+DIRECTORY_MODE = 0o700
+FILE_MODE = 0o600
+"""New databases are private: runs hold host names, command lines and tags."""
 
 
 def check_file(path: Path) -> bool:
@@ -114,12 +159,15 @@ def check_file(path: Path) -> bool:
 
     Raises :class:`NotAGreenprofDatabase` for a file that is not SQLite at all.
     """
-    if not path.exists():
-        return False
-    if path.is_dir():
-        raise NotAGreenprofDatabase(f"{path} is a directory, not a greenprof database file")
-    with path.open("rb") as handle:
-        header = handle.read(len(SQLITE_HEADER))
+    try:
+        if not path.exists():
+            return False
+        if path.is_dir():
+            raise NotAGreenprofDatabase(f"{path} is a directory, not a greenprof database file")
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if not header:
         return False
     if header != SQLITE_HEADER:
@@ -131,9 +179,11 @@ def check_file(path: Path) -> bool:
 
 
 def connect(path: Path, *, create: bool) -> sqlite3.Connection:
-    """Open (and if ``create``, initialise or migrate) the database at ``path``.
+    """Open a database for writing: initialise or migrate it (``create``: make it if missing).
 
-    The file's identity is checked before anything is written to it.
+    The file's identity is checked before anything is written to it. A file greenprof
+    creates is ``0600`` in directories it creates ``0700``; if creating it fails, nothing
+    is left behind. Every failure is a :class:`StoreError` naming the file and the cause.
     """
     existed = check_file(path)
     if not existed and not create:
@@ -141,29 +191,139 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
             f"no greenprof database at {path}: profile a run first (e.g. `greenprof demo`), "
             "or point --db / $GREENPROF_DB at an existing one"
         )
-    if not existed:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-    )
+    created = False if existed else _create_private_file(path)
+    conn: sqlite3.Connection | None = None
     try:
-        _check_identity(conn, path)
+        conn = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+        _check_identity(conn, path, ours=created)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         migrate(conn)
-    except BaseException:
-        conn.close()
+        _check_columns(conn, path)
+    except BaseException as exc:
+        if conn is not None:
+            conn.close()
+        if created:
+            _remove_database_files(path)
+        if isinstance(exc, sqlite3.Error):
+            raise StoreError(describe_sqlite_error(path, exc)) from exc
         raise
     return conn
 
 
-def _check_identity(conn: sqlite3.Connection, path: Path) -> None:
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """Open a database for reading without ever writing to it.
+
+    Works on a read-only mount too (then the file is opened immutable: nothing can be
+    changing it). A database written by an older greenprof is migrated first, by a
+    separate writing connection, only when the file is ours and writable.
+    """
+    if not check_file(path):
+        raise StoreError(
+            f"no greenprof database at {path}: profile a run first (e.g. `greenprof demo`), "
+            "or point --db / $GREENPROF_DB at an existing one"
+        )
+    try:
+        conn = _open_uri(path, immutable=not _writable_dir(path))
+        try:
+            version = _check_identity(conn, path, ours=False, reading=True)
+            if version < SCHEMA_VERSION:
+                conn.close()
+                if not (_writable_dir(path) and os.access(path, os.W_OK)):
+                    raise StoreError(
+                        f"{path} was written by an older greenprof (schema {version}) and is "
+                        "read-only here: open it once with write access to upgrade it"
+                    )
+                connect(path, create=False).close()
+                conn = _open_uri(path, immutable=False)
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            _check_columns(conn, path)
+        except BaseException:
+            conn.close()
+            raise
+    except sqlite3.Error as exc:
+        raise StoreError(describe_sqlite_error(path, exc)) from exc
+    return conn
+
+
+def describe_sqlite_error(path: Path, exc: sqlite3.Error) -> str:
+    """One line for a SQLite failure: the file, what is wrong, what to do."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.DatabaseError) and "malformed" in text:
+        return f"{path} is damaged ({text}): restore it from a backup or use another file"
+    if "locked" in text or "busy" in text:
+        return f"{path} is locked by another process ({text}): try again when it is done"
+    if "readonly" in text or "read-only" in text:
+        return f"{path} cannot be written ({text}): check its permissions, or use another --db"
+    if "disk is full" in text or "disk I/O" in text:
+        return f"{path} cannot be written ({text}): free space on its disk, or use another --db"
+    return f"{path}: {text}"
+
+
+def _open_uri(path: Path, *, immutable: bool) -> sqlite3.Connection:
+    query = "immutable=1" if immutable else "mode=ro"
+    return sqlite3.connect(
+        f"{path.absolute().as_uri()}?{query}",
+        uri=True,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        isolation_level=None,
+        check_same_thread=False,
+    )
+
+
+def _writable_dir(path: Path) -> bool:
+    """Whether SQLite can create the WAL index beside the file (not a read-only mount)."""
+    parent = path.absolute().parent
+    try:
+        return not os.statvfs(parent).f_flag & os.ST_RDONLY and os.access(parent, os.W_OK)
+    except OSError:
+        return False
+
+
+def _create_private_file(path: Path) -> bool:
+    """Create ``path`` (and missing directories) privately; False if it appeared meanwhile."""
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    try:
+        for directory in reversed(missing):
+            directory.mkdir(mode=DIRECTORY_MODE, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the database {path}: {exc.strerror or exc}; "
+            "pick a writable place with --db or $GREENPROF_DB"
+        ) from exc
+    os.close(fd)
+    return True
+
+
+def _remove_database_files(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            Path(f"{path}{suffix}").unlink()
+        except OSError:
+            pass
+
+
+def _check_identity(
+    conn: sqlite3.Connection, path: Path, *, ours: bool, reading: bool = False
+) -> int:
+    """Refuse files that are not ours; return the schema version.
+
+    A SQLite file without tables is claimed only when greenprof just created it (``ours``):
+    an empty database another tool made is not ours to convert.
+    """
     try:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
     except sqlite3.DatabaseError as exc:
+        if "unable to open" in str(exc) or "locked" in str(exc):
+            raise
         raise NotAGreenprofDatabase(
             f"{path} cannot be read as SQLite ({exc}); left untouched"
         ) from exc
@@ -173,12 +333,37 @@ def _check_identity(conn: sqlite3.Connection, path: Path) -> None:
                 f"{path} has schema version {version}, newer than this greenprof understands "
                 f"({SCHEMA_VERSION}): upgrade greenprof (`pip install -U greenprof`)"
             )
-        return
+        return version
     if tables:
         raise NotAGreenprofDatabase(
             f"{path} is a SQLite database of another application (application_id={app_id}); "
             "greenprof left it untouched. Pick another path with --db or $GREENPROF_DB."
         )
+    if ours:
+        return version
+    if reading:
+        raise StoreError(
+            f"{path} is an empty SQLite database with no greenprof runs yet: "
+            "profile a run into it first"
+        )
+    raise NotAGreenprofDatabase(
+        f"{path} is an empty SQLite database greenprof did not create; left untouched. "
+        "Delete it or pick another path with --db or $GREENPROF_DB."
+    )
+
+
+def _check_columns(conn: sqlite3.Connection, path: Path) -> None:
+    """A greenprof file whose tables were altered gets one clear error, not a traceback
+    from the first query that needs a missing column."""
+    for table, required in REQUIRED_COLUMNS.items():
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        missing = sorted(required - columns)
+        if missing:
+            what = "is missing" if not columns else f"lacks column(s) {', '.join(missing)}"
+            raise StoreError(
+                f"{path} is a greenprof database whose table {table} {what}: the file was "
+                "altered; restore it from a backup or use another file"
+            )
 
 
 def migrate(conn: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS) -> int:
