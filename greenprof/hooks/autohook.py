@@ -21,30 +21,86 @@ environment), so subprocesses and DataLoader workers are not profiled twice.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib.abc
 import importlib.machinery
 import json
 import logging
+import math
 import os
 import sys
 import types
-from collections.abc import Callable, MutableMapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from typing import Any, overload
 
+from greenprof.errors import ConfigError, GreenprofError
 from greenprof.profiler import Profiler
+from greenprof.redaction import redact_argv
 
 log = logging.getLogger("greenprof")
 
 ENV_FLAG = "GREENPROF_AUTOHOOK"
 
 
-def _float(env: MutableMapping[str, str], name: str) -> float | None:
+def profiler_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The :class:`Profiler` keyword arguments that the ``GREENPROF_*`` variables of
+    ``env`` ask for. Strict, so that a bad value is reported rather than half-applied
+    (an empty ``GREENPROF_PUE`` once became 1.0, ``0`` too): raises
+    :class:`~greenprof.errors.ConfigError` naming the variable. ``greenprof run`` calls
+    this in the parent to check the child's settings before starting it.
+
+    Example::
+
+        Profiler(**profiler_settings({"GREENPROF_PUE": "1.2"}))
+    """
+    command = env.get("GREENPROF_COMMAND") or " ".join(redact_argv(sys.argv))
+    return {
+        "run": env.get("GREENPROF_RUN_NAME") or None,
+        "country": env.get("GREENPROF_COUNTRY") or None,
+        "region": env.get("GREENPROF_REGION") or None,
+        "pue": _number(env, "GREENPROF_PUE", 1.0),
+        "intensity_g_per_kwh": _number(env, "GREENPROF_INTENSITY", None),
+        "interval_s": _number(env, "GREENPROF_INTERVAL_S", 0.1),
+        "expected_steps": _integer(env, "GREENPROF_EXPECTED_STEPS"),
+        "framework": env.get("GREENPROF_FRAMEWORK", "auto"),
+        "tags": {"command": command, "zero_code": "true"},
+        "env": env,
+    }
+
+
+@overload
+def _number(env: Mapping[str, str], name: str, default: float) -> float: ...
+@overload
+def _number(env: Mapping[str, str], name: str, default: None) -> float | None: ...
+def _number(env: Mapping[str, str], name: str, default: float | None) -> float | None:
     value = env.get(name)
-    return float(value) if value else None
+    if not value:  # unset or empty: the default, as for the Profiler's own variables
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise ConfigError(f"${name} must be a finite number; got {value!r}")
+    return number
+
+
+def _integer(env: Mapping[str, str], name: str) -> int | None:
+    value = env.get(name)
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"${name} must be an integer; got {value!r}") from None
 
 
 def start_from_env(env: MutableMapping[str, str] = os.environ) -> Profiler | None:
     """Start zero-code profiling if ``GREENPROF_AUTOHOOK=1`` (and consume the flag).
+
+    Never breaks the program it runs in: bad settings or a failing start leave it
+    running unprofiled, with one warning line on stderr and the reason in the
+    ``GREENPROF_RUN_INFO`` file, so that ``greenprof run`` can say so too.
 
     Example::
 
@@ -52,20 +108,20 @@ def start_from_env(env: MutableMapping[str, str] = os.environ) -> Profiler | Non
     """
     if env.pop(ENV_FLAG, None) != "1":
         return None
-    profiler = Profiler(
-        env.get("GREENPROF_RUN_NAME") or None,
-        country=env.get("GREENPROF_COUNTRY") or None,
-        region=env.get("GREENPROF_REGION") or None,
-        pue=_float(env, "GREENPROF_PUE") or 1.0,
-        intensity_g_per_kwh=_float(env, "GREENPROF_INTENSITY"),
-        framework=env.get("GREENPROF_FRAMEWORK", "auto"),
-        tags={"command": env.get("GREENPROF_COMMAND", " ".join(sys.argv)), "zero_code": "true"},
-    )
-    profiler.start()
     info_path = env.get("GREENPROF_RUN_INFO")
-    if info_path:
-        with open(info_path, "w", encoding="utf-8") as f:
-            json.dump({"run_id": profiler.run_id, "db": str(profiler.db_path)}, f)
+    profiler: Profiler | None = None
+    try:
+        profiler = Profiler(**profiler_settings(env))
+        profiler.start()
+    except Exception as exc:
+        reason = str(exc) if isinstance(exc, GreenprofError) else repr(exc)
+        print(f"greenprof: warning: not profiling this run: {reason}", file=sys.stderr)
+        if profiler is not None and profiler.running:
+            with contextlib.suppress(Exception):
+                profiler.stop(status="failed", error=f"zero-code start failed: {reason}")
+        _write_info(info_path, {"not_profiled": reason})
+        return None
+    _write_info(info_path, {"run_id": profiler.run_id, "db": str(profiler.db_path)})
     outcome: dict[str, Any] = {"status": "completed", "error": None}
     previous_hook = sys.excepthook
 
@@ -84,6 +140,17 @@ def start_from_env(env: MutableMapping[str, str] = os.environ) -> Profiler | Non
         }
     )
     return profiler
+
+
+def _write_info(path: str | None, info: dict[str, Any]) -> None:
+    """Tell ``greenprof run`` which run this is (or why there is none)."""
+    if not path:
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(info, f)
+    except OSError as exc:
+        print(f"greenprof: warning: cannot write {path}: {exc}", file=sys.stderr)
 
 
 def _install_torch(profiler: Profiler) -> None:

@@ -1,23 +1,38 @@
-"""The `greenprof` verbs of greenprof.hooks: ``run`` (zero-code profiling of a command)."""
+"""The `greenprof` verbs of greenprof.hooks: ``run`` (zero-code profiling of a command).
+
+``greenprof run`` stands in for its command: the caller (a shell, SLURM, a CI job) must
+see what it would have seen without it. So every setting is checked before the command
+starts (a typo must not cost a training run that is then not profiled), signals sent to
+``greenprof run`` at any moment reach the command, and the command's exit status, or
+the signal it died of, is ``greenprof run``'s own.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
+import resource
 import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from greenprof.cli import add_db_argument
+from greenprof.errors import ConfigError, GreenprofError
 from greenprof.records import RunStatus
+from greenprof.redaction import redact_argv
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+MAX_INTERVAL_S = 60.0
+"""Longest polling interval: beyond a minute a run gets too few readings to attribute."""
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -28,39 +43,114 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description="Runs COMMAND with zero-code profiling: whole-process energy always; per-"
         "step energy for torch optimizers (global step hook) and Keras fit (callback added), "
         "hooked when the child imports them (a sitecustomize on PYTHONPATH). The child's exit "
-        "code, signals and output pass through; a non-zero exit records the run as failed.",
+        "code, signals and output pass through; a non-zero exit records the run as failed. "
+        "Settings are checked before COMMAND starts (exit status 2 if one is wrong); secrets "
+        "in COMMAND (--hf-token VALUE, URL passwords, ...) are recorded as ***.",
         usage="greenprof run [options] -- COMMAND [ARGS...]",
     )
     add_db_argument(run)
     run.add_argument("--name", default=None, help="run name (default: the script's name)")
     run.add_argument("--country", help="ISO 3166-1 alpha-3 code of the grid, e.g. DEU")
     run.add_argument("--region", help="cloud region or grid zone, e.g. europe-west1")
-    run.add_argument("--pue", type=float, default=None, help="data-centre PUE (1.0)")
-    run.add_argument("--intensity", type=float, default=None, metavar="G_PER_KWH")
+    run.add_argument("--pue", metavar="PUE", help="data-centre PUE, ≥ 1.0 (1.0)")
+    run.add_argument("--intensity", metavar="G_PER_KWH", help="grid intensity, overrides country")
+    run.add_argument(
+        "--interval-s", metavar="SECONDS", help=f"sensor polling interval, 0.01–{MAX_INTERVAL_S:g}"
+    )
+    run.add_argument("--expected-steps", metavar="N", help="planned steps, for live forecasts")
+    run.add_argument("--prometheus-port", metavar="PORT", help="serve /metrics from the child")
+    run.add_argument("--pushgateway", metavar="URL", help="push the run's metrics there at the end")
     run.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     run.set_defaults(handler=_run)
 
 
-def child_environment(args: argparse.Namespace, info_path: str) -> dict[str, str]:
+# Settings ---------------------------------------------------------------------
+
+
+def settings_environment(args: argparse.Namespace) -> dict[str, str]:
+    """The ``GREENPROF_*`` variables for the run's options, each parsed and checked for
+    what the Profiler does not check itself (finiteness, the interval's upper bound, the
+    port range). Raises :class:`ConfigError` naming the option."""
+    settings = {
+        "GREENPROF_RUN_NAME": args.name or _script_name(args.command),
+        "GREENPROF_COUNTRY": args.country,
+        "GREENPROF_REGION": args.region,
+        "GREENPROF_PUSHGATEWAY": args.pushgateway,
+    }
+    if args.db is not None:
+        settings["GREENPROF_DB"] = _absolute_db(args.db)
+    if args.pue is not None:
+        settings["GREENPROF_PUE"] = repr(_finite(args.pue, "--pue", "a finite number ≥ 1.0"))
+    if args.intensity is not None:
+        intensity = _finite(args.intensity, "--intensity", "a finite number ≥ 0 (gCO2e/kWh)")
+        settings["GREENPROF_INTENSITY"] = repr(intensity)
+    if args.interval_s is not None:
+        what = f"a finite number of seconds, 0.01–{MAX_INTERVAL_S:g}"
+        interval = _finite(args.interval_s, "--interval-s", what)
+        if interval > MAX_INTERVAL_S:
+            raise ConfigError(f"--interval-s must be {what}; got {args.interval_s!r}")
+        settings["GREENPROF_INTERVAL_S"] = repr(interval)
+    if args.expected_steps is not None:
+        steps = _integer(args.expected_steps, "--expected-steps", "a positive integer")
+        settings["GREENPROF_EXPECTED_STEPS"] = str(steps)
+    if args.prometheus_port is not None:
+        what = "a port number, 1–65535"
+        port = _integer(args.prometheus_port, "--prometheus-port", what)
+        if not 1 <= port <= 65535:
+            raise ConfigError(f"--prometheus-port must be {what}; got {args.prometheus_port!r}")
+        settings["GREENPROF_PROMETHEUS_PORT"] = str(port)
+    return {name: value for name, value in settings.items() if value is not None}
+
+
+def _finite(text: str, option: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ConfigError(f"{option} must be {what}; got {text!r}")
+    return value
+
+
+def _integer(text: str, option: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{option} must be {what}; got {text!r}") from None
+
+
+def _absolute_db(db: str) -> str:
+    """A database path made absolute (the child may change directory); URLs unchanged."""
+    return db if "://" in db else str(Path(db).expanduser().resolve())
+
+
+def check_child_settings(env: dict[str, str]) -> None:
+    """Raise :class:`ConfigError` if the child would refuse these settings: the child's
+    own parsing and the Profiler's own checks (interval, steps, PUE, country, region,
+    inherited ``GREENPROF_*`` variables) run here, on a Profiler that is never started."""
+    from greenprof.hooks.autohook import profiler_settings
+    from greenprof.profiler import Profiler
+
+    try:
+        Profiler(**profiler_settings(env))
+    except ConfigError:
+        raise
+    except (GreenprofError, ValueError) as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def child_environment(
+    args: argparse.Namespace, info_path: str, settings: dict[str, str] | None = None
+) -> dict[str, str]:
     """The child's environment: the sitecustomize directory first on PYTHONPATH, the
-    run's settings in GREENPROF_* variables."""
+    run's settings in GREENPROF_* variables, the command line with its secrets hidden."""
     env = dict(os.environ)
     site_dir = str(Path(__file__).resolve().parent / "_site")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (site_dir, env.get("PYTHONPATH")) if p)
     env["GREENPROF_AUTOHOOK"] = "1"
     env["GREENPROF_RUN_INFO"] = info_path
-    env["GREENPROF_COMMAND"] = " ".join(args.command)
-    settings = {
-        "GREENPROF_DB": args.db,
-        "GREENPROF_RUN_NAME": args.name or _script_name(args.command),
-        "GREENPROF_COUNTRY": args.country,
-        "GREENPROF_REGION": args.region,
-        "GREENPROF_PUE": args.pue,
-        "GREENPROF_INTENSITY": args.intensity,
-    }
-    for name, value in settings.items():
-        if value is not None:
-            env[name] = str(Path(value).resolve()) if name == "GREENPROF_DB" else str(value)
+    env["GREENPROF_COMMAND"] = " ".join(redact_argv(args.command))
+    env.update(settings_environment(args) if settings is None else settings)
     return env
 
 
@@ -73,6 +163,9 @@ def _script_name(command: list[str]) -> str:
     return Path(command[0]).name if command else "run"
 
 
+# Running ----------------------------------------------------------------------
+
+
 def _run(args: argparse.Namespace) -> int:
     command = list(args.command)
     if command and command[0] == "--":
@@ -81,47 +174,85 @@ def _run(args: argparse.Namespace) -> int:
     if not command:
         print("greenprof run: no command given: greenprof run -- python train.py", file=sys.stderr)
         return 2
+    try:
+        settings = settings_environment(args)
+        check_child_settings(child_environment(args, "", settings))
+    except ConfigError as exc:
+        print(f"greenprof: error: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
     fd, info_path = tempfile.mkstemp(prefix="greenprof-run-", suffix=".json")
     os.close(fd)
+    forwarder = _SignalForwarder()
     try:
+        forwarder.install()
         try:
-            child = subprocess.Popen(command, env=child_environment(args, info_path))
-        except OSError as exc:
-            print(f"greenprof run: cannot start {command[0]!r}: {exc}", file=sys.stderr)
-            return 127
-        previous = _forward_signals(child)
-        try:
+            try:
+                child = subprocess.Popen(command, env=child_environment(args, info_path, settings))
+            except OSError as exc:
+                print(f"greenprof run: cannot start {command[0]!r}: {exc}", file=sys.stderr)
+                return 127
+            forwarder.attach(child)
             code = child.wait()
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-        _record_exit(info_path, code)
+            forwarder.restore()
+        _finish_run(info_path, code)
     finally:
         Path(info_path).unlink(missing_ok=True)
-    if code < 0:  # killed by a signal: die the same way, so the caller sees it too
-        signal.signal(-code, signal.SIG_DFL)
-        os.kill(os.getpid(), -code)
-        return 128 - code
-    return code
+    return _exit_status(code)
 
 
-def _forward_signals(child: subprocess.Popen[bytes]) -> dict[int, Any]:
-    """Pass signals to the child. Ctrl-C at a terminal already reaches the child (same
-    process group, in the foreground), so SIGINT is only forwarded when it cannot have."""
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
 
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        if signum == signal.SIGINT and _in_terminal_foreground():
-            return
-        if child.poll() is None:
-            child.send_signal(signum)
 
-    previous: dict[int, Any] = {}
-    for signum in _FORWARDED:
-        try:
-            previous[signum] = signal.signal(signum, forward)
-        except (OSError, ValueError):  # not the main thread, or not on this platform
-            continue
-    return previous
+@dataclass
+class _SignalForwarder:
+    """Passes SIGINT, SIGTERM, SIGHUP and SIGQUIT to the child, from before it exists.
+
+    Installed before the child is started: a signal that arrives while it is being
+    started is held and sent as soon as it exists (it was lost before, and the child
+    ran on). Ctrl-C at a terminal already reaches a running child (same process group,
+    in the foreground), so SIGINT is then not sent twice. Signals ignored when we
+    started (``nohup``) stay ignored, for us and, by inheritance, for the child.
+    """
+
+    child: subprocess.Popen[bytes] | None = None
+    pending: list[int] = field(default_factory=list)
+    previous: dict[int, Any] = field(default_factory=dict)
+
+    def install(self) -> None:
+        for signum in _FORWARDED:
+            try:
+                if signal.getsignal(signum) == signal.SIG_IGN:
+                    continue
+                self.previous[signum] = signal.signal(signum, self._handle)
+            except (OSError, ValueError):  # not the main thread, or not on this platform
+                continue
+        # A launcher may hand these signals to us blocked (the mask survives exec): they
+        # would then reach neither us nor, as the child inherits the mask, the child.
+        with contextlib.suppress(OSError, ValueError):
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, set(self.previous))
+
+    def attach(self, child: subprocess.Popen[bytes]) -> None:
+        self.child = child
+        while self.pending:
+            self._send(self.pending.pop(0))
+
+    def restore(self) -> None:
+        for signum, handler in self.previous.items():
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                signal.signal(signum, handler)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.child is None:
+            self.pending.append(signum)
+        elif not (signum == signal.SIGINT and _in_terminal_foreground()):
+            self._send(signum)
+
+    def _send(self, signum: int) -> None:
+        if self.child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self.child.send_signal(signum)  # a no-op once the child has been reaped
 
 
 def _in_terminal_foreground() -> bool:
@@ -131,27 +262,94 @@ def _in_terminal_foreground() -> bool:
         return False
 
 
-def _record_exit(info_path: str, code: int) -> None:
-    """A non-zero exit fails the run (a signal: interrupted), whatever the child managed
-    to write before it ended."""
-    if code == 0:
-        return
+def _exit_status(code: int) -> int:
+    """``greenprof run``'s exit: the child's status; if the child died of a signal, die
+    of the same one, so that a shell or a scheduler sees what it would have seen.
+    SIGKILL and SIGSTOP are not raised on ourselves (SIGKILL would look like the OOM
+    killer struck ``greenprof run`` itself; SIGSTOP would stop it): exit 128 + signal,
+    the shell's convention, as also whenever re-raising fails."""
+    if code >= 0:
+        return code
+    signum = -code
+    if signum in (signal.SIGKILL, signal.SIGSTOP):
+        return 128 + signum
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
+        # The child's core dump, if any, is the one that matters: none of our own.
+        soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+        if soft != 0:
+            resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
+        os.kill(os.getpid(), signum)
+    except (OSError, ValueError):
+        pass
+    return 128 + signum
+
+
+# Recording how the run ended --------------------------------------------------
+
+
+def _finish_run(info_path: str, code: int) -> None:
+    """Make the stored run agree with how the child ended, and say so when there is no
+    run: a non-zero exit fails the run (a signal: interrupted), whatever the child
+    managed to write; a run left ``running`` by a child that exited 0 without stopping
+    its profiler (``os._exit``, ``exec``) is ended."""
     try:
         info = json.loads(Path(info_path).read_text(encoding="utf-8") or "{}")
     except (OSError, ValueError):
         info = {}
+    if not isinstance(info, dict):
+        info = {}
+    if info.get("not_profiled"):
+        _warn(f"the command ran unprofiled: {_one_line(str(info['not_profiled']))}")
+        return
     run_id, db = info.get("run_id"), info.get("db")
     if run_id is None or not db:
+        _warn(
+            "no run was recorded: the command started no Python process that took up "
+            "profiling (not Python, python -S or -I, or it ended before start-up)"
+        )
         return
-    status: RunStatus
-    if code < 0:
-        status, error = "interrupted", f"killed by {signal.Signals(-code).name}"
-    else:
-        status, error = "failed", f"exit code {code}"
-    from greenprof.errors import StoreError
+    try:
+        _end_run(Path(db), int(run_id), code)
+    except (GreenprofError, sqlite3.Error, ValueError) as exc:
+        _warn(f"could not record the exit in {db}: {_one_line(str(exc))}")
+
+
+def _end_run(db: Path, run_id: int, code: int) -> None:
     from greenprof.store.writer import mark_run_ended
 
+    status: RunStatus
+    if code < 0:
+        status, error = "interrupted", f"killed by {_signal_name(-code)}"
+    elif code > 0:
+        status, error = "failed", f"exit code {code}"
+    elif _stored_status(db, run_id) == "running":
+        status = "completed"
+        error = "ended by greenprof run: the command exited 0 without stopping its profiler"
+    else:
+        return
+    mark_run_ended(db, run_id, status, error)
+
+
+def _stored_status(db: Path, run_id: int) -> str | None:
+    from greenprof.store.reader import RunStore
+
+    with RunStore(db) as store:
+        row = store.connection.execute(
+            "SELECT status FROM runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _signal_name(signum: int) -> str:
     try:
-        mark_run_ended(Path(db), int(run_id), status, error)
-    except (StoreError, sqlite3.Error) as exc:
-        print(f"greenprof run: could not record the exit in {db}: {exc}", file=sys.stderr)
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _warn(message: str) -> None:
+    print(f"greenprof run: warning: {message}", file=sys.stderr)
