@@ -25,6 +25,7 @@ from pathlib import Path
 
 from greenprof.errors import ConfigError
 from greenprof.records import CarbonSettings
+from greenprof.values import setting_number
 
 WORLD_AVERAGE_G_PER_KWH = 475.0
 """CodeCarbon's ``world_average`` (IEA 2019), used only as a labelled fallback."""
@@ -128,6 +129,12 @@ def _unknown(kind: str, value: str, known: dict[str, Zone]) -> ConfigError:
     )
 
 
+MAX_PUE = 10.0
+"""No data centre comes near it (typical 1.1–2); larger is a typo."""
+MAX_INTENSITY = 5000.0
+"""gCO2e/kWh; the dirtiest grids are about 1,000."""
+
+
 def resolve_carbon(
     *,
     country: str | None = None,
@@ -142,13 +149,18 @@ def resolve_carbon(
     grid zone), then ``country`` (ISO-3), then the world average (labelled).
     Raises :class:`ConfigError` for unknown codes or impossible values.
     """
-    if not pue >= 1.0:
-        raise ConfigError(f"pue must be ≥ 1.0 (facility energy / IT energy); got {pue!r}")
+    pue = setting_number(
+        "pue", pue, minimum=1.0, maximum=MAX_PUE, hint="facility energy / IT energy"
+    )
+    for label, code in (("country", country), ("region", region)):
+        if code is not None and not isinstance(code, str):
+            raise ConfigError(f"{label} must be a string code; got {type(code).__name__}")
     country_code = country.strip().upper() if country else None
     region_code = region.strip().lower() if region else None
     if intensity_g_per_kwh is not None:
-        if not intensity_g_per_kwh >= 0:
-            raise ConfigError(f"intensity_g_per_kwh must be ≥ 0; got {intensity_g_per_kwh!r}")
+        intensity_g_per_kwh = setting_number(
+            "intensity_g_per_kwh", intensity_g_per_kwh, minimum=0.0, maximum=MAX_INTENSITY
+        )
         return CarbonSettings(
             intensity_g_per_kwh=float(intensity_g_per_kwh),
             pue=pue,

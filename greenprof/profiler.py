@@ -8,25 +8,30 @@ once and recorded on the run; they never reach the training loop.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import logging
 import os
+import signal
+import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 from greenprof.carbon import resolve_carbon
 from greenprof.errors import ConfigError
-from greenprof.ledger import BEGIN, END, EPOCH, FinishedStep, Mark, StepLedger
+from greenprof.ledger import BEGIN, END, EPOCH, ClosedStep, FinishedStep, Mark, StepLedger
 from greenprof.records import CarbonSettings, DeviceInfo, Reading, RunStatus
-from greenprof.sampler import Sampler
+from greenprof.sampler import Sampler, close_sensors
 from greenprof.sensors.base import PowerSensor, describe
 from greenprof.store.paths import resolve_db_path
 from greenprof.store.writer import RunSpec, RunTotals, SampleRow, StoreWriter
+from greenprof.values import setting_int, setting_number
 
 log = logging.getLogger("greenprof")
 
@@ -36,6 +41,15 @@ T = TypeVar("T")
 
 MAX_SETTLE_S = 0.15
 """At stop, read sensors for at most this long so the last steps' energy is published."""
+STALE_DEVICE_S = 3.0
+"""A device without a valid reading for this long (or 20 polls, if longer) is given up on:
+its steps so far are attributed, later steps leave it out (flagged ``device_missing``)."""
+SENSOR_CLOSE_TIMEOUT_S = 1.0
+"""``stop()`` waits at most this long for the sensors' ``close()`` (a wedged driver must
+not hold the training script at exit)."""
+
+_forked_profilers: weakref.WeakSet[Profiler] = weakref.WeakSet()
+"""Started profilers, so that a forked child can disown its parent's runs."""
 
 _active: contextvars.ContextVar[Profiler | None] = contextvars.ContextVar(
     "greenprof_active_profiler", default=None
@@ -112,18 +126,18 @@ class Profiler:
         exact: bool = False,
         prometheus_port: int | None = None,
         pushgateway: str | None = None,
-        flush_interval_s: float = 0.5,
+        flush_interval_s: float = 0.3,
         env: Mapping[str, str] = os.environ,
     ) -> None:
-        if not interval_s > 0:
-            raise ConfigError(f"interval_s must be > 0 seconds; got {interval_s!r}")
-        if interval_s < 0.01:
+        interval_s = _check_interval(interval_s)
+        if expected_steps is not None:
+            expected_steps = setting_int("expected_steps", expected_steps, minimum=1, maximum=2**62)
+        if run is not None and not isinstance(run, str):
+            raise ConfigError(f"the run name must be a string; got {type(run).__name__}")
+        if tags is not None and not isinstance(tags, Mapping):
             raise ConfigError(
-                f"interval_s={interval_s} is below 10 ms: sensors do not update "
-                "that fast and polling would cost CPU; use 0.05–1 s"
+                f"tags must be a mapping such as {{'batch_size': 64}}; got {type(tags).__name__}"
             )
-        if expected_steps is not None and expected_steps <= 0:
-            raise ConfigError(f"expected_steps must be a positive integer; got {expected_steps!r}")
         self.name = run or _default_run_name()
         self.db_path: Path = resolve_db_path(db, env)
         self.interval_s = interval_s
@@ -131,20 +145,24 @@ class Profiler:
             country=country, region=region, pue=pue, intensity_g_per_kwh=intensity_g_per_kwh
         )
         self.tags = {str(k): str(v) for k, v in (tags or {}).items()}
-        self.framework = framework
+        self.framework = str(framework)
         self.expected_steps = expected_steps
-        self.baseline_s = baseline_s
-        self.exact = exact
-        self._explicit_sensors = list(sensors) if sensors is not None else None
+        self.baseline_s = setting_number("baseline_s", baseline_s, minimum=0.0, maximum=3600.0)
+        self.exact = bool(exact)
+        self._explicit_sensors = _check_sensors(sensors) if sensors is not None else None
         self._env = env
         port = (
             prometheus_port
             if prometheus_port is not None
             else _int_env(env, "GREENPROF_PROMETHEUS_PORT")
         )
+        if port is not None:
+            port = setting_int("prometheus_port", port, minimum=1, maximum=65535)
         self._prometheus_port = port
         self._pushgateway = pushgateway or env.get("GREENPROF_PUSHGATEWAY") or None
-        self._flush_interval_s = flush_interval_s
+        self._flush_interval_s = setting_number(
+            "flush_interval_s", flush_interval_s, minimum=0.01, maximum=60.0
+        )
         self._marks: deque[Mark] = deque()
         self._step_context = _StepContext(self._marks)
         self._sensors: list[PowerSensor] = []
@@ -156,6 +174,11 @@ class Profiler:
         self._metrics_server: Any = None
         self._token: contextvars.Token[Profiler | None] | None = None
         self._depth = 0
+        self._lock = threading.RLock()  # start/stop from any thread
+        self._pid: int | None = None
+        self._forked = False
+        self._previous_sigterm: Any = None
+        self._rejected: dict[str, int] = {}
         self.run_id: int | None = None
 
     # Lifecycle --------------------------------------------------------------
@@ -194,17 +217,35 @@ class Profiler:
             self._writer.set_framework(framework)
 
     def start(self) -> Profiler:
-        """Open sensors and the database, record the run, start sampling. Re-entrant."""
-        self._depth += 1
-        if self._depth > 1:
-            return self
+        """Open sensors and the database, record the run, start sampling. Re-entrant.
+
+        If anything fails, everything opened so far is released and the error (a
+        :class:`~greenprof.errors.GreenprofError` naming the cause) is raised; nothing of
+        the run is left half-started, and ``start()`` may be called again."""
+        with self._lock:
+            if self._forked:
+                return self
+            self._depth += 1
+            if self._depth > 1:
+                return self
+            try:
+                self._start()
+            except BaseException:
+                self._depth = 0
+                self._release(status="failed", error="greenprof could not start")
+                raise
+        return self
+
+    def _start(self) -> None:
         self._sensors = self._open_sensors()
         self.devices = tuple(describe(sensor) for sensor in self._sensors)
+        self._rejected = {}
         writer = StoreWriter(self.db_path, flush_interval_s=self._flush_interval_s)
+        self._writer = writer
         origin_s = time.monotonic()
         self._ledger = StepLedger([d.device for d in self.devices], origin_s=origin_s)
         self.run_id = writer.create_run(self._run_spec())
-        self._writer = writer
+        self._pid = os.getpid()
         self._sampler = Sampler(
             self._sensors,
             interval_s=self.interval_s,
@@ -213,39 +254,52 @@ class Profiler:
         )
         self._sampler.start()
         self._token = _active.set(self)
+        _watch_forks(self)
+        self._install_sigterm()
         for note in self.detection_notes:
             log.info("greenprof: %s", note)
         if self.baseline_s > 0:
             self._measure_baseline()
         self._start_metrics_server()
-        return self
 
     def stop(self, *, status: RunStatus = "completed", error: str | None = None) -> None:
-        """Take the last readings, attribute and store the remaining steps, close the run."""
-        if self._depth == 0:
-            return
-        self._depth -= 1
-        if self._depth > 0:
-            return
+        """Take the last readings, attribute and store the remaining steps, close the run.
+
+        Safe from any thread, and after a fork (a forked child never touches its parent's
+        run). Returns within the settle time plus about two seconds whatever the sensors
+        do; a database that cannot be written delays it by at most
+        :data:`~greenprof.store.writer.CLOSE_TIMEOUT_S`."""
+        with self._lock:
+            if self._depth == 0 or self._forked:
+                return
+            self._depth -= 1
+            if self._depth > 0:
+                return
+            self._release(status=status, error=error)
+        self._push_metrics()
+
+    def _release(self, *, status: RunStatus, error: str | None) -> None:
+        """Stop sampling, store what remains, close the run; each part bounded, each part
+        attempted whatever the others did."""
         writer, sampler, ledger = self._writer, self._sampler, self._ledger
+        self._restore_sigterm()
         if self._token is not None:
-            _active.reset(self._token)
+            with contextlib.suppress(ValueError):  # stopped from another thread or context
+                _active.reset(self._token)
             self._token = None
         try:
             if sampler is not None:
                 sampler.stop(settle_s=self._settle_s())
-            if ledger is not None and writer is not None:
+            if ledger is not None and writer is not None and self.run_id is not None:
+                self._drain_marks(ledger, writer)
                 self._store_steps(ledger.finish())
                 writer.set_totals(self._totals())
         except Exception as exc:  # never let the profiler crash the program at exit
             log.warning("greenprof: could not finish the run cleanly: %r", exc)
             error = error or f"greenprof: {exc!r}"
         finally:
-            for sensor in self._sensors:
-                try:
-                    sensor.close()
-                except Exception as exc:
-                    log.debug("greenprof: closing %s failed: %r", sensor.device, exc)
+            for device in close_sensors(self._sensors, timeout_s=SENSOR_CLOSE_TIMEOUT_S):
+                log.warning("greenprof: closing %s did not return; left behind", device)
             if writer is not None:
                 try:
                     writer.close(status=status, error=error)
@@ -257,8 +311,51 @@ class Profiler:
                         exc,
                     )
             self._writer = None
+            self._sampler = None
             self._stop_metrics_server()
-        self._push_metrics()
+
+    # Process lifecycle --------------------------------------------------------
+
+    def _after_fork_in_child(self) -> None:
+        """The child of a fork owns nothing of this run: it neither marks steps into it nor
+        stores or ends it (the parent does). It may start a Profiler of its own."""
+        self._forked = True
+        self._marks = deque(maxlen=1)
+        self._step_context = _StepContext(self._marks)
+        self._writer = None
+        self._sampler = None
+        self._lock = threading.RLock()
+
+    def _install_sigterm(self) -> None:
+        """SIGTERM (a scheduler's cancel, ``kill``, ``docker stop``) would end the process
+        without a word: store the run as ``interrupted`` first, then die of the signal as
+        the sender expects (exit status 143). Only where no one else handles SIGTERM."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        try:
+            if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+                return
+            self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+        except (ValueError, OSError):  # not the main interpreter, or no signals here
+            self._previous_sigterm = None
+
+    def _restore_sigterm(self) -> None:
+        if self._previous_sigterm is None:
+            return
+        if threading.current_thread() is threading.main_thread():
+            try:
+                if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+                    signal.signal(signal.SIGTERM, self._previous_sigterm)
+            except (ValueError, OSError):
+                pass
+        self._previous_sigterm = None
+
+    def _on_sigterm(self, signum: int, _frame: FrameType | None) -> None:
+        with self._lock:
+            self._depth = min(self._depth, 1)
+        self.stop(status="interrupted", error="terminated by SIGTERM")
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
     # The step API (training thread) ------------------------------------------
 
@@ -302,15 +399,51 @@ class Profiler:
 
     def _consume(self, readings: list[Reading]) -> None:
         ledger, writer = self._ledger, self._writer
-        if ledger is None or writer is None:
+        if ledger is None or writer is None or self._forked:
             return
-        marks = self._marks
-        drained = [marks.popleft() for _ in range(len(marks))]
-        ledger.add_marks(drained)
+        self._drain_marks(ledger, writer)
         ledger.add_readings(readings)
+        self._check_devices(ledger, writer)
         writer.add_samples(self._sample_rows(ledger, readings))
         self._store_steps(ledger.pop_finished())
         writer.set_totals(self._totals())
+
+    def _drain_marks(self, ledger: StepLedger, writer: StoreWriter) -> None:
+        """Number the steps marked since the last poll and store their boundaries now, before
+        their energy is known: a crash then loses no step the sampler has seen."""
+        marks = self._marks
+        ledger.add_marks([marks.popleft() for _ in range(len(marks))])
+        closed = ledger.pop_closed()
+        if closed:
+            writer.add_pending_steps([_pending_row(c) for c in closed])
+        for message in ledger.warnings:
+            log.warning("greenprof: %s", message)
+            writer.record_error(message)
+        ledger.warnings.clear()
+
+    def _check_devices(self, ledger: StepLedger, writer: StoreWriter) -> None:
+        """Flag rejected readings on steps and devices; give up on silent devices."""
+        sampler = self._sampler
+        health = sampler.health() if sampler is not None else {}
+        for device, state in health.items():
+            rejected = state.stats.rejected
+            if rejected > self._rejected.get(device, 0):
+                self._rejected[device] = rejected
+                ledger.note_rejected_reading(device, self._now_s())
+                writer.update_device(device, rejected_readings=rejected)
+        stale_s = max(STALE_DEVICE_S, 20 * self.interval_s)
+        for device in ledger.expire(self._now_s(), stale_s):
+            message = (
+                f"{device} gave no valid reading for {stale_s:.1f} s: later steps leave it out "
+                "(flagged device_missing)"
+            )
+            log.warning("greenprof: %s", message)
+            writer.update_device(device, note=f"no readings after {stale_s:.1f} s of silence")
+            writer.record_error(message)
+
+    @staticmethod
+    def _now_s() -> float:
+        return time.monotonic()
 
     def _sample_rows(self, ledger: StepLedger, readings: list[Reading]) -> list[SampleRow]:
         energies = ledger.device_energy_j()
@@ -342,6 +475,7 @@ class Profiler:
                     s.energy_j,
                     int(s.interpolated),
                     s.loss,
+                    s.flags,
                 )
                 for s in finished
             ],
@@ -462,6 +596,54 @@ def profile(run: str | None = None, **options: Any) -> Callable[[Callable[P, R]]
         return wrapper
 
     return decorate
+
+
+def _check_interval(interval_s: object) -> float:
+    if isinstance(interval_s, (int, float)) and not isinstance(interval_s, bool):
+        if 0 < interval_s < 0.01:
+            raise ConfigError(
+                f"interval_s={interval_s} is below 10 ms: sensors do not update "
+                "that fast and polling would cost CPU; use 0.05–1 s"
+            )
+        if interval_s <= 0:
+            raise ConfigError(f"interval_s must be > 0 seconds; got {interval_s!r}")
+    return setting_number("interval_s", interval_s, minimum=0.01, maximum=60.0)
+
+
+def _check_sensors(sensors: Sequence[PowerSensor]) -> list[PowerSensor]:
+    if isinstance(sensors, (str, bytes)) or not isinstance(sensors, Iterable):
+        raise ConfigError(f"sensors must be a list of sensors; got {type(sensors).__name__}")
+    checked = list(sensors)
+    for sensor in checked:
+        device = getattr(sensor, "device", None)
+        if not (isinstance(device, str) and callable(getattr(sensor, "read", None))):
+            raise ConfigError(
+                f"{sensor!r} is not a sensor: a sensor has a `device` string, `read()` and "
+                "`close()` (see greenprof.sensors.PowerSensor)"
+            )
+    devices = [sensor.device for sensor in checked]
+    duplicates = sorted({d for d in devices if devices.count(d) > 1})
+    if duplicates:
+        raise ConfigError(f"two sensors read the same device: {', '.join(duplicates)}")
+    return checked
+
+
+def _watch_forks(profiler: Profiler) -> None:
+    """Make a forked child disown this profiler's run (registered once per process)."""
+    if hasattr(os, "register_at_fork") and not getattr(_watch_forks, "registered", False):
+        os.register_at_fork(after_in_child=_disown_after_fork)
+        _watch_forks.registered = True  # type: ignore[attr-defined]
+    _forked_profilers.add(profiler)
+
+
+def _disown_after_fork() -> None:
+    for profiler in list(_forked_profilers):
+        profiler._after_fork_in_child()
+    _forked_profilers.clear()
+
+
+def _pending_row(step: ClosedStep) -> tuple[object, ...]:
+    return (step.step, step.epoch, step.start_s, step.end_s, step.samples, step.loss)
 
 
 def _batch_size(item: object) -> int | None:

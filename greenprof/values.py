@@ -58,3 +58,41 @@ def as_number(value: object, name: str = "loss") -> float | None:
 def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def setting_number(
+    name: str,
+    value: object,
+    *,
+    minimum: float,
+    maximum: float = math.inf,
+    hint: str = "",
+) -> float:
+    """A setting that must be a finite real number in [minimum, maximum] (ints and numpy
+    numbers accepted; strings, bools, NaN and infinities refused with a ConfigError)."""
+    from greenprof.errors import ConfigError
+
+    ok = not isinstance(value, (bool, str, bytes)) and hasattr(value, "__float__")
+    number = float(value) if ok else math.nan  # type: ignore[arg-type]
+    if not (math.isfinite(number) and minimum <= number <= maximum):
+        span = f">= {minimum:g}" if maximum == math.inf else f"between {minimum:g} and {maximum:g}"
+        raise ConfigError(
+            f"{name} must be a finite number {span}; got {_short(value)}"
+            + (f" ({hint})" if hint else "")
+        )
+    return number
+
+
+def setting_int(name: str, value: object, *, minimum: int, maximum: int) -> int:
+    """A setting that must be an integer in [minimum, maximum] (ConfigError otherwise)."""
+    from greenprof.errors import ConfigError
+
+    try:
+        number = as_count(value, name) if minimum >= 0 else operator.index(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not minimum <= number <= maximum:
+        raise ConfigError(
+            f"{name} must be an integer between {minimum} and {maximum}; got {_short(value)}"
+        )
+    return number

@@ -6,6 +6,7 @@ never starve WAL checkpoints. Incremental readers pass ``after_step`` / ``after_
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -13,9 +14,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from greenprof.errors import RunNotFound
+from greenprof.errors import RunNotFound, StoreError
 from greenprof.records import (
     CarbonSettings,
     DeviceInfo,
@@ -26,7 +27,27 @@ from greenprof.records import (
     StepRecord,
 )
 from greenprof.store.paths import resolve_db_path
-from greenprof.store.schema import connect
+from greenprof.store.schema import connect_read_only, describe_sqlite_error
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _one_line_errors(
+    method: Callable[Concatenate[RunStore, P], R],
+) -> Callable[Concatenate[RunStore, P], R]:
+    """SQLite failures (a damaged page, a lock) become one :class:`StoreError` line that
+    names the file, never a traceback."""
+
+    @functools.wraps(method)
+    def wrapper(self: RunStore, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise StoreError(describe_sqlite_error(self.path, exc)) from exc
+
+    return wrapper  # type: ignore[return-value]
+
 
 STALE_AFTER_S = 30.0
 """A run still marked running whose process has not written for this long is shown as
@@ -59,7 +80,7 @@ class RunStore:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.path: Path = resolve_db_path(db, env)
-        self._conn = connect(self.path, create=False)
+        self._conn = connect_read_only(self.path)
         self._wall_clock = wall_clock
 
     def close(self) -> None:
@@ -83,6 +104,7 @@ class RunStore:
 
     # Runs -----------------------------------------------------------------
 
+    @_one_line_errors
     def runs(
         self, *, status: RunStatus | None = None, name: str | None = None, limit: int | None = None
     ) -> list[RunInfo]:
@@ -102,10 +124,11 @@ class RunStore:
             runs = [run for run in runs if run.status == status]
         return runs[:limit] if limit is not None else runs
 
+    @_one_line_errors
     def run(self, ref: int | str) -> RunInfo:
         """One run by id, or by name (its newest run). Raises :class:`RunNotFound`."""
         row = None
-        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        if _is_run_id(ref):
             row = self._conn.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (int(ref),)
             ).fetchone()
@@ -148,6 +171,7 @@ class RunStore:
                 )
         return {run_id: tuple(devices) for run_id, devices in found.items()}
 
+    @_one_line_errors
     def device_energy_j(self, run_id: int) -> dict[str, float]:
         """Each device's energy over the whole run."""
         return dict(
@@ -204,7 +228,7 @@ class RunStore:
             pid=int(pid),
             rank=rank,
             framework=str(framework),
-            tags=json.loads(str(tags)),
+            tags=_tags(tags),
             devices=devices,
             carbon=carbon,
             steps=int(steps),
@@ -246,9 +270,11 @@ class RunStore:
             if remaining is not None:
                 remaining -= len(batch)
 
+    @_one_line_errors
     def _step_batch(self, run_id: int, after_step: int, size: int) -> list[StepRecord]:
         rows = self._conn.execute(
-            "SELECT step, epoch, start_s, end_s, samples, energy_j, interpolated, loss FROM steps"
+            "SELECT step, epoch, start_s, end_s, samples, energy_j, interpolated, loss, flags"
+            " FROM steps"
             " WHERE run_id = ? AND step > ? ORDER BY step LIMIT ?",
             (run_id, after_step, size),
         ).fetchall()
@@ -273,10 +299,23 @@ class RunStore:
                 device_energy_j=per_device.get(step, {}),
                 interpolated=bool(interpolated),
                 loss=loss,
+                flags=flags,
             )
-            for step, epoch, start_s, end_s, samples, energy_j, interpolated, loss in rows
+            for step, epoch, start_s, end_s, samples, energy_j, interpolated, loss, flags in rows
         ]
 
+    @_one_line_errors
+    def pending_steps(self, run_id: int) -> int:
+        """Steps whose boundaries are stored but whose energy is not: a run whose process
+        died before attributing them (``greenprof repair`` attributes them)."""
+        row = self._conn.execute(
+            "SELECT count(*) FROM pending_steps WHERE run_id = ?"
+            " AND step NOT IN (SELECT step FROM steps WHERE run_id = ?)",
+            (run_id, run_id),
+        ).fetchone()
+        return int(row[0])
+
+    @_one_line_errors
     def epochs(self, run_id: int) -> list[EpochRecord]:
         """Per-epoch totals of a run."""
         return [
@@ -290,6 +329,7 @@ class RunStore:
 
     # Samples --------------------------------------------------------------
 
+    @_one_line_errors
     def samples(
         self, run_id: int, *, device: str | None = None, after_s: float | None = None
     ) -> list[SampleRecord]:
@@ -307,3 +347,19 @@ class RunStore:
             params.append(after_s)
         sql += " ORDER BY time_s, device"
         return [SampleRecord(run_id, *row) for row in self._conn.execute(sql, params)]
+
+
+def _is_run_id(ref: int | str) -> bool:
+    """An int, or a string of at most 19 ASCII digits (SQLite's 64-bit integer range)."""
+    if isinstance(ref, int):
+        return 0 <= ref < 2**63
+    return ref.isascii() and ref.isdigit() and len(ref) <= 18
+
+
+def _tags(raw: object) -> dict[str, str]:
+    """The run's tags; an edited, unparseable value reads as no tags rather than a crash."""
+    try:
+        tags = json.loads(str(raw))
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in tags.items()} if isinstance(tags, dict) else {}

@@ -7,6 +7,7 @@ checked before anything is written. Migrations only go forward.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -130,21 +131,74 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 REQUIRED_COLUMNS: dict[str, frozenset[str]] = {
     "runs": frozenset(
-        "run_id name status started_at ended_at heartbeat_at host pid rank framework tags"
-        " interval_s expected_steps country region pue intensity_g_per_kwh intensity_source"
-        " steps samples energy_j step_energy_j duration_s error greenprof_version".split()
+        [
+            "run_id",
+            "name",
+            "status",
+            "started_at",
+            "ended_at",
+            "heartbeat_at",
+            "host",
+            "pid",
+            "rank",
+            "framework",
+            "tags",
+            "interval_s",
+            "expected_steps",
+            "country",
+            "region",
+            "pue",
+            "intensity_g_per_kwh",
+            "intensity_source",
+            "steps",
+            "samples",
+            "energy_j",
+            "step_energy_j",
+            "duration_s",
+            "error",
+            "greenprof_version",
+        ]
     ),
     "devices": frozenset(
-        "run_id device kind method name uuid power_limit_w idle_power_w node_wide note"
-        " energy_j".split()
+        [
+            "run_id",
+            "device",
+            "kind",
+            "method",
+            "name",
+            "uuid",
+            "power_limit_w",
+            "idle_power_w",
+            "node_wide",
+            "note",
+            "energy_j",
+        ]
     ),
     "steps": frozenset(
-        "run_id step epoch start_s end_s samples energy_j interpolated loss".split()
+        [
+            "run_id",
+            "step",
+            "epoch",
+            "start_s",
+            "end_s",
+            "samples",
+            "energy_j",
+            "interpolated",
+            "loss",
+        ]
     ),
-    "step_energy": frozenset("run_id step device energy_j".split()),
+    "step_energy": frozenset(["run_id", "step", "device", "energy_j"]),
     "samples": frozenset(
-        "run_id device time_s energy_j power_w utilization_pct memory_used_bytes"
-        " temperature_c".split()
+        [
+            "run_id",
+            "device",
+            "time_s",
+            "energy_j",
+            "power_w",
+            "utilization_pct",
+            "memory_used_bytes",
+            "temperature_c",
+        ]
     ),
 }
 """What the read API relies on (v1's columns; later versions only add)."""
@@ -303,10 +357,8 @@ def _create_private_file(path: Path) -> bool:
 
 def _remove_database_files(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
-        try:
+        with contextlib.suppress(OSError):
             Path(f"{path}{suffix}").unlink()
-        except OSError:
-            pass
 
 
 def _check_identity(

@@ -1,0 +1,234 @@
+"""Attribute the steps of a run whose process died, from what it stored (``greenprof repair``).
+
+A live run stores each step's boundaries as soon as the sampler sees them
+(``pending_steps``) and each device's cumulative energy at every poll (``samples``);
+only the energy attribution waits for the sensor. When the process is killed, the steps
+that were still waiting are attributed here by linear interpolation of each device's
+cumulative energy between the stored readings (beyond the last reading: extrapolated at
+the last second's mean power, for at most :data:`MAX_EXTRAPOLATION_S`). They are flagged
+``recovered`` (and ``interpolated``), the run's totals are recomputed from the rows, and
+the run ends ``interrupted`` with a note saying how many steps were recovered.
+
+A run is taken for dead when it is still ``running`` and either its heartbeat is older
+than :data:`~greenprof.store.reader.STALE_AFTER_S` (30 s), or it was written on this host by a
+process that no longer exists.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from greenprof.records import STEP_RECOVERED
+from greenprof.store.reader import STALE_AFTER_S
+from greenprof.store.schema import connect
+
+MAX_EXTRAPOLATION_S = 2.0
+"""Steps ending later than this after a device's last stored reading get no energy from it."""
+QUIET_S = 2.0
+"""A run on this host whose process is gone is recovered only once its heartbeat is this old
+(its final flush may still be landing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What :func:`recover_run` did to one run."""
+
+    run_id: int
+    name: str
+    recovered_steps: int
+    steps: int
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OverflowError:
+        return False
+    return True
+
+
+def dead_runs(
+    conn: sqlite3.Connection,
+    *,
+    host: str,
+    now: float,
+    alive: Callable[[int], bool] = pid_alive,
+) -> list[int]:
+    """Runs still marked running whose process is gone (see the module docstring)."""
+    dead = []
+    for run_id, run_host, pid, heartbeat_at in conn.execute(
+        "SELECT run_id, host, pid, heartbeat_at FROM runs WHERE status = 'running'"
+    ):
+        age_s = now - float(heartbeat_at)
+        if age_s > STALE_AFTER_S or (run_host == host and age_s > QUIET_S and not alive(pid)):
+            dead.append(int(run_id))
+    return dead
+
+
+def recover_run(conn: sqlite3.Connection, run_id: int, *, now: float) -> Recovery:
+    """Attribute a dead run's pending steps and close it (one transaction)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        name, status = conn.execute(
+            "SELECT name, status FROM runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        pending = conn.execute(
+            "SELECT step, epoch, start_s, end_s, samples, loss FROM pending_steps"
+            " WHERE run_id = ? AND step NOT IN (SELECT step FROM steps WHERE run_id = ?)"
+            " ORDER BY step",
+            (run_id, run_id),
+        ).fetchall()
+        curves = _curves(conn, run_id)
+        step_rows: list[tuple[object, ...]] = []
+        energy_rows: list[tuple[object, ...]] = []
+        for step, epoch, start_s, end_s, samples, loss in pending:
+            device_energy = {
+                device: e
+                for device, curve in curves.items()
+                if (e := curve.energy_between(start_s, end_s)) is not None
+            }
+            step_rows.append(
+                (
+                    run_id,
+                    step,
+                    epoch,
+                    start_s,
+                    end_s,
+                    samples,
+                    sum(device_energy.values()),
+                    1,
+                    loss,
+                    STEP_RECOVERED,
+                )
+            )
+            energy_rows.extend((run_id, step, d, e) for d, e in device_energy.items())
+        conn.executemany(
+            "INSERT OR REPLACE INTO steps (run_id, step, epoch, start_s, end_s, samples, energy_j,"
+            " interpolated, loss, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            step_rows,
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO step_energy (run_id, step, device, energy_j)"
+            " VALUES (?, ?, ?, ?)",
+            energy_rows,
+        )
+        conn.execute("DELETE FROM pending_steps WHERE run_id = ?", (run_id,))
+        _recompute_totals(conn, run_id, curves)
+        if status == "running":
+            note = (
+                f"the process died before the end of the run; {len(step_rows)} step(s) "
+                "recovered from stored readings"
+            )
+            conn.execute(
+                "UPDATE runs SET status = 'interrupted', ended_at = coalesce(ended_at, ?),"
+                " error = coalesce(error || '; ', '') || ? WHERE run_id = ?",
+                (now, note, run_id),
+            )
+        steps = conn.execute("SELECT steps FROM runs WHERE run_id = ?", (run_id,)).fetchone()[0]
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return Recovery(int(run_id), str(name), len(step_rows), int(steps))
+
+
+def repair(
+    path: Path,
+    *,
+    run_ids: Sequence[int] | None = None,
+    host: str | None = None,
+    wall_clock: Callable[[], float] = time.time,
+    alive: Callable[[int], bool] = pid_alive,
+) -> list[Recovery]:
+    """Recover the given runs, or every dead run in the database at ``path``."""
+    conn = connect(path, create=False)
+    try:
+        now = wall_clock()
+        targets = (
+            list(run_ids)
+            if run_ids is not None
+            else dead_runs(conn, host=host or socket.gethostname(), now=now, alive=alive)
+        )
+        return [recover_run(conn, run_id, now=now) for run_id in targets]
+    finally:
+        conn.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Curve:
+    """One device's stored cumulative energy over time (seconds since the run started)."""
+
+    times_s: list[float]
+    energies_j: list[float]
+
+    def energy_at(self, t_s: float) -> float | None:
+        times, energies = self.times_s, self.energies_j
+        if t_s <= times[0]:
+            return energies[0]
+        if t_s >= times[-1]:
+            if t_s - times[-1] > MAX_EXTRAPOLATION_S:
+                return None
+            return energies[-1] + self.last_power_w() * (t_s - times[-1])
+        i = bisect_left(times, t_s)
+        t0, t1, e0, e1 = times[i - 1], times[i], energies[i - 1], energies[i]
+        return e0 + (e1 - e0) * (t_s - t0) / (t1 - t0) if t1 > t0 else e1
+
+    def energy_between(self, start_s: float, end_s: float) -> float | None:
+        a, b = self.energy_at(start_s), self.energy_at(end_s)
+        return None if a is None or b is None else max(0.0, b - a)
+
+    def last_power_w(self) -> float:
+        times, energies = self.times_s, self.energies_j
+        if len(times) < 2:
+            return 0.0
+        i = max(0, bisect_left(times, times[-1] - 1.0) - 1)
+        span_s = times[-1] - times[i]
+        return (energies[-1] - energies[i]) / span_s if span_s > 0 else 0.0
+
+
+def _curves(conn: sqlite3.Connection, run_id: int) -> dict[str, _Curve]:
+    points: dict[str, tuple[list[float], list[float]]] = {}
+    for device, time_s, energy_j in conn.execute(
+        "SELECT device, time_s, energy_j FROM samples WHERE run_id = ? AND energy_j IS NOT NULL"
+        " ORDER BY device, time_s",
+        (run_id,),
+    ):
+        times, energies = points.setdefault(device, ([], []))
+        times.append(float(time_s))
+        energies.append(max(float(energy_j), energies[-1] if energies else 0.0))
+    return {device: _Curve(t, e) for device, (t, e) in points.items() if t}
+
+
+def _recompute_totals(conn: sqlite3.Connection, run_id: int, curves: dict[str, _Curve]) -> None:
+    steps, samples, step_energy_j, last_end_s = conn.execute(
+        "SELECT count(*), sum(samples), coalesce(sum(energy_j), 0), coalesce(max(end_s), 0)"
+        " FROM steps WHERE run_id = ?",
+        (run_id,),
+    ).fetchone()
+    device_energy = {device: curve.energies_j[-1] for device, curve in curves.items()}
+    last_sample_s = max((c.times_s[-1] for c in curves.values()), default=0.0)
+    conn.executemany(
+        "UPDATE devices SET energy_j = max(energy_j, ?) WHERE run_id = ? AND device = ?",
+        [(energy, run_id, device) for device, energy in device_energy.items()],
+    )
+    (energy_j,) = conn.execute(
+        "SELECT coalesce(sum(energy_j), 0) FROM devices WHERE run_id = ?", (run_id,)
+    ).fetchone()
+    conn.execute(
+        "UPDATE runs SET steps = ?, samples = ?, step_energy_j = ?, energy_j = ?,"
+        " duration_s = max(duration_s, ?) WHERE run_id = ?",
+        (steps, samples, step_energy_j, energy_j, max(last_end_s, last_sample_s), run_id),
+    )
