@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from greenprof.errors import GreenprofError
+from greenprof.textsafe import terminal_text
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -20,14 +22,33 @@ _COMMAND_MODULES = (
     "greenprof.tui.commands",
     "greenprof.exporters.commands",
     "greenprof.hooks.commands",
+    "greenprof.store.commands",
 )
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with greenprof's error line: ``greenprof: error: ...``, exit status 2.
+
+    One line, whatever the verb, so that scripts and people see the same shape for a
+    mistyped flag as for a missing run; the message is made terminal-safe because it
+    quotes what was typed. Sub-commands inherit this class (argparse's default).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        verb = self.prog.removeprefix("greenprof").strip()
+        where = f"{verb}: " if verb else ""
+        self.exit(
+            2,
+            f"greenprof: error: {where}{terminal_text(message)} "
+            f"(`{self.prog} --help` lists the arguments)\n",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every verb registered."""
     import importlib
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="greenprof",
         description="Energy and carbon footprint of deep-learning training, step by step.",
         epilog="Runs are stored in SQLite: --db PATH, else $GREENPROF_DB, else the user data "
@@ -71,13 +92,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except GreenprofError as exc:
-        print(f"greenprof: error: {exc}", file=sys.stderr)
+        print(f"greenprof: error: {terminal_text(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("greenprof: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # the environment, not greenprof: a full disk, a closed stdout
+        print(f"greenprof: error: {terminal_text(str(exc))}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ import os
 import sys
 from typing import Any
 
+from greenprof import cliargs
 from greenprof.cli import add_db_argument
+from greenprof.textsafe import terminal_lines, terminal_text
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -19,22 +21,33 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "GPU), profiled with this machine's sensors, stored in the run database.",
     )
     add_db_argument(demo)
-    demo.add_argument("--steps", type=_positive_int, default=300, help="training steps (300)")
-    demo.add_argument("--batch-size", type=_positive_int, default=64, help="batch size (64)")
-    demo.add_argument("--epochs", type=_positive_int, default=3, help="epochs (3)")
+    demo.add_argument(
+        "--steps", type=_DEMO_STEPS, default=300, help="training steps (300; 1 to 10^9)"
+    )
+    demo.add_argument(
+        "--batch-size", type=_DEMO_BATCH, default=64, help="batch size (64; 1 to 4096)"
+    )
+    demo.add_argument("--epochs", type=_DEMO_EPOCHS, default=3, help="epochs (3; 1 to 10^6)")
     demo.add_argument("--name", default=None, help="run name (default: demo-bs<batch size>)")
     _add_carbon_arguments(demo)
     demo.set_defaults(handler=_demo)
 
     runs = subparsers.add_parser("runs", help="list the stored runs, newest first")
     add_db_argument(runs)
-    runs.add_argument("--limit", type=_positive_int, default=None, help="show at most N runs")
+    runs.add_argument(
+        "--limit", type=cliargs.positive_int, default=None, help="show at most N runs"
+    )
     runs.add_argument("--name", default=None, help="only runs with this name")
     runs.set_defaults(handler=_runs)
 
     show = subparsers.add_parser("show", help="summary of one run (id, or name for its newest run)")
     add_db_argument(show)
-    show.add_argument("run", metavar="RUN", help="a run id, or a run name (its newest run)")
+    show.add_argument(
+        "run",
+        metavar="RUN",
+        type=cliargs.run_ref,
+        help="a run id, or a run name (its newest run)",
+    )
     show.set_defaults(handler=_show)
 
     doctor = subparsers.add_parser(
@@ -50,23 +63,24 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     regions.set_defaults(handler=_regions)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+_DEMO_STEPS = cliargs.integer(1, 10**9, what="a positive integer")
+_DEMO_BATCH = cliargs.integer(1, 4096, what="a positive integer")
+_DEMO_EPOCHS = cliargs.integer(1, 10**6, what="a positive integer")
+"""The demo trains a small model here: bounds that a laptop can still mean."""
+
+_PUE = cliargs.real(1.0, 10.0, what="a PUE")
+_INTENSITY = cliargs.real(0.0, 10_000.0, what="grams CO2e per kWh")
+"""PUE is facility over IT energy (≥ 1; the worst data centres measured are near 3);
+no grid emits more than about 1,500 g/kWh."""
 
 
 def _add_carbon_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--country", help="ISO 3166-1 alpha-3 code of the grid, e.g. DEU")
     parser.add_argument("--region", help="cloud region or grid zone, e.g. europe-west1, SE3")
-    parser.add_argument("--pue", type=float, default=1.0, help="data-centre PUE (1.0)")
+    parser.add_argument("--pue", type=_PUE, default=1.0, help="data-centre PUE (1.0; 1 to 10)")
     parser.add_argument(
         "--intensity",
-        type=float,
+        type=_INTENSITY,
         default=None,
         metavar="G_PER_KWH",
         help="state the grid intensity (gCO2e/kWh) yourself",
@@ -93,18 +107,18 @@ def _demo(args: argparse.Namespace) -> int:
         tags={"batch_size": config.batch_size, "demo": "true"},
     )
     print(
-        f"greenprof demo: training '{name}' for {config.steps} steps "
+        f"greenprof demo: training '{terminal_text(name)}' for {config.steps} steps "
         f"(batch {config.batch_size}) into {profiler.db_path}",
         file=sys.stderr,
     )
     with profiler:
         for note in profiler.detection_notes:
-            print(f"  {note}", file=sys.stderr)
+            print(f"  {terminal_text(note)}", file=sys.stderr)
         run_demo(profiler, config)
     assert profiler.run_id is not None
     with RunStore(profiler.db_path) as store:
         run = store.run(profiler.run_id)
-        print("\n".join(run_summary(run, store.device_energy_j(run.run_id))))
+        print(terminal_lines(run_summary(run, store.device_energy_j(run.run_id))))
     print(
         f"\nNext: `greenprof show {run.run_id}`, `greenprof runs`, `greenprof history`.",
         file=sys.stderr,
@@ -119,9 +133,10 @@ def _runs(args: argparse.Namespace) -> int:
     with RunStore(args.db) as store:
         runs = store.runs(name=args.name, limit=args.limit)
         if not runs:
-            print(f"no runs in {store.path} yet: `greenprof demo` creates one", file=sys.stderr)
+            where = terminal_text(str(store.path))
+            print(f"no runs in {where} yet: `greenprof demo` creates one", file=sys.stderr)
             return 0
-        print("\n".join(runs_table(runs)))
+        print(terminal_lines(runs_table(runs)))
     return 0
 
 
@@ -131,7 +146,7 @@ def _show(args: argparse.Namespace) -> int:
 
     with RunStore(args.db) as store:
         run = store.run(args.run)
-        print("\n".join(run_summary(run, store.device_energy_j(run.run_id))))
+        print(terminal_lines(run_summary(run, store.device_energy_j(run.run_id))))
         epochs = store.epochs(run.run_id)
         if len(epochs) > 1:
             print("epochs:")
@@ -149,11 +164,11 @@ def _doctor(args: argparse.Namespace) -> int:
 
     detection = detect_sensors(env=os.environ)
     try:
-        print("\n".join(doctor_lines(detection)))
+        print(terminal_lines(doctor_lines(detection)))
     finally:
         for sensor in detection.sensors:
             sensor.close()
-    print(f"database: {resolve_db_path(args.db)}")
+    print(f"database: {terminal_text(str(resolve_db_path(args.db)))}")
     return 0
 
 
@@ -164,7 +179,9 @@ def _regions(args: argparse.Namespace) -> int:
     for zone in list_zones():
         if needle in zone.code.lower() or needle in zone.name.lower():
             print(
-                f"{zone.code:<24} {zone.intensity_g_per_kwh:7.1f} g/kWh  {zone.name}"
-                f"  [{zone.source}]"
+                terminal_text(
+                    f"{zone.code:<24} {zone.intensity_g_per_kwh:7.1f} g/kWh  {zone.name}"
+                    f"  [{zone.source}]"
+                )
             )
     return 0

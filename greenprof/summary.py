@@ -1,4 +1,10 @@
-"""Plain-text summaries of stored runs, for ``greenprof demo``, ``runs`` and ``show``."""
+"""Plain-text summaries of stored runs, for ``greenprof demo``, ``runs`` and ``show``.
+
+Every text that comes from the database (names, tags, hosts, device names, notes, errors)
+goes through :func:`~greenprof.textsafe.terminal_text` as the lines are built, so that
+an escape sequence in a run name is shown, not executed, and table widths are measured
+on what is shown.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from greenprof.records import RunInfo
+from greenprof.textsafe import terminal_text as _safe
 
 
 def format_energy(energy_j: float) -> str:
@@ -48,14 +55,14 @@ def runs_table(runs: Sequence[RunInfo]) -> list[str]:
     rows = [
         [
             str(run.run_id),
-            run.name,
-            run.status,
+            _safe(run.name),
+            _safe(run.status),
             dt.datetime.fromtimestamp(run.started_at).strftime("%Y-%m-%d %H:%M"),
             str(run.steps),
             format_duration(run.duration_s),
             format_energy(run.energy_j),
             format_co2(run.co2_g),
-            run.framework or "-",
+            _safe(run.framework) or "-",
         ]
         for run in runs
     ]
@@ -66,17 +73,26 @@ def runs_table(runs: Sequence[RunInfo]) -> list[str]:
 def run_summary(run: RunInfo, device_energy_j: dict[str, float]) -> list[str]:
     """A run's summary: totals, per-device energy and method, efficiency, carbon."""
     lines = [
-        f"run {run.run_id} '{run.name}': {run.status}, {run.steps} steps in "
-        f"{format_duration(run.duration_s)} on {run.host}"
+        f"run {run.run_id} '{_safe(run.name)}': {_safe(run.status)}, {run.steps} steps in "
+        f"{format_duration(run.duration_s)} on {_safe(run.host)}"
         + (f" (rank {run.rank})" if run.rank is not None else ""),
     ]
     if run.tags:
-        lines.append("tags: " + ", ".join(f"{k}={v}" for k, v in sorted(run.tags.items())))
+        tags = ", ".join(f"{_safe(k)}={_safe(str(v))}" for k, v in sorted(run.tags.items()))
+        lines.append("tags: " + tags)
     rows = []
     for device in run.devices:
         energy = device_energy_j.get(device.device, 0.0)
         per_step = f"{energy / run.steps:.3f}" if run.steps else "-"
-        rows.append([device.device, device.name, device.method, format_energy(energy), per_step])
+        rows.append(
+            [
+                _safe(device.device),
+                _safe(device.name),
+                _safe(device.method),
+                format_energy(energy),
+                per_step,
+            ]
+        )
     rows.append(
         [
             "total",
@@ -99,11 +115,11 @@ def run_summary(run: RunInfo, device_energy_j: dict[str, float]) -> list[str]:
     if run.carbon is not None:
         lines.append(
             f"carbon: {format_co2(run.co2_g)} CO2e at {run.carbon.intensity_g_per_kwh:.0f} g/kWh "
-            f"× PUE {run.carbon.pue:g} ({run.carbon.source})"
+            f"× PUE {run.carbon.pue:g} ({_safe(run.carbon.source)})"
         )
     for device in run.devices:
         if device.note:
-            lines.append(f"note {device.device}: {device.note}")
+            lines.append(f"note {_safe(device.device)}: {_safe(device.note)}")
     if run.error:
-        lines.append(f"error: {run.error}")
+        lines.append(f"error: {_safe(run.error)}")
     return lines

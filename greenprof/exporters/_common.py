@@ -11,7 +11,8 @@ Run selection (the same for every export format and for ``greenprof report``):
 
 Output: ``-o PATH`` writes a temporary file in PATH's directory and renames it over PATH
 only once everything is written, so a failed export never leaves a partial file behind;
-without ``-o`` (or with ``-o -``) the export goes to standard output.
+without ``-o`` (or with ``-o -``) the export goes to standard output (terminal-safe when
+that is a terminal). ``-o`` writes regular files only: see :func:`output_target`.
 """
 
 from __future__ import annotations
@@ -19,16 +20,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import secrets
+import stat
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, cast
 
+from greenprof.cliargs import run_ref
 from greenprof.errors import ConfigError, GreenprofError, RunNotFound
 from greenprof.records import RunInfo
+from greenprof.textsafe import terminal_text
 
 if TYPE_CHECKING:
     from greenprof.store.reader import RunStore
@@ -64,14 +68,14 @@ def parse_time(text: str, *, end_of_day: bool = False) -> float:
                 moment += timedelta(days=1)
             return moment.timestamp()
         moment = datetime.fromisoformat(raw)
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return moment.timestamp()
+    except (ValueError, OverflowError):  # not ISO-8601, or beyond datetime's years 1-9999
         raise ConfigError(
             f"cannot read {text!r} as a date or time: use ISO-8601, e.g. 2025-03-01 "
             "or 2025-03-01T14:30:00Z"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
 
 
 def parse_tags(pairs: Sequence[str]) -> dict[str, str]:
@@ -83,6 +87,16 @@ def parse_tags(pairs: Sequence[str]) -> dict[str, str]:
             raise ConfigError(f"--tag wants KEY=VALUE, got {pair!r}")
         tags[key] = value
     return tags
+
+
+def _as_run_id(ref: str) -> int | None:
+    """``ref`` as a run id when it is one (digits that ``int`` reads), else None."""
+    if not ref.isdigit():
+        return None
+    try:
+        return int(ref)
+    except ValueError:  # digits int() does not take, such as '²'
+        return None
 
 
 @dataclass(frozen=True)
@@ -127,8 +141,9 @@ class Selection:
             chosen: dict[int, RunInfo] = {}
             for ref in self.refs:
                 matched = [run for run in every if run.name == ref]
-                if ref.isdigit():
-                    matched += [run for run in every if run.run_id == int(ref)]
+                run_id = _as_run_id(ref)
+                if run_id is not None:
+                    matched += [run for run in every if run.run_id == run_id]
                 if not matched:
                     raise RunNotFound(
                         f"no run {ref!r} in {store.path}: `greenprof runs` lists run ids and names"
@@ -151,37 +166,131 @@ class Selection:
         return self.until is None or run.started_at < self.until
 
 
-@contextlib.contextmanager
-def open_output(output: str | os.PathLike[str] | None) -> Iterator[TextIO]:
-    """A text stream to ``output`` (stdout for None or '-'), written atomically.
+def output_target(output: str | os.PathLike[str], *, follow_symlinks: bool = False) -> Path:
+    """The regular file that ``-o output`` may replace, or :class:`ExportError` saying why not.
 
-    The file appears (by rename) only when the ``with`` block completes; on any error the
-    temporary file is removed and an existing file at ``output`` is left as it was.
+    The rule: ``-o`` writes regular files only. A path that exists and is anything else
+    (a directory, a FIFO, a character or block device such as ``/dev/null`` or
+    ``/dev/full``, a socket) is refused: replacing it by rename would swap a device node
+    or a pipe for a file (as root, ``-o /dev/full`` used to replace ``/dev/full``). A
+    symbolic link is refused unless ``follow_symlinks``; then the export goes to the
+    link's final target, which must itself be a regular file or not exist yet (its
+    directory must exist), and the link is kept.
     """
-    if output is None or str(output) == "-":
-        yield sys.stdout
-        sys.stdout.flush()
-        return
     path = Path(output)
-    if path.is_dir():
-        raise ExportError(f"cannot write {path}: it is a directory")
-    directory = path.parent if str(path.parent) else Path(".")
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        info = path.lstat()
+    except FileNotFoundError:
+        return path
     except OSError as exc:
         raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
-    tmp = Path(tmp_name)
+    if stat.S_ISLNK(info.st_mode):
+        if not follow_symlinks:
+            raise ExportError(
+                f"refusing to write {path}: it is a symbolic link (to {os.readlink(path)}); "
+                "pass --follow-symlinks to write to its target"
+            )
+        target = Path(os.path.realpath(path))
+        try:
+            info = target.lstat()
+        except FileNotFoundError:
+            return target
+        except OSError as exc:
+            raise ExportError(f"cannot write {target}: {exc.strerror or exc}") from None
+        path = target
+    if not stat.S_ISREG(info.st_mode):
+        raise ExportError(
+            f"refusing to write {path}: it is {_kind(info.st_mode)}, and -o only writes "
+            "regular files"
+        )
+    return path
+
+
+def _kind(mode: int) -> str:
+    """What a non-regular file is, in words."""
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symbolic link"),
+    )
+    return next((words for test, words in kinds if test(mode)), "not a regular file")
+
+
+def _create_temporary(target: Path) -> tuple[int, Path]:
+    """A new, empty file next to ``target`` (same directory: ``os.replace`` stays a rename).
+
+    Opened with mode 0666 so that the umask applies, as for any file a user's command
+    writes (``tempfile.mkstemp`` would make it 0600).
+    """
+    directory = target.parent if str(target.parent) else Path(".")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = directory / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise ExportError(f"cannot write {target}: {exc.strerror or exc}") from None
+    raise ExportError(f"cannot write {target}: no free temporary name in {directory}")
+
+
+class _TerminalStream:
+    """Standard output that is a terminal: what is written is made terminal-safe.
+
+    Exports are data; on a terminal, an escape sequence in a run name must be shown, not
+    run. Newlines and tabs (the layout of CSV and Prometheus text) pass; a pipe or a
+    file gets the bytes unchanged.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(terminal_text(text, keep="\n\t"))
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+def _stdout() -> TextIO:
+    stream = sys.stdout
+    isatty = getattr(stream, "isatty", None)
+    return cast(TextIO, _TerminalStream(stream)) if isatty and isatty() else stream
+
+
+@contextlib.contextmanager
+def open_output(
+    output: str | os.PathLike[str] | None, *, follow_symlinks: bool = False
+) -> Iterator[TextIO]:
+    """A text stream to ``output`` (stdout for None or '-'), written atomically.
+
+    ``output`` must pass :func:`output_target`. The file appears (by rename) only when
+    the ``with`` block completes; on any error the temporary file is removed and an
+    existing file at ``output`` is left as it was. A replaced file keeps its
+    permissions; a new one gets the umask's.
+    """
+    if output is None or str(output) == "-":
+        yield _stdout()
+        sys.stdout.flush()
+        return
+    target = output_target(output, follow_symlinks=follow_symlinks)
+    fd, tmp = _create_temporary(target)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
+        os.replace(tmp, target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise ExportError(f"cannot write {target}: {exc.strerror or exc}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -189,7 +298,7 @@ def open_output(output: str | os.PathLike[str] | None) -> Iterator[TextIO]:
 
 def add_selection_arguments(parser: argparse.ArgumentParser, *, refs_help: str) -> None:
     """Add RUN..., --tag, --since and --until to an argparse parser."""
-    parser.add_argument("runs", nargs="*", metavar="RUN", help=refs_help)
+    parser.add_argument("runs", nargs="*", metavar="RUN", type=run_ref, help=refs_help)
     parser.add_argument(
         "--tag",
         action="append",

@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from html import escape
+
+from greenprof.textsafe import html_text as escape
 
 PALETTE = ("#1b7f5b", "#3b6fb6", "#d98c1f", "#a23b72", "#6b6b6b", "#5aa02c", "#8c564b")
 _SPARKS = "▁▂▃▄▅▆▇█"

@@ -27,7 +27,8 @@ CodeCarbon's dashboards and scripts read greenprof runs unchanged. Mapping:
 
 Fields greenprof does not record (``os``, ``python_version``, ``codecarbon_version``,
 ``cpu_count``, ``longitude``, ``latitude``, ``ram_total_size``, cloud fields) are empty.
-codecarbon is not imported by this module.
+codecarbon is not imported by this module. Text cells that a spreadsheet would run as a
+formula get a ``'`` in front, as in every greenprof CSV (:func:`greenprof.textsafe.csv_value`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from greenprof.errors import ConfigError
 from greenprof.records import RunInfo
+from greenprof.textsafe import csv_value
 
 if TYPE_CHECKING:
     from greenprof.store.reader import RunStore
@@ -152,5 +154,5 @@ def write_emissions_csv(store: RunStore, runs: Sequence[RunInfo], out: TextIO) -
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(EMISSIONS_COLUMNS)
     for run in runs:
-        writer.writerow(emissions_row(store, run, names))
+        writer.writerow([csv_value(value) for value in emissions_row(store, run, names)])
     return len(runs)

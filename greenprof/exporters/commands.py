@@ -13,8 +13,10 @@ import argparse
 import sys
 from typing import Any
 
+from greenprof import cliargs
 from greenprof.cli import add_db_argument
 from greenprof.exporters._common import add_selection_arguments
+from greenprof.textsafe import terminal_text
 
 DEFAULT_PORT = 9464
 _REFS_HELP = "run ids or names (a name selects every run with it); default: all runs"
@@ -26,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "export",
         help="write runs as CSV, CodeCarbon emissions.csv or Prometheus text",
         description="Export runs for reports and dashboards. Every format takes the same "
-        "run selection and -o (written atomically; stdout without -o).",
+        "run selection and -o (written atomically; stdout without -o). -o writes regular "
+        "files only: it refuses directories, FIFOs, devices and sockets, and symbolic "
+        "links unless --follow-symlinks is given.",
     )
     formats = export.add_subparsers(dest="format", metavar="FORMAT", required=True)
 
@@ -76,9 +80,15 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description="A node exporter: /metrics covers every run in the database (all ranks "
         "on this node), read incrementally on each scrape. Stops on Ctrl-C or SIGTERM.",
     )
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="default: %(default)s")
+    serve.add_argument(
+        "--port",
+        type=cliargs.port,
+        default=DEFAULT_PORT,
+        help="1 to 65535, or 0 for any free port (default: %(default)s)",
+    )
     serve.add_argument(
         "--host",
+        type=cliargs.host,
         default="127.0.0.1",
         help="address to bind (default: %(default)s; 0.0.0.0 for every interface)",
     )
@@ -91,7 +101,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description="Totals, per-device and per-epoch tables, efficiency, a comparison of "
         "the runs, the assumptions, and a power/energy chart (inline SVG in HTML).",
     )
-    report.add_argument("runs", nargs="+", metavar="RUN", help="run ids or names (newest)")
+    report.add_argument(
+        "runs", nargs="+", metavar="RUN", type=cliargs.run_ref, help="run ids or names (newest)"
+    )
     report.add_argument(
         "--format",
         choices=("md", "html"),
@@ -99,6 +111,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="default: html if -o ends with .html/.htm, else md",
     )
     report.add_argument("-o", "--output", metavar="FILE", help="default: standard output")
+    _add_follow_symlinks(report)
     add_db_argument(report)
     report.set_defaults(handler=_report)
 
@@ -108,7 +121,16 @@ def _common_export_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o", "--output", metavar="FILE", help="write FILE atomically (default: standard output)"
     )
+    _add_follow_symlinks(parser)
     add_db_argument(parser)
+
+
+def _add_follow_symlinks(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="when the output path is a symbolic link, write to its target (refused otherwise)",
+    )
 
 
 def _selected(args: argparse.Namespace) -> tuple[Any, list[Any]]:
@@ -129,7 +151,7 @@ def _export_csv(args: argparse.Namespace) -> int:
     from greenprof.exporters.csv import write_csv
 
     store, runs = _selected(args)
-    with store, open_output(args.output) as out:
+    with store, open_output(args.output, follow_symlinks=args.follow_symlinks) as out:
         write_csv(store, runs, args.table, out)
     return 0
 
@@ -139,7 +161,7 @@ def _export_codecarbon(args: argparse.Namespace) -> int:
     from greenprof.exporters.codecarbon import write_emissions_csv
 
     store, runs = _selected(args)
-    with store, open_output(args.output) as out:
+    with store, open_output(args.output, follow_symlinks=args.follow_symlinks) as out:
         write_emissions_csv(store, runs, out)
     return 0
 
@@ -154,7 +176,7 @@ def _export_prometheus(args: argparse.Namespace) -> int:
     store, runs = _selected(args)
     store.close()
     text = exposition(store.path, run_ids=[run.run_id for run in runs])
-    with open_output(args.textfile or args.output) as out:
+    with open_output(args.textfile or args.output, follow_symlinks=args.follow_symlinks) as out:
         out.write(text)
     return 0
 
@@ -176,8 +198,8 @@ def _report(args: argparse.Namespace) -> int:
         fmt = "html" if output and output.lower().endswith((".html", ".htm")) else "md"
     with RunStore(args.db) as store:
         runs = [store.run(ref) for ref in args.runs]
-        with open_output(output) as out:
+        with open_output(output, follow_symlinks=args.follow_symlinks) as out:
             write_report(store, runs, out, fmt=fmt)
-    if output:
-        print(f"wrote {output}", file=sys.stderr)
+    if output and output != "-":
+        print(f"wrote {terminal_text(output)}", file=sys.stderr)
     return 0

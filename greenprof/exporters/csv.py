@@ -20,6 +20,11 @@ is formatted with one ``%`` per row (no csv.writer, no per-row function call) an
 ISO times built in Python from integer milliseconds with a per-second cache (SQLite's
 strftime was half the cost); the output is byte-for-byte what csv.writer would write.
 Floats are written as Python's ``repr`` (shortest round-trip form), as before.
+
+Text cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
+``@``, tab or carriage return: a run named ``=HYPERLINK(...)``) get a ``'`` in front
+(:func:`greenprof.textsafe.csv_value`); numbers are never changed, so a negative number
+stays a number.
 ``co2_g`` of a step, epoch or device is its energy × PUE × grid intensity of its run,
 like the run's own ``co2_g``.
 """
@@ -36,6 +41,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from greenprof.exporters._common import iso_utc
 from greenprof.records import RunInfo
+from greenprof.textsafe import csv_value
 
 if TYPE_CHECKING:
     from greenprof.store.reader import RunStore
@@ -183,7 +189,7 @@ def write_csv(store: RunStore, runs: Sequence[RunInfo], table: str, out: TextIO)
     elif table == "epochs":
         small = list(_epoch_rows(store, runs))
     if small is not None:
-        writer.writerows(small)
+        writer.writerows([[csv_value(value) for value in row] for row in small])
         return len(small)
     count = 0
     for run in runs:
@@ -379,9 +385,9 @@ class _Cells(dict[object, str]):
 
 
 def _cell(value: object) -> str:
-    """``value`` as csv.writer writes it in a row of several cells."""
+    """``value`` as csv.writer writes it in a row of several cells (text neutralised)."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow((value, ""))
+    csv.writer(buffer, lineterminator="\n").writerow((csv_value(value), ""))
     return buffer.getvalue()[:-2]
 
 
@@ -486,5 +492,5 @@ class _Renderer:
             cells = [*self._head, *row]
             for index in self._times:
                 cells[index + 2] = _iso_ms(row[index])
-            writer.writerow(cells)
+            writer.writerow([csv_value(cell) for cell in cells])
         return buffer.getvalue()

@@ -1,10 +1,17 @@
-"""A tiny document model for reports and its Markdown and HTML renderers (standard library)."""
+"""A tiny document model for reports and its Markdown and HTML renderers (standard library).
+
+Every text in a block is plain text (run names, notes and errors included): each
+renderer escapes it for its format (:mod:`greenprof.textsafe`), so no data can add
+markup, HTML, table cells or lines to a report.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from html import escape
+
+from greenprof.textsafe import html_text as escape
+from greenprof.textsafe import markdown_fence, markdown_text
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,7 @@ Block = Heading | Paragraph | Bullets | Table | Figure
 
 
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return markdown_text(text, block_start=False)
 
 
 def to_markdown(blocks: Sequence[Block]) -> str:
@@ -60,11 +67,12 @@ def to_markdown(blocks: Sequence[Block]) -> str:
     out: list[str] = []
     for block in blocks:
         if isinstance(block, Heading):
-            out.append(f"{'#' * block.level} {block.text}")
+            out.append(f"{'#' * block.level} {markdown_text(block.text)}")
         elif isinstance(block, Paragraph):
-            out.append(f"> **Note:** {block.text}" if block.warning else block.text)
+            text = markdown_text(block.text)
+            out.append(f"> **Note:** {text}" if block.warning else text)
         elif isinstance(block, Bullets):
-            out.append("\n".join(f"- {item}" for item in block.items))
+            out.append("\n".join(f"- {markdown_text(item)}" for item in block.items))
         elif isinstance(block, Table):
             aligns = [
                 "---:" if i < len(block.numeric) and block.numeric[i] else "---"
@@ -77,8 +85,7 @@ def to_markdown(blocks: Sequence[Block]) -> str:
             lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
             out.append("\n".join(lines))
         else:
-            body = "\n".join(block.text)
-            out.append(f"{block.caption}\n\n```text\n{body}\n```")
+            out.append(f"{markdown_text(block.caption)}\n\n{markdown_fence(block.text)}")
     return "\n\n".join(out) + "\n"
 
 

@@ -11,7 +11,9 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
+from greenprof import cliargs
 from greenprof.cli import add_db_argument
+from greenprof.textsafe import terminal_text
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -27,7 +29,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description="Live monitor of a run, read from the run database (so it works from "
         "another terminal). Without RUN: the newest running run, following new ones.",
     )
-    top.add_argument("run", metavar="RUN", nargs="?", help="run id, or name (its newest run)")
+    top.add_argument(
+        "run",
+        metavar="RUN",
+        nargs="?",
+        type=cliargs.run_ref,
+        help="run id, or name (its newest run)",
+    )
     add_db_argument(top)
     top.add_argument(
         "--demo",
@@ -35,7 +43,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="watch a simulated run (fake sensors, temporary database): the UI without a GPU",
     )
     top.add_argument(
-        "--refresh", type=float, default=1.0, metavar="SECONDS", help="refresh period (1.0)"
+        "--refresh",
+        type=_REFRESH,
+        default=1.0,
+        metavar="SECONDS",
+        help="refresh period (1.0; 0.1 to 3600)",
     )
     top.set_defaults(handler=_top)
 
@@ -50,10 +62,18 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="compare two or more runs: energy, J/sample, carbon, and which is more efficient",
     )
     compare.add_argument(
-        "runs", metavar="RUN", nargs="+", help="run ids or names (a name means its newest run)"
+        "runs",
+        metavar="RUN",
+        nargs="+",
+        type=cliargs.run_ref,
+        help="run ids or names (a name means its newest run)",
     )
     add_db_argument(compare)
     compare.set_defaults(handler=_compare)
+
+
+_REFRESH = cliargs.real(0.1, 3600.0, what="seconds")
+"""Faster than 0.1 s would spend the UI's time re-reading the database, not showing it."""
 
 
 def _resolve(db: str | None, refs: list[str]) -> tuple[Path, list[str]]:
@@ -71,9 +91,6 @@ def _run_app(app: GreenprofApp) -> int:
 
 
 def _top(args: argparse.Namespace) -> int:
-    if args.refresh <= 0:
-        print("greenprof: error: --refresh must be > 0 seconds", file=sys.stderr)
-        return 2
     if args.demo:
         return _top_demo(args)
     from greenprof.tui.app import GreenprofApp
@@ -94,9 +111,8 @@ def _top_demo(args: argparse.Namespace) -> int:
         training = SimulatedTraining(path).start()
         if training.wait_for_run() is None:
             training.stop()
-            print(
-                f"greenprof: error: the simulation did not start: {training.error}", file=sys.stderr
-            )
+            reason = terminal_text(str(training.error))
+            print(f"greenprof: error: the simulation did not start: {reason}", file=sys.stderr)
             return 1
         try:
             app = GreenprofApp(path, "live", refresh_s=args.refresh, banner=BANNER)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from rich.markup import escape
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -24,6 +24,7 @@ from greenprof.tui import format as fmt
 from greenprof.tui.comparison import Comparison, RunSummary, compare, summarize
 from greenprof.tui.queries import step_digest
 from greenprof.tui.screens.base import StoreScreen
+from greenprof.tui.text import plain, plain_lines
 from greenprof.tui.widgets.chart import LineChart
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -90,7 +91,7 @@ The chart overlays cumulative step energy against step number."""
 
     def _loaded(self, result: list[RunSummary] | str) -> None:
         if isinstance(result, str):
-            self.query_one("#compare-verdict", Static).update(escape(result))
+            self.query_one("#compare-verdict", Static).update(plain(result))
             return
         self.summaries = result
         self.show(compare(result))
@@ -102,23 +103,25 @@ The chart overlays cumulative step energy against step number."""
     def show(self, comparison: Comparison) -> None:
         """Render a comparison."""
         self.comparison = comparison
-        verdict = "\n".join(f"▶ {line}" for line in comparison.verdicts)
-        note = f"\n[dim]{escape(comparison.note)}[/dim]" if comparison.note else ""
-        self.query_one("#compare-verdict", Static).update(f"[b]{escape(verdict)}[/b]{note}")
+        verdict = plain_lines((f"▶ {line}" for line in comparison.verdicts), style="bold")
+        if comparison.note:
+            verdict.append("\n")
+            verdict.append_text(plain(comparison.note, style="dim"))
+        self.query_one("#compare-verdict", Static).update(verdict)
         table = self.query_one("#compare-table", DataTable)
         table.clear(columns=True)
         table.add_column("metric")
         for index, label in enumerate(comparison.labels):
             letter = LETTERS[index % 26]
-            table.add_column(f"{letter} {label}")
+            table.add_column(plain(f"{letter} {label}"))
             if index:
                 table.add_column(f"Δ{letter} vs A")
         for row in comparison.rows:
-            cells: list[str] = [row.metric]
+            cells: list[Text] = [plain(row.metric)]
             for index, value in enumerate(row.values):
-                cells.append(value)
+                cells.append(plain(value))
                 if index:
-                    cells.append(row.deltas[index])
+                    cells.append(plain(row.deltas[index]))
             table.add_row(*cells)
 
     def action_loss_target(self) -> None:
@@ -143,7 +146,7 @@ The chart overlays cumulative step energy against step number."""
         try:
             target = float(event.value)
         except ValueError:
-            self.notify(f"not a number: {event.value!r}", severity="error")
+            self.notify(f"not a number: {event.value!r}", severity="error", markup=False)
             return
         event.input.display = False
         self.query_one("#compare-table").focus()

@@ -6,7 +6,7 @@ import contextlib
 from pathlib import Path
 from typing import ClassVar
 
-from rich.markup import escape
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -17,11 +17,12 @@ from greenprof.errors import StoreError
 from greenprof.records import EpochRecord, RunInfo
 from greenprof.tui import format as fmt
 from greenprof.tui.screens.base import StoreScreen
+from greenprof.tui.text import plain, plain_lines
 from greenprof.tui.view_models import j_per_sample, samples_per_kwh
 
 
-def run_summary_text(run: RunInfo) -> str:
-    """The run's settings and totals as display lines (markup-escaped)."""
+def run_summary_text(run: RunInfo) -> Text:
+    """The run's settings and totals as display lines (literal text, never markup)."""
     carbon = run.carbon
     if carbon is None:
         carbon_line = "carbon: no grid intensity recorded"
@@ -45,7 +46,7 @@ def run_summary_text(run: RunInfo) -> str:
     ]
     if run.error:
         lines.append(f"error: {run.error}")
-    return escape("\n".join(lines))
+    return plain_lines(lines)
 
 
 class RunDetailScreen(StoreScreen):
@@ -100,7 +101,7 @@ Epoch rows are sums of that epoch's steps."""
     def _show(self, payload: tuple[RunInfo, dict[str, float], list[EpochRecord]] | str) -> None:
         summary = self.query_one("#detail-summary", Static)
         if isinstance(payload, str):
-            summary.update(escape(payload))
+            summary.update(plain(payload))
             return
         run, energies, epochs = payload
         summary.update(run_summary_text(run))
@@ -109,14 +110,14 @@ Epoch rows are sums of that epoch's steps."""
         for info in run.devices:
             energy_j = energies.get(info.device, 0.0)
             devices.add_row(
-                info.device,
-                info.kind,
-                info.method,
-                info.name or "–",
+                plain(info.device),
+                plain(info.kind),
+                plain(info.method),
+                plain(info.name or "–"),
                 fmt.energy(energy_j),
                 fmt.percent(100 * energy_j / total) if total > 0 else "–",
                 "–" if info.idle_power_w is None else f"{info.idle_power_w:g}",
-                info.note or "",
+                plain(info.note or ""),
             )
         table = self.query_one("#detail-epochs", DataTable)
         for epoch in epochs:

@@ -9,7 +9,6 @@ import contextlib
 from pathlib import Path
 from typing import ClassVar
 
-from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -18,6 +17,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from greenprof.errors import StoreError
 from greenprof.records import RunInfo
 from greenprof.tui.screens.base import StoreScreen
+from greenprof.tui.text import plain, plain_lines
 from greenprof.tui.view_models import HISTORY_COLUMNS, HistoryRow, history_rows
 
 EMPTY_TEXT = (
@@ -105,20 +105,21 @@ J/sample is whole-run energy over samples; samples/kWh is its inverse, scaled.""
         empty.display = not self.runs
         table.display = bool(self.runs)
         if not self.runs:
-            empty.update(escape(EMPTY_TEXT.format(path=self.db_path)))
+            empty.update(plain_lines(EMPTY_TEXT.format(path=self.db_path).split("\n")))
         current = self.highlighted_run_id()
         self.rows = history_rows(
             self.runs, query=self.query_text, sort_column=self.sort_column, reverse=self.reverse
         )
+        cells = [[plain(cell) for cell in row.cells] for row in self.rows]
         widths = [len(name) for name in HISTORY_COLUMNS]
-        for row in self.rows:
-            widths = [max(w, len(cell)) for w, cell in zip(widths, row.cells, strict=True)]
+        for row_cells in cells:
+            widths = [max(w, c.cell_len) for w, c in zip(widths, row_cells, strict=True)]
         if widths != self._widths:
             self._set_columns(table, widths)  # explicit widths: no re-measuring on idle
         table.clear()
-        for row in self.rows:
+        for row, row_cells in zip(self.rows, cells, strict=True):
             mark = MARK if row.run_id in self.marked else ""
-            table.add_row(*row.cells, mark, key=str(row.run_id))
+            table.add_row(*row_cells, mark, key=str(row.run_id))
         if current is not None:
             with contextlib.suppress(Exception):
                 table.move_cursor(row=table.get_row_index(str(current)))
@@ -132,7 +133,7 @@ J/sample is whole-run energy over samples; samples/kWh is its inverse, scaled.""
         self._widths = widths
 
     def _set_status(self, text: str) -> None:
-        self.query_one("#history-status", Static).update(escape(text))
+        self.query_one("#history-status", Static).update(plain(text))
 
     def highlighted_run_id(self) -> int | None:
         """The run under the cursor."""

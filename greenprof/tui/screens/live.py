@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -20,9 +21,11 @@ from textual.widgets import DataTable, Footer, Sparkline, Static
 
 from greenprof.errors import StoreError
 from greenprof.records import RunInfo
+from greenprof.textsafe import terminal_text
 from greenprof.tui import format as fmt
 from greenprof.tui.queries import last_sample_time_s, step_aggregate
 from greenprof.tui.screens.base import StoreScreen
+from greenprof.tui.text import plain, plain_lines
 from greenprof.tui.view_models import LIVE_DEVICE_COLUMNS, LiveModel, LiveView
 
 SAMPLE_BACKFILL_S = 60.0
@@ -185,20 +188,26 @@ declared length (expected_steps) from the mean J/step so far."""
     def _show(self, view: LiveView | str | None) -> None:
         title = self.query_one("#live-title", Static)
         if view is None or isinstance(view, str):
-            title.update(view or EMPTY_TEXT.format(path=self.db_path))
+            title.update(plain_lines((view or EMPTY_TEXT.format(path=self.db_path)).split("\n")))
             title.add_class("empty")
             return
         title.remove_class("empty")
-        label = "  [reverse] SIMULATED — not a measurement [/reverse]" if view.simulated else ""
-        title.update(f"[b]{_escape(view.title)}[/b]{label}")
-        totals = [f"{name:>9} [b]{_escape(value)}[/b]" for name, value in view.totals]
-        self.query_one("#live-totals", Static).update("\n".join(totals))
+        heading = plain(view.title, style="bold")
+        if view.simulated:
+            heading.append("  ")
+            heading.append(" SIMULATED — not a measurement ", style="reverse")
+        title.update(heading)
+        totals = Text(end="")
+        for index, (name, value) in enumerate(view.totals):
+            totals.append(("\n" if index else "") + f"{terminal_text(name):>9} ")
+            totals.append_text(plain(value, style="bold"))
+        self.query_one("#live-totals", Static).update(totals)
         table = self.query_one("#live-devices", DataTable)
         table.clear()
         for row in view.devices:
-            table.add_row(*row)
-        self.query_one("#live-forecast", Static).update(_escape(view.forecast_line))
-        self.query_one("#live-baseline", Static).update(_escape(view.baseline_line))
+            table.add_row(*(plain(cell) for cell in row))
+        self.query_one("#live-forecast", Static).update(plain(view.forecast_line))
+        self.query_one("#live-baseline", Static).update(plain(view.baseline_line))
         power = view.power_series_w
         power_text = (
             "" if not power else f"  now {fmt.power(power[-1])}, max {fmt.power(max(power))}"
@@ -211,10 +220,3 @@ declared length (expected_steps) from the mean J/step so far."""
         )
         self.query_one("#live-steps-label", Static).update(f"energy per step{steps_text}")
         self.query_one("#live-steps", Sparkline).data = list(steps)
-
-
-def _escape(text: str) -> str:
-    """Escape Rich markup in data (run names may contain brackets)."""
-    from rich.markup import escape
-
-    return escape(text)

@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from rich.text import Text
 from textual.widget import Widget
 
+from greenprof.textsafe import terminal_text
+
 Point = tuple[float, float]
 Series = tuple[str, Sequence[Point]]
 
@@ -90,7 +92,7 @@ class LineChart(Widget):
 
     def set_series(self, series: Sequence[Series]) -> None:
         """Replace the plotted series (label, points) and redraw."""
-        self._series = [(label, list(points)) for label, points in series]
+        self._series = [(terminal_text(label), list(points)) for label, points in series]
         self.refresh()
 
     def render(self) -> Text:

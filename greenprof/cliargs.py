@@ -1,0 +1,110 @@
+"""argparse ``type=`` functions for every numeric or reference argument of ``greenprof``.
+
+A value argparse cannot use must stop at parsing, with one line that names the argument
+and the allowed range (``greenprof: error: serve: argument --port: expected a TCP port
+(0 to 65535, 0 picks any free port), got 99999``), never travel on and fail later as an
+``OverflowError`` from SQLite or a socket. Each function here is small and pure; the
+factories return a function because argparse calls ``type`` with the text alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from collections.abc import Callable
+
+SQLITE_MAX_INT = 2**63 - 1
+"""The largest integer SQLite stores (run ids, step counts, LIMIT)."""
+
+
+def integer(
+    minimum: int, maximum: int = SQLITE_MAX_INT, *, what: str = "an integer", note: str = ""
+) -> Callable[[str], int]:
+    """A ``type=`` for integers in ``[minimum, maximum]``.
+
+    ``note`` is added to the range in the message (e.g. "or 0 for any free port").
+    """
+    allowed = f"{minimum} to {maximum}" + (f", {note}" if note else "")
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip(), 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} ({allowed}), got {text!r}") from None
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"expected {what} ({allowed}), got {text.strip()}")
+        return value
+
+    return parse
+
+
+positive_int = integer(1, what="a positive integer")
+"""1 to SQLite's largest integer (step counts, ``--limit``)."""
+
+port = integer(0, 65535, what="a TCP port", note="0 picks any free port")
+"""A TCP port; 0 asks the system for a free one (``greenprof serve`` prints which)."""
+
+
+def real(
+    minimum: float,
+    maximum: float = math.inf,
+    *,
+    exclusive_minimum: bool = False,
+    what: str = "a number",
+) -> Callable[[str], float]:
+    """A ``type=`` for finite floats in ``[minimum, maximum]`` (``(minimum, ...]`` if
+    ``exclusive_minimum``); ``nan`` and ``inf`` are refused whatever the range."""
+    low = "above" if exclusive_minimum else "at least"
+    allowed = f"{low} {minimum:g}" + ("" if math.isinf(maximum) else f" and at most {maximum:g}")
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} ({allowed}), got {text!r}") from None
+        too_low = value <= minimum if exclusive_minimum else value < minimum
+        if not math.isfinite(value) or too_low or value > maximum:
+            raise argparse.ArgumentTypeError(f"expected {what} ({allowed}), got {text.strip()}")
+        return value
+
+    return parse
+
+
+def run_ref(text: str) -> str:
+    """A RUN argument: a run id, or a run name (kept as text; the store resolves it).
+
+    Digits must fit SQLite's 64-bit integers: ``99999999999999999999`` is an error here,
+    not an ``OverflowError`` in the query. Digit strings ``int()`` cannot read (``²``)
+    would fail the same way in the store, so they are refused too.
+    """
+    if text.isdigit():
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is neither a run id (0 to {SQLITE_MAX_INT}) nor a usable run name"
+            ) from None
+        if value > SQLITE_MAX_INT:
+            raise argparse.ArgumentTypeError(
+                f"run id {text} is out of range: run ids are 0 to {SQLITE_MAX_INT}"
+            )
+    return text
+
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
+_IPV6 = re.compile(r"^[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$")
+
+
+def host(text: str) -> str:
+    """An address to bind: a host name, an IPv4 or an IPv6 address (no URL, no spaces).
+
+    Checked here because the socket layer turns odd text into UnicodeError (IDNA) or a
+    name lookup, neither of which belongs to a typo.
+    """
+    candidate = text.strip("[]") if text.startswith("[") else text
+    if _HOSTNAME.match(candidate) or (":" in candidate and _IPV6.match(candidate)):
+        return candidate
+    raise argparse.ArgumentTypeError(
+        f"expected a host name or an IP address (e.g. 127.0.0.1, 0.0.0.0, ::1), got {text!r}"
+    )
