@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -98,7 +97,10 @@ def test_existing_sitecustomize_is_chained(db_path: Path, tmp_path: Path) -> Non
 def test_signals_reach_the_child(db_path: Path, signum: signal.Signals) -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    code = "import time; print('ready', flush=True); time.sleep(60)"
+    # Deterministic: `greenprof run` forwards signals from before it starts the child, so
+    # once the child says it is ready (its own handlers in place), the signal reaches it.
+    # The child would sleep past the timeout below if it did not.
+    code = "import time; print('ready', flush=True); time.sleep(120)"
     command = [sys.executable, "-m", "greenprof", "run", "--db", str(db_path), "--"]
     parent = subprocess.Popen(
         [*command, sys.executable, "-c", code],
@@ -108,12 +110,15 @@ def test_signals_reach_the_child(db_path: Path, signum: signal.Signals) -> None:
         text=True,
         start_new_session=True,  # not the test's terminal: the signal comes only from us
     )
-    assert parent.stdout is not None
-    assert parent.stdout.readline() == "ready\n"
-    start = time.monotonic()
-    parent.send_signal(signum)
-    _out, err = parent.communicate(timeout=30)
-    assert time.monotonic() - start < 20
+    try:
+        assert parent.stdout is not None
+        assert parent.stdout.readline() == "ready\n"
+        parent.send_signal(signum)
+        _out, err = parent.communicate(timeout=90)
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+            parent.wait()
     # The child dies of the signal (Python re-raises SIGINT after a KeyboardInterrupt),
     # and so does `greenprof run`, so a shell sees what it would have seen.
     assert parent.returncode == -signum
