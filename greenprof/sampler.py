@@ -263,12 +263,7 @@ class Sampler:
             for reader in self._readers:
                 if reader.busy:
                     continue  # still on an earlier request (wedged, or a poll cut short)
-                if reader.result is not None:  # a late answer: use it, ask again
-                    answers.append((reader, reader.result))
-                    reader.result = None
-                    if reader.wedged:
-                        reader.wedged = False
-                        rejoined.append(reader)
+                self._take(reader, answers, rejoined)  # a late answer: use it, ask again
                 reader.request(now_s)
                 self._waiting.add(reader)
             # Readers asked earlier (a poll cut short by stop) are waited for too.
@@ -281,9 +276,7 @@ class Sampler:
                     break
                 self._cond.wait(remaining)
             for reader in self._readers:
-                if reader.result is not None and not reader.busy:
-                    answers.append((reader, reader.result))
-                    reader.result = None
+                self._take(reader, answers, rejoined)
             timed_out = [
                 r
                 for r in self._waiting
@@ -310,6 +303,21 @@ class Sampler:
             self._report(f"processing readings failed: {exc!r}", ("<consumer>", ""))
             log.debug("greenprof consumer failure", exc_info=True)
         return readings
+
+    @staticmethod
+    def _take(
+        reader: _Reader,
+        answers: list[tuple[_Reader, tuple[object, BaseException | None]]],
+        rejoined: list[_Reader],
+    ) -> None:
+        """Collect the reader's answer, if it has one (with the condition held)."""
+        if reader.busy or reader.result is None:
+            return
+        answers.append((reader, reader.result))
+        reader.result = None
+        if reader.wedged:
+            reader.wedged = False
+            rejoined.append(reader)
 
     def _answered(self, reader: _Reader) -> None:
         """A reader has an answer (called by the reader with the condition held)."""
