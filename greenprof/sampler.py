@@ -239,6 +239,7 @@ class Sampler:
             )
             for sensor in self._sensors
         )
+        self._order = {reader: i for i, reader in enumerate(self._readers)}
         self.polls = 0
         self._loop_cpu_s = 0.0
 
@@ -330,8 +331,9 @@ class Sampler:
     def _validate(
         self, answers: list[tuple[_Reader, tuple[object, BaseException | None]]], now_s: float
     ) -> list[Reading]:
-        order = {reader: i for i, reader in enumerate(self._readers)}
-        answers.sort(key=lambda answer: order[answer[0]])
+        if len(answers) > 1:
+            order = self._order
+            answers.sort(key=lambda answer: order[answer[0]])
         readings: list[Reading] = []
         for reader, (result, error) in answers:
             device = reader.sensor.device
