@@ -36,6 +36,11 @@ POWER_WINDOW_S = 1.0
 counter moves in ~100 ms jumps, so shorter windows are noise)."""
 
 
+EXTRAPOLATE_DEAD_S = 0.5
+"""A device given up on still gets energy for steps ending this soon after its last
+reading (about one poll, extrapolated at its last power); none after that."""
+
+
 @dataclass(frozen=True, slots=True)
 class FinishedStep:
     """A step whose energy is final. Times are seconds since the run's origin.
@@ -96,6 +101,7 @@ class StepLedger:
         self._waiting: dict[int, set[str]] = {}  # step -> devices yet to attribute it
         self._last_seen_s = dict.fromkeys(self._attributors, origin_s)
         self._problem_times: dict[str, deque[float]] = {d: deque() for d in devices}
+        self._problems = False  # any problem times left to check
         self._depth = 0
         self._closed: list[ClosedStep] = []
         self.warnings: list[str] = []
@@ -219,17 +225,27 @@ class StepLedger:
         it are flagged (their energy leans on a neighbouring reading)."""
         if device in self._problem_times:
             self._problem_times[device].append(time_s)
+            self._problems = True
 
     def expire(self, now_s: float, stale_after_s: float) -> list[str]:
         """Give up on devices without a reading for ``stale_after_s``; return them.
 
-        Their steps so far are attributed with what is known (extrapolated over at most
-        ``stale_after_s``, flagged interpolated); later steps leave them out (flagged
-        ``STEP_DEVICE_MISSING``), so one dead sensor never holds back the others."""
+        Their steps up to :data:`EXTRAPOLATE_DEAD_S` after the last reading are attributed
+        with what is known (flagged interpolated); later steps leave them out (flagged
+        ``STEP_DEVICE_MISSING``), so one dead sensor never holds back the others and is
+        never extrapolated over seconds it did not measure."""
         dead = [d for d in self._live if now_s - self._last_seen_s[d] > stale_after_s]
         for device in dead:
             self._live.discard(device)
-            self._collect(device, self._attributors[device].finish())
+            horizon_s = self._last_seen_s[device] + EXTRAPOLATE_DEAD_S
+            self._collect(
+                device,
+                (
+                    e
+                    for e in self._attributors[device].finish()
+                    if e.step in self._intervals and self._intervals[e.step].end_s <= horizon_s
+                ),
+            )
             for step, waiting in list(self._waiting.items()):
                 if device in waiting:  # never handed to the attributor: nothing to wait for
                     self._mark_attributed(step, device, waiting)
@@ -279,7 +295,7 @@ class StepLedger:
         energies = self._energies.pop(step)
         device_energy = {device: e.energy_j for device, e in energies.items()}
         flags = STEP_DEVICE_MISSING if len(energies) < len(self._attributors) else 0
-        if self._near_problem(interval):
+        if self._problems and self._near_problem(interval):
             flags |= STEP_READING_REJECTED
         total = sum(device_energy.values())
         self.steps += 1
@@ -308,6 +324,7 @@ class StepLedger:
                 times.popleft()  # steps finish in order: older problems are done with
             if times and times[0] <= interval.end_s + margin_s:
                 near = True
+        self._problems = any(self._problem_times.values())
         return near
 
     def power_w(self, reading: Reading) -> float | None:

@@ -543,6 +543,9 @@ class Profiler:
         start_s = time.monotonic()
         time.sleep(self.baseline_s)
         end_s = time.monotonic()
+        deadline_s = end_s + max(1.0, 5 * self.interval_s)
+        while ledger.last_time_s < end_s and time.monotonic() < deadline_s:
+            time.sleep(self.interval_s / 4)  # let the sampler read past the window's end
         for device in ledger.devices:
             energy = ledger.energy_between(device, start_s, end_s)
             writer.update_device(device, idle_power_w=energy / (end_s - start_s))

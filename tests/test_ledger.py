@@ -1,7 +1,7 @@
 import pytest
 
 from greenprof.ledger import BEGIN, END, EPOCH, StepLedger
-from greenprof.records import Reading
+from greenprof.records import STEP_DEVICE_MISSING, STEP_READING_REJECTED, Reading
 
 NS = 1_000_000_000
 
@@ -93,3 +93,74 @@ def test_a_step_that_begins_microseconds_after_the_previous_end_continues_it() -
     first, second, third = ledger.pop_finished() + ledger.finish()
     assert second.start_s == first.end_s
     assert third.start_s == 4.0
+
+
+def test_nested_steps_count_once_as_the_outermost_step() -> None:
+    ledger = StepLedger(["gpu:0"], origin_s=0.0)
+    ledger.add_marks(
+        [(BEGIN, 1 * NS), (BEGIN, 2 * NS), (END, 3 * NS, 8, None), (END, 4 * NS, 16, None)]
+    )
+    ledger.add_readings(_readings("gpu:0", 10.0, 5.0))
+    (step,) = ledger.pop_finished() + ledger.finish()
+    assert (step.start_s, step.end_s, step.samples) == (1.0, 4.0, 16)
+    assert ledger.warnings == ["nested steps: only the outermost step is counted"]
+
+
+def test_numbers_from_user_code_are_converted_and_bad_ones_dropped_with_one_warning() -> None:
+    class Index:  # what numpy integers and integer 0-d tensors offer
+        def __index__(self) -> int:
+            return 32
+
+    ledger = StepLedger([], origin_s=0.0)
+    ledger.add_marks(
+        [
+            (END, 1 * NS, Index(), None),
+            (END, 2 * NS, "32", None),
+            (END, 3 * NS, 3.5, None),
+            (EPOCH, "two"),
+            (END, 4 * NS, True, None),
+        ]
+    )
+    steps = ledger.pop_finished()
+    assert [s.samples for s in steps] == [32, None, None, None]
+    assert type(steps[0].samples) is int
+    assert [s.epoch for s in steps] == [0, 0, 0, 0]
+    assert len(ledger.warnings) == 2  # one for samples (whatever the count), one for epoch
+    assert "samples must be an integer" in ledger.warnings[0]
+    assert ledger.samples == 32
+
+
+def test_a_silent_device_is_given_up_and_never_holds_back_the_others() -> None:
+    ledger = StepLedger(["gpu:0", "cpu:0"], origin_s=0.0)
+    ledger.add_marks([(END, int(i * 0.5 * NS), None, None) for i in range(1, 13)])
+    cpu = _readings("cpu:0", 50.0, 1.0)  # the CPU sensor dies after 1 s
+    for reading in _readings("gpu:0", 100.0, 7.0):
+        ledger.add_readings([reading, *(c for c in cpu if c.time_s == reading.time_s)])
+    held = ledger.pop_finished()
+    assert len(held) < 3  # steps after 1 s wait for the CPU
+    assert ledger.expire(now_s=7.0, stale_after_s=3.0) == ["cpu:0"]
+    steps = held + ledger.pop_finished()
+    assert len(steps) >= 12 - 1  # every step with its GPU energy known is out
+    late = [s for s in steps if s.start_s > 4.0]
+    assert late and all(s.flags & STEP_DEVICE_MISSING for s in late)
+    assert all(set(s.device_energy_j) == {"gpu:0"} for s in late)
+    assert ledger.dead_devices == ("cpu:0",)
+
+
+def test_steps_near_a_rejected_reading_are_flagged() -> None:
+    ledger = StepLedger(["gpu:0"], origin_s=0.0)
+    ledger.add_marks([(END, i * NS, None, None) for i in range(1, 6)])
+    ledger.note_rejected_reading("gpu:0", 2.4)
+    ledger.add_readings(_readings("gpu:0", 10.0, 6.0))
+    steps = ledger.pop_finished() + ledger.finish()
+    flagged = [s.step for s in steps if s.flags & STEP_READING_REJECTED]
+    assert flagged == [1, 2]  # steps 1-2 s and 2-3 s lie within half a second of 2.4 s
+
+
+def test_closed_steps_are_reported_before_their_energy_is_known() -> None:
+    ledger = StepLedger(["gpu:0"], origin_s=1.0)
+    ledger.add_marks([(BEGIN, 2 * NS), (END, 3 * NS, 4, 0.5)])
+    (closed,) = ledger.pop_closed()
+    assert (closed.step, closed.start_s, closed.end_s, closed.samples) == (0, 1.0, 2.0, 4)
+    assert ledger.pop_finished() == []  # no readings yet
+    assert ledger.pop_closed() == []

@@ -41,8 +41,11 @@ def test_each_step_is_stored_with_energy_per_device(db_path: Path) -> None:
     assert (run.steps, run.samples, len(steps)) == (20, 1280, 20)
     assert all(set(s.device_energy_j) == {"gpu:0", "cpu:0"} for s in steps)
     assert all(s.energy_j == pytest.approx(sum(s.device_energy_j.values())) for s in steps)
-    # 240 W for ~10 ms per step: about 2.4 J each.
-    assert sum(s.energy_j for s in steps) / 20 == pytest.approx(2.4, rel=0.35)
+    # 240 W in all, constant: the steps' energy is 240 W times their stored duration,
+    # however long the (loaded) machine made them take. Steps shorter than the counter's
+    # period are interpolated one by one (flagged); their sum is what must hold.
+    stepped_s = sum(s.duration_s for s in steps)
+    assert sum(s.energy_j for s in steps) == pytest.approx(240.0 * stepped_s, rel=0.1)
     assert run.energy_j >= run.step_energy_j * 0.9
     assert {d.method for d in run.devices} == {"simulated"}
 

@@ -65,14 +65,19 @@ def dead_runs(
     host: str,
     now: float,
     alive: Callable[[int], bool] = pid_alive,
+    stale_after_s: float | None = STALE_AFTER_S,
 ) -> list[int]:
-    """Runs still marked running whose process is gone (see the module docstring)."""
+    """Runs still marked running whose process is gone (see the module docstring).
+
+    ``stale_after_s=None``: only this host's runs whose process no longer exists (what a
+    new run checks at start; a silent run elsewhere may just be waiting for a lock)."""
     dead = []
     for run_id, run_host, pid, heartbeat_at in conn.execute(
         "SELECT run_id, host, pid, heartbeat_at FROM runs WHERE status = 'running'"
     ):
         age_s = now - float(heartbeat_at)
-        if age_s > STALE_AFTER_S or (run_host == host and age_s > QUIET_S and not alive(pid)):
+        silent = stale_after_s is not None and age_s > stale_after_s
+        if silent or (run_host == host and age_s > QUIET_S and not alive(pid)):
             dead.append(int(run_id))
     return dead
 

@@ -313,6 +313,8 @@ class StoreWriter:
     def flush(self) -> None:
         """Commit everything queued so far (any thread). Raises the SQLite error on failure;
         the rows stay queued for the next attempt."""
+        if self._run_id is None:
+            return
         with self._lock:
             pending, self._pending = self._pending, _Pending()
         with self._db_lock:
@@ -395,6 +397,7 @@ class StoreWriter:
     # Writer thread -------------------------------------------------------------
 
     def _loop(self) -> None:
+        self._repair_dead_runs()
         while not self._stopping:
             self._wake.wait(self._flush_interval_s)
             if self._stopping:
@@ -406,6 +409,28 @@ class StoreWriter:
             except Exception as exc:  # never let the writer die silently
                 log.warning("greenprof: writer error on %s: %r", self.path, exc)
                 self.error = exc
+
+    def _repair_dead_runs(self) -> None:
+        """Attribute and close this host's runs whose process died (``greenprof repair``
+        for them), on this thread so that starting a run stays fast."""
+        from greenprof.store.recovery import dead_runs, recover_run
+
+        try:
+            with self._db_lock:
+                now = self._wall_clock()
+                for run_id in dead_runs(
+                    self._conn, host=socket.gethostname(), now=now, stale_after_s=None
+                ):
+                    if run_id != self._run_id:
+                        done = recover_run(self._conn, run_id, now=now)
+                        log.info(
+                            "greenprof: run %s (%s) had died; %d step(s) recovered",
+                            done.run_id,
+                            done.name,
+                            done.recovered_steps,
+                        )
+        except sqlite3.Error as exc:
+            log.debug("greenprof: repairing dead runs failed: %r", exc)
 
     def _retry_until(self, deadline_s: float, action: Callable[[], None]) -> bool:
         while True:
