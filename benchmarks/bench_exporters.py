@@ -64,7 +64,8 @@ def build_db(path: Path, *, runs: int, steps: int, samples: int, running: int = 
         conn = sqlite3.connect(path)
         with conn:
             conn.executemany(
-                "INSERT INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO steps (run_id, step, epoch, start_s, end_s, samples, energy_j,"
+                " interpolated, loss) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     (run_id, s, s // 10_000, s * 0.1, s * 0.1 + 0.1, 64, 30.0, 0, None)
                     for s in range(steps)

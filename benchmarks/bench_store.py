@@ -80,7 +80,8 @@ def ingest_raw(db: Path, steps: list[StepRow], energy: list[StepEnergyRow]) -> f
     for a in range(0, len(steps), CHUNK):
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(
-            "INSERT INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO steps (run_id, step, epoch, start_s, end_s, samples, energy_j,"
+            " interpolated, loss) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(run_id, *r) for r in steps[a : a + CHUNK]],
         )
         conn.executemany(

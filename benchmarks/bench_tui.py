@@ -102,7 +102,8 @@ def build(db: Path, runs: int, steps: int) -> None:
         conn.execute("BEGIN")
         energy = [batch * 0.01 * (1 + 0.1 * math.sin(i)) for i in range(steps)]
         conn.executemany(
-            "INSERT INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
+            "INSERT INTO steps (run_id, step, epoch, start_s, end_s, samples, energy_j,"
+            " interpolated, loss) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
             (
                 (
                     run_id,

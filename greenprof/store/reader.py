@@ -26,8 +26,11 @@ from greenprof.records import (
     SampleRecord,
     StepRecord,
 )
+from greenprof.store.liveness import STALE_AFTER_S, pid_alive, run_is_dead
 from greenprof.store.paths import resolve_db_path
 from greenprof.store.schema import connect_read_only, describe_sqlite_error
+
+__all__ = ["STALE_AFTER_S", "RunStore"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,10 +51,6 @@ def _one_line_errors(
 
     return wrapper  # type: ignore[return-value]
 
-
-STALE_AFTER_S = 30.0
-"""A run still marked running whose process has not written for this long is shown as
-``interrupted`` (its process was killed or lost)."""
 
 _RUN_COLUMNS = (
     "run_id, name, status, started_at, ended_at, heartbeat_at, host, pid, rank, framework, tags,"
@@ -78,10 +77,12 @@ class RunStore:
         *,
         env: Mapping[str, str] = os.environ,
         wall_clock: Callable[[], float] = time.time,
+        alive: Callable[[int], bool] = pid_alive,
     ) -> None:
         self.path: Path = resolve_db_path(db, env)
         self._conn = connect_read_only(self.path)
         self._wall_clock = wall_clock
+        self._alive = alive
 
     def close(self) -> None:
         self._conn.close()
@@ -207,7 +208,12 @@ class RunStore:
             error,
             version,
         ) = row
-        if status == "running" and self._wall_clock() - float(heartbeat_at) > STALE_AFTER_S:
+        if status == "running" and run_is_dead(
+            host=str(host),
+            pid=int(pid),
+            age_s=self._wall_clock() - float(heartbeat_at),
+            alive=self._alive,
+        ):
             status = "interrupted"
         carbon = None
         if intensity is not None:

@@ -10,13 +10,12 @@ the last second's mean power, for at most :data:`MAX_EXTRAPOLATION_S`). They are
 the run ends ``interrupted`` with a note saying how many steps were recovered.
 
 A run is taken for dead when it is still ``running`` and either its heartbeat is older
-than :data:`~greenprof.store.reader.STALE_AFTER_S` (30 s), or it was written on this host by a
+than :data:`~greenprof.store.liveness.STALE_AFTER_S` (30 s), or it was written on this host by a
 process that no longer exists.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import sqlite3
 import time
@@ -26,14 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from greenprof.records import STEP_RECOVERED
-from greenprof.store.reader import STALE_AFTER_S
+from greenprof.store.liveness import STALE_AFTER_S, pid_alive, run_is_dead
 from greenprof.store.schema import connect
 
 MAX_EXTRAPOLATION_S = 2.0
 """Steps ending later than this after a device's last stored reading get no energy from it."""
-QUIET_S = 2.0
-"""A run on this host whose process is gone is recovered only once its heartbeat is this old
-(its final flush may still be landing)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,19 +40,6 @@ class Recovery:
     name: str
     recovered_steps: int
     steps: int
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this host."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OverflowError:
-        return False
-    return True
 
 
 def dead_runs(
@@ -75,9 +58,14 @@ def dead_runs(
     for run_id, run_host, pid, heartbeat_at in conn.execute(
         "SELECT run_id, host, pid, heartbeat_at FROM runs WHERE status = 'running'"
     ):
-        age_s = now - float(heartbeat_at)
-        silent = stale_after_s is not None and age_s > stale_after_s
-        if silent or (run_host == host and age_s > QUIET_S and not alive(pid)):
+        if run_is_dead(
+            host=run_host,
+            pid=int(pid),
+            age_s=now - float(heartbeat_at),
+            this_host=host,
+            alive=alive,
+            stale_after_s=stale_after_s,
+        ):
             dead.append(int(run_id))
     return dead
 
