@@ -71,25 +71,41 @@ def real(
     return parse
 
 
-def run_ref(text: str) -> str:
+def text(value: str) -> str:
+    """Text that can be stored and looked up: no undecodable bytes.
+
+    On POSIX, argv bytes that are not UTF-8 arrive as lone surrogates
+    (``greenprof show $'\\xff'``); SQLite cannot take them, so they stop here.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} holds bytes that are not UTF-8; retype it"
+        ) from None
+    return value
+
+
+def run_ref(text_: str) -> str:
     """A RUN argument: a run id, or a run name (kept as text; the store resolves it).
 
     Digits must fit SQLite's 64-bit integers: ``99999999999999999999`` is an error here,
     not an ``OverflowError`` in the query. Digit strings ``int()`` cannot read (``²``)
     would fail the same way in the store, so they are refused too.
     """
-    if text.isdigit():
+    ref = text(text_)
+    if ref.isdigit():
         try:
-            value = int(text)
+            value = int(ref)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"{text!r} is neither a run id (0 to {SQLITE_MAX_INT}) nor a usable run name"
+                f"{ref!r} is neither a run id (0 to {SQLITE_MAX_INT}) nor a usable run name"
             ) from None
         if value > SQLITE_MAX_INT:
             raise argparse.ArgumentTypeError(
-                f"run id {text} is out of range: run ids are 0 to {SQLITE_MAX_INT}"
+                f"run id {ref} is out of range: run ids are 0 to {SQLITE_MAX_INT}"
             )
-    return text
+    return ref
 
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$")

@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     runs.add_argument(
         "--limit", type=cliargs.positive_int, default=None, help="show at most N runs"
     )
-    runs.add_argument("--name", default=None, help="only runs with this name")
+    runs.add_argument("--name", type=cliargs.text, default=None, help="only runs with this name")
     runs.set_defaults(handler=_runs)
 
     show = subparsers.add_parser("show", help="summary of one run (id, or name for its newest run)")

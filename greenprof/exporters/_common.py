@@ -46,8 +46,11 @@ def iso_utc(unix_s: float | None) -> str:
     """``2025-03-01T12:00:00.250Z``: ISO-8601 UTC with milliseconds, '' for None."""
     if unix_s is None:
         return ""
-    whole_ms = round(unix_s * 1000)  # rounded like SQLite's strftime('%f')
-    moment = datetime.fromtimestamp(whole_ms // 1000, tz=timezone.utc)
+    try:
+        whole_ms = round(unix_s * 1000)  # rounded like SQLite's strftime('%f')
+        moment = datetime.fromtimestamp(whole_ms // 1000, tz=timezone.utc)
+    except (ValueError, OverflowError, OSError):  # NaN, or beyond the years 1-9999
+        return ""
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{whole_ms % 1000:03d}Z"
 
 
@@ -56,7 +59,15 @@ ISO_SQL = "strftime('%Y-%m-%dT%H:%M:%fZ', {expr}, 'unixepoch')"
 
 
 def parse_time(text: str, *, end_of_day: bool = False) -> float:
-    """Unix seconds for an ISO-8601 date or date-time (UTC unless a zone is given)."""
+    """Unix seconds for an ISO-8601 date or date-time (UTC unless a zone is given),
+    within the years 1 to 9999 in UTC (so that it can be shown again)."""
+    seconds = _parse_time(text, end_of_day=end_of_day)
+    if not iso_utc(seconds):
+        raise ConfigError(f"{text!r} is out of range: use a date between 0001-01-01 and 9999-12-31")
+    return seconds
+
+
+def _parse_time(text: str, *, end_of_day: bool) -> float:
     raw = text.strip()
     if raw.endswith(("Z", "z")):
         raw = raw[:-1] + "+00:00"
@@ -182,8 +193,8 @@ def output_target(output: str | os.PathLike[str], *, follow_symlinks: bool = Fal
         info = path.lstat()
     except FileNotFoundError:
         return path
-    except OSError as exc:
-        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise ExportError(f"cannot write {path}: {getattr(exc, 'strerror', None) or exc}") from None
     if stat.S_ISLNK(info.st_mode):
         if not follow_symlinks:
             raise ExportError(
