@@ -97,12 +97,13 @@ class DeviceHealth:
 class _Reader:
     """Reads one sensor on its own daemon thread, one read at a time.
 
-    ``busy``, ``result`` and ``requested_s`` are guarded by the sampler's condition; the
-    thread is started by the first request.
+    ``busy``, ``result``, ``requested_s`` and ``wedged`` are guarded by the sampler's state
+    lock. ``_go`` is a lock used as a signal (cheaper than an Event: this runs every poll):
+    it is held except between a request and the reader thread taking it. The thread is
+    started by the first request.
     """
 
     __slots__ = (
-        "_cond",
         "_exit",
         "_go",
         "_sampler",
@@ -118,9 +119,7 @@ class _Reader:
         "wedged",
     )
 
-    def __init__(
-        self, sensor: PowerSensor, guard: ReadingGuard, sampler: Sampler, cond: threading.Condition
-    ) -> None:
+    def __init__(self, sensor: PowerSensor, guard: ReadingGuard, sampler: Sampler) -> None:
         self.sensor = sensor
         self.guard = guard
         self.busy = False
@@ -131,13 +130,13 @@ class _Reader:
         self.last_good_s: float | None = None
         self.cpu_s = 0.0
         self._sampler = sampler
-        self._cond = cond
-        self._go = threading.Event()
+        self._go = threading.Lock()
+        self._go.acquire()
         self._exit = False
         self._thread: threading.Thread | None = None
 
     def request(self, now_s: float) -> None:
-        """Ask for one read (call with the condition held, when not busy)."""
+        """Ask for one read (call with the state lock held, when not busy)."""
         self.busy = True
         self.requested_s = now_s
         self.result = None
@@ -146,19 +145,21 @@ class _Reader:
                 target=self._run, name=f"greenprof-read-{self.sensor.device}", daemon=True
             )
             self._thread.start()
-        self._go.set()
+        self._go.release()
 
     def exit(self) -> None:
-        """Let the thread end after its current read (it never ends while a read blocks)."""
+        """End the thread now if idle, else after its current read (state lock held)."""
+        if self._exit:
+            return
         self._exit = True
-        self._go.set()
+        if self._thread is not None and not self.busy:
+            self._go.release()
 
     def _run(self) -> None:
         started = time.thread_time()
-        sensor, cond, go = self.sensor, self._cond, self._go
+        sensor, go, sampler = self.sensor, self._go, self._sampler
         while True:
-            go.wait()
-            go.clear()
+            go.acquire()
             if self._exit:
                 return
             result: object = None
@@ -167,11 +168,13 @@ class _Reader:
                 result = sensor.read()
             except BaseException as exc:  # whatever read() does, the answer gets back
                 error = exc
-            with cond:
+            with sampler._state:
                 self.result = (result, error)
                 self.busy = False
                 self.cpu_s = time.thread_time() - started
-                self._sampler._answered(self)
+                sampler._answered(self)
+                if self._exit:
+                    return
 
 
 class Sampler:
@@ -227,7 +230,12 @@ class Sampler:
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._cond = threading.Condition()
+        self._state = threading.Lock()
+        """Guards the readers' shared fields, ``_waiting`` and ``_armed``."""
+        self._wake = threading.Lock()
+        """Held while a poll waits; released by the last answer it waits for (or stop)."""
+        self._wake.acquire()
+        self._armed = False
         self._waiting: set[_Reader] = set()
         self._reported: set[tuple[str, str]] = set()
         self._readers = tuple(
@@ -235,7 +243,6 @@ class Sampler:
                 sensor,
                 ReadingGuard.for_sensor(sensor, on_problem=self._guard_problem),
                 self,
-                self._cond,
             )
             for sensor in self._sensors
         )
@@ -260,7 +267,7 @@ class Sampler:
         now_s = self._clock()
         answers: list[tuple[_Reader, tuple[object, BaseException | None]]] = []
         rejoined: list[_Reader] = []
-        with self._cond:
+        with self._state:
             for reader in self._readers:
                 if reader.busy:
                     continue  # still on an earlier request (wedged, or a poll cut short)
@@ -271,18 +278,21 @@ class Sampler:
             self._waiting.update(
                 r for r in self._readers if r.busy and not r.wedged and r not in self._waiting
             )
-            while self._waiting:
-                remaining = wait_until - time.monotonic()
-                if remaining <= 0 or (interruptible and self._stop.is_set()):
-                    break
-                self._cond.wait(remaining)
+            interrupted = interruptible and self._stop.is_set()
+            wait = bool(self._waiting) and not interrupted
+            if wait:
+                self._wake.acquire(blocking=False)  # a release nobody consumed: not for us
+                self._armed = True
+        while wait:
+            remaining = wait_until - time.monotonic()
+            if remaining <= 0 or self._wake.acquire(timeout=remaining):
+                break
+        with self._state:
+            self._armed = False
+            interrupted = interruptible and self._stop.is_set()
             for reader in self._readers:
                 self._take(reader, answers, rejoined)
-            timed_out = [
-                r
-                for r in self._waiting
-                if not r.wedged and not (interruptible and self._stop.is_set())
-            ]
+            timed_out = [] if interrupted else [r for r in self._waiting if not r.wedged]
             for reader in timed_out:
                 reader.wedged = True
             self._waiting.clear()
@@ -311,7 +321,7 @@ class Sampler:
         answers: list[tuple[_Reader, tuple[object, BaseException | None]]],
         rejoined: list[_Reader],
     ) -> None:
-        """Collect the reader's answer, if it has one (with the condition held)."""
+        """Collect the reader's answer, if it has one (with the state lock held)."""
         if reader.busy or reader.result is None:
             return
         answers.append((reader, reader.result))
@@ -321,12 +331,13 @@ class Sampler:
             rejoined.append(reader)
 
     def _answered(self, reader: _Reader) -> None:
-        """A reader has an answer (called by the reader with the condition held)."""
+        """A reader has an answer (called by the reader with the state lock held)."""
         waiting = self._waiting
         if reader in waiting:
             waiting.discard(reader)
-            if not waiting:
-                self._cond.notify_all()
+            if not waiting and self._armed:
+                self._armed = False
+                self._wake.release()
 
     def _validate(
         self, answers: list[tuple[_Reader, tuple[object, BaseException | None]]], now_s: float
@@ -387,7 +398,7 @@ class Sampler:
     def health(self) -> dict[str, DeviceHealth]:
         """Each device's state now (device → :class:`DeviceHealth`)."""
         now_s = self._clock()
-        with self._cond:
+        with self._state:
             return {
                 reader.sensor.device: DeviceHealth(
                     device=reader.sensor.device,
@@ -418,8 +429,10 @@ class Sampler:
         """
         give_up = time.monotonic() + settle_s + STOP_GRACE_S
         self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
+        with self._state:
+            if self._armed:  # the thread waits for sensors: wake it now
+                self._armed = False
+                self._wake.release()
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout=max(0.0, give_up - settle_s - 0.5 - time.monotonic()))
@@ -437,7 +450,7 @@ class Sampler:
         self._close_readers()
 
     def _close_readers(self) -> None:
-        with self._cond:
+        with self._state:
             for reader in self._readers:
                 reader.exit()
 
