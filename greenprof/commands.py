@@ -108,7 +108,7 @@ def _demo(args: argparse.Namespace) -> int:
     )
     print(
         f"greenprof demo: training '{terminal_text(name)}' for {config.steps} steps "
-        f"(batch {config.batch_size}) into {profiler.db_path}",
+        f"(batch {config.batch_size}) into {terminal_text(str(profiler.db_path))}",
         file=sys.stderr,
     )
     with profiler:

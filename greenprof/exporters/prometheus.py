@@ -322,6 +322,8 @@ def serve_forever(db: str | None, *, port: int, host: str = "127.0.0.1") -> int:
     import signal
     import sys
 
+    from greenprof.textsafe import terminal_text
+
     with RunStore(db) as store:  # fail early and clearly on a missing or foreign database
         path, count = store.path, len(store.runs())
     server = start_metrics_server(path, port=port, host=host)
@@ -329,7 +331,8 @@ def serve_forever(db: str | None, *, port: int, host: str = "127.0.0.1") -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(
-        f"greenprof: serving {server.url} for {path} ({count} runs now); Ctrl-C stops",
+        f"greenprof: serving {server.url} for {terminal_text(str(path))} ({count} runs now); "
+        "Ctrl-C stops",
         file=sys.stderr,
         flush=True,
     )
