@@ -127,15 +127,29 @@ def _absolute_db(db: str) -> str:
 def check_child_settings(env: dict[str, str]) -> None:
     """Raise :class:`ConfigError` if the child would refuse these settings: the child's
     own parsing and the Profiler's own checks (interval, steps, PUE, country, region,
-    inherited ``GREENPROF_*`` variables) run here, on a Profiler that is never started."""
+    inherited ``GREENPROF_*`` variables) run here, on a Profiler that is never started;
+    an existing database must be a greenprof database this version can write."""
     from greenprof.hooks.autohook import profiler_settings
     from greenprof.profiler import Profiler
 
     try:
-        Profiler(**profiler_settings(env))
+        profiler = Profiler(**profiler_settings(env))
     except ConfigError:
         raise
     except (GreenprofError, ValueError) as exc:
+        raise ConfigError(str(exc)) from exc
+    _check_database(profiler.db_path)
+
+
+def _check_database(path: Path) -> None:
+    """A ``--db`` typo that names some other file must not cost an unprofiled run."""
+    from greenprof.store.reader import RunStore
+
+    if "://" in str(path) or not path.exists():
+        return  # a new file is created by the child; servers are checked there
+    try:
+        RunStore(path).close()
+    except (GreenprofError, sqlite3.Error) as exc:
         raise ConfigError(str(exc)) from exc
 
 

@@ -196,17 +196,44 @@ def test_bad_settings_in_the_child_leave_training_running(tmp_path: Path) -> Non
     assert not (tmp_path / "default-runs.db").exists()
 
 
-def test_unprofiled_child_is_reported_not_failed(tmp_path: Path) -> None:
-    """A database the child cannot use: training goes on, exit 0, and a warning says the
-    run was not profiled."""
-    not_a_db = tmp_path / "notes.txt"
-    not_a_db.write_text("my notes, not a database\n" * 100, encoding="utf-8")
-    code = "print('trained')"
-    result = _greenprof_run(tmp_path, not_a_db, sys.executable, "-c", code)
+def test_unprofiled_child_is_reported_not_failed(tmp_path: Path, db_path: Path) -> None:
+    """Settings spoiled after the parent checked them (here by the user's own
+    sitecustomize, which runs first): training goes on, exit 0, and `greenprof run`
+    warns that the run was not profiled."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import os\n"
+        "if os.environ.get('GREENPROF_AUTOHOOK'):  # the child only, not `greenprof run`\n"
+        "    os.environ['GREENPROF_PUE'] = 'nan'\n"
+    )
+    env = _env(tmp_path)
+    env["PYTHONPATH"] = os.pathsep.join((env["PYTHONPATH"], str(site)))
+    result = _greenprof_run(tmp_path, db_path, sys.executable, "-c", "print('trained')", env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "trained\n"
-    assert "greenprof run: warning: the command ran unprofiled" in result.stderr
-    assert not_a_db.read_text(encoding="utf-8").startswith("my notes")
+    assert result.stderr.splitlines() == [
+        "greenprof: warning: not profiling this run: $GREENPROF_PUE must be a finite number;"
+        " got 'nan'",
+        "greenprof run: warning: the command ran unprofiled: $GREENPROF_PUE must be a finite"
+        " number; got 'nan'",
+    ]
+    assert not db_path.exists()
+
+
+def test_a_database_that_is_not_ours_is_refused_before_the_child_starts(
+    tmp_path: Path,
+) -> None:
+    not_a_db = tmp_path / "notes.txt"
+    not_a_db.write_text("my notes, not a database\n" * 100, encoding="utf-8")
+    marker = tmp_path / "child-ran"
+    child = _script(tmp_path, f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n")
+    result = _greenprof_run(tmp_path, not_a_db, sys.executable, child)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("greenprof: error: "), result.stderr
+    assert not marker.exists()
+    assert not_a_db.read_text(encoding="utf-8") == "my notes, not a database\n" * 100
 
 
 def test_command_without_python_is_reported(tmp_path: Path, db_path: Path) -> None:
