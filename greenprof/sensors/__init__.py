@@ -1,6 +1,7 @@
 """Power and energy sensors, one module per source.
 
 - ``base``: the :class:`PowerSensor` protocol.
+- ``guard``: :class:`ReadingGuard`, the validation every reading passes before use.
 - ``nvml``: NVIDIA GPUs through NVML (energy counter, else power integration).
 - ``rapl``: CPU package and DRAM energy through Linux powercap (RAPL).
 - ``cpu_model``: CPU-load × TDP estimate where RAPL is closed (labelled ``model``).
@@ -9,5 +10,6 @@
 """
 
 from greenprof.sensors.base import PowerSensor, describe
+from greenprof.sensors.guard import GuardStats, ReadingGuard
 
-__all__ = ["PowerSensor", "describe"]
+__all__ = ["GuardStats", "PowerSensor", "ReadingGuard", "describe"]

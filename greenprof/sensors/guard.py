@@ -69,7 +69,6 @@ around the time of the problem.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -188,21 +187,21 @@ def _real(value: object) -> float:
     """``value`` as a float (may be NaN/inf), or _NotANumber."""
     if type(value) is float:
         return value
-    if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
+    if isinstance(value, (bool, str, bytes)) or value is None:
         raise _NotANumber
-    if isinstance(value, numbers.Real):
+    if isinstance(value, (int, float)):
         return float(value)
-    if isinstance(value, numbers.Complex) or type(value).__name__ in ("bool_", "bool"):
-        raise _NotANumber  # complex types, numpy booleans
-    convert = getattr(type(value), "__float__", None)
-    if convert is None:
+    # numpy scalars, Decimal, Fraction: anything with __float__ (without importing
+    # numpy or numbers), except booleans and values with an imaginary part.
+    name = type(value).__name__
+    if name in ("bool_", "bool") or "complex" in name or not hasattr(type(value), "__float__"):
         raise _NotANumber
     try:
-        result = convert(value)
+        if getattr(value, "imag", 0) != 0:
+            raise _NotANumber
+        result = float(value)  # type: ignore[arg-type]
     except Exception:
         raise _NotANumber from None
-    if type(result) is not float:
-        raise _NotANumber
     return result
 
 

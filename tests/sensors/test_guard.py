@@ -128,7 +128,8 @@ def test_numpy_scalars_become_plain_floats() -> None:
     assert type(out[0].energy_j) is float
     assert type(out[0].memory_used_bytes) is int and out[0].memory_used_bytes == 1024
     assert guard.check(r(3.0, np.bool_(True))) == []
-    assert guard.stats().count(g.BAD_TYPE) == 1
+    assert guard.check(r(4.0, np.complex128(5.0))) == []
+    assert guard.stats().count(g.BAD_TYPE) == 2
 
 
 # Field repairs ------------------------------------------------------------------------
