@@ -57,7 +57,11 @@ RejectedCallback = Callable[[str, float, str], None]
 
 STOP_GRACE_S: Final = 1.5
 """:meth:`Sampler.stop` returns within ``settle_s`` plus this, whatever the sensors do
-(the issue's bound is 2 s; the rest is left for the consumer's last calls)."""
+(the issue's bound is 2 s; the rest is left for the consumer's last calls). It covers one
+final poll waiting ``read_timeout_s`` (≤ 1 s) for a sensor that wedges just then."""
+JOIN_TIMEOUT_S: Final = 10.0
+"""How long :meth:`Sampler.stop` waits for a consumer call in progress (sensors cannot
+hold the thread: it never waits for them once stop is called)."""
 MIN_READ_TIMEOUT_S: Final = 0.25
 MAX_READ_TIMEOUT_S: Final = 1.0
 """The default read bound is 5 polls, kept within these: a healthy sensor answers in
@@ -424,10 +428,13 @@ class Sampler:
 
         Settling lets counters that update periodically (NVIDIA's ~100 ms) publish the
         energy of the last steps, so that the run's tail is measured, not extrapolated.
+
         Returns within ``settle_s + STOP_GRACE_S`` whatever the sensors do: the thread is
-        woken from its wait for sensors, and every later wait is cut at that bound.
+        woken from its wait for sensors at once, and every later wait for a sensor is cut
+        at that bound. Only the consumer (greenprof's own code, never a sensor) can hold
+        the thread longer; the final polls are never made concurrently with it, and after
+        ``JOIN_TIMEOUT_S`` stop gives up on it and returns without them.
         """
-        give_up = time.monotonic() + settle_s + STOP_GRACE_S
         self._stop.set()
         with self._state:
             if self._armed:  # the thread waits for sensors: wake it now
@@ -435,11 +442,12 @@ class Sampler:
                 self._wake.release()
         thread, self._thread = self._thread, None
         if thread is not None:
-            thread.join(timeout=max(0.0, give_up - settle_s - 0.5 - time.monotonic()))
+            thread.join(timeout=JOIN_TIMEOUT_S)
             if thread.is_alive():  # the consumer is stuck: never poll concurrently with it
                 log.warning("greenprof: the sampler thread did not stop; no final readings")
                 self._close_readers()
                 return
+        give_up = time.monotonic() + settle_s + STOP_GRACE_S
         settle_until = time.monotonic() + settle_s
         self._poll(min(give_up, time.monotonic() + self.read_timeout_s), interruptible=False)
         while time.monotonic() < settle_until:
