@@ -44,6 +44,7 @@ def step_flag_names(flags: int) -> tuple[str, ...]:
     """The names of the bits set in a step's ``flags``."""
     return tuple(name for bit, name in STEP_FLAG_NAMES.items() if flags & bit)
 
+
 DeviceKind = Literal["gpu", "cpu", "dram", "other"]
 
 

@@ -346,6 +346,11 @@ def _end_run(db: Path, run_id: int, code: int) -> None:
     else:
         return
     mark_run_ended(db, run_id, status, error)
+    # The child is gone: steps it had seen but not yet attributed are final; attribute
+    # them from its stored readings (flagged recovered) rather than leave them pending.
+    from greenprof.store.recovery import repair
+
+    repair(db, run_ids=[run_id])
 
 
 def _stored_status(db: Path, run_id: int) -> str | None:

@@ -119,13 +119,14 @@ def recover_run(conn: sqlite3.Connection, run_id: int, *, now: float) -> Recover
         )
         conn.execute("DELETE FROM pending_steps WHERE run_id = ?", (run_id,))
         _recompute_totals(conn, run_id, curves)
-        if status == "running":
+        if status == "running" or step_rows:
             note = (
                 f"the process died before the end of the run; {len(step_rows)} step(s) "
                 "recovered from stored readings"
             )
             conn.execute(
-                "UPDATE runs SET status = 'interrupted', ended_at = coalesce(ended_at, ?),"
+                "UPDATE runs SET status = CASE status WHEN 'running' THEN 'interrupted'"
+                " ELSE status END, ended_at = coalesce(ended_at, ?),"
                 " error = coalesce(error || '; ', '') || ? WHERE run_id = ?",
                 (now, note, run_id),
             )
