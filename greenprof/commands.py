@@ -118,7 +118,13 @@ def _demo(args: argparse.Namespace) -> int:
     assert profiler.run_id is not None
     with RunStore(profiler.db_path) as store:
         run = store.run(profiler.run_id)
-        print(terminal_lines(run_summary(run, store.device_energy_j(run.run_id))))
+        summary = run_summary(
+            run,
+            store.device_energy_j(run.run_id),
+            store.step_flag_counts(run.run_id),
+            store.pending_steps(run.run_id),
+        )
+        print(terminal_lines(summary))
     print(
         f"\nNext: `greenprof show {run.run_id}`, `greenprof runs`, `greenprof history`.",
         file=sys.stderr,
@@ -146,7 +152,13 @@ def _show(args: argparse.Namespace) -> int:
 
     with RunStore(args.db) as store:
         run = store.run(args.run)
-        print(terminal_lines(run_summary(run, store.device_energy_j(run.run_id))))
+        summary = run_summary(
+            run,
+            store.device_energy_j(run.run_id),
+            store.step_flag_counts(run.run_id),
+            store.pending_steps(run.run_id),
+        )
+        print(terminal_lines(summary))
         epochs = store.epochs(run.run_id)
         if len(epochs) > 1:
             print("epochs:")

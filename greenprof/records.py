@@ -153,6 +153,8 @@ class RunInfo:
     expected_steps: int | None = None
     error: str | None = None
     greenprof_version: str = ""
+    lost_steps: int = 0
+    """Steps the run accepted but could not store (see ``status`` ``incomplete``)."""
 
     @property
     def co2_g(self) -> float | None:

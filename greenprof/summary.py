@@ -70,8 +70,14 @@ def runs_table(runs: Sequence[RunInfo]) -> list[str]:
     return _table(header, rows)
 
 
-def run_summary(run: RunInfo, device_energy_j: dict[str, float]) -> list[str]:
-    """A run's summary: totals, per-device energy and method, efficiency, carbon."""
+def run_summary(
+    run: RunInfo,
+    device_energy_j: dict[str, float],
+    flag_counts: dict[str, int] | None = None,
+    pending_steps: int = 0,
+) -> list[str]:
+    """A run's summary: totals, per-device energy and method, efficiency, carbon, and
+    what may be wrong with the figures (flagged, lost or unattributed steps)."""
     lines = [
         f"run {run.run_id} '{_safe(run.name)}': {_safe(run.status)}, {run.steps} steps in "
         f"{format_duration(run.duration_s)} on {_safe(run.host)}"
@@ -120,6 +126,15 @@ def run_summary(run: RunInfo, device_energy_j: dict[str, float]) -> list[str]:
     for device in run.devices:
         if device.note:
             lines.append(f"note {_safe(device.device)}: {_safe(device.note)}")
+    caveats = [f"{n} step(s) {name.replace('_', ' ')}" for name, n in (flag_counts or {}).items()]
+    if run.lost_steps:
+        caveats.append(f"{run.lost_steps} step(s) lost (not stored)")
+    if pending_steps:
+        caveats.append(
+            f"{pending_steps} step(s) not attributed yet (`greenprof repair` if the run died)"
+        )
+    if caveats:
+        lines.append("data quality: " + "; ".join(caveats))
     if run.error:
         lines.append(f"error: {_safe(run.error)}")
     return lines

@@ -48,13 +48,14 @@ from typing import TYPE_CHECKING, Any
 
 from greenprof.errors import ConfigError, GreenprofError
 from greenprof.exporters._common import ExportError
-from greenprof.store.reader import STALE_AFTER_S, RunStore
+from greenprof.store.liveness import STALE_AFTER_S
+from greenprof.store.reader import RunStore
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
     from prometheus_client.registry import CollectorRegistry
 
-STATUSES = ("running", "completed", "failed", "interrupted")
+STATUSES = ("running", "completed", "failed", "interrupted", "incomplete")
 _RUN_LABELS = ("run", "run_id", "host", "rank")
 _DEVICE_LABELS = (*_RUN_LABELS, "device", "method")
 

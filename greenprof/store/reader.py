@@ -18,6 +18,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from greenprof.errors import RunNotFound, StoreError
 from greenprof.records import (
+    STEP_FLAG_NAMES,
     CarbonSettings,
     DeviceInfo,
     EpochRecord,
@@ -55,7 +56,7 @@ def _one_line_errors(
 _RUN_COLUMNS = (
     "run_id, name, status, started_at, ended_at, heartbeat_at, host, pid, rank, framework, tags,"
     " expected_steps, country, region, pue, intensity_g_per_kwh, intensity_source, steps, samples,"
-    " energy_j, step_energy_j, duration_s, error, greenprof_version"
+    " energy_j, step_energy_j, duration_s, error, greenprof_version, lost_steps"
 )
 
 
@@ -207,6 +208,7 @@ class RunStore:
             duration_s,
             error,
             version,
+            lost_steps,
         ) = row
         if status == "running" and run_is_dead(
             host=str(host),
@@ -245,6 +247,7 @@ class RunStore:
             expected_steps=expected_steps,
             error=error,
             greenprof_version=str(version),
+            lost_steps=int(lost_steps),
         )
 
     # Steps ----------------------------------------------------------------
@@ -309,6 +312,19 @@ class RunStore:
             )
             for step, epoch, start_s, end_s, samples, energy_j, interpolated, loss, flags in rows
         ]
+
+    @_one_line_errors
+    def step_flag_counts(self, run_id: int) -> dict[str, int]:
+        """How many of a run's steps carry each flag (``recovered``, ``device_missing``,
+        ``reading_rejected``); flags no step carries are left out."""
+        counts: dict[str, int] = {}
+        for bit, name in STEP_FLAG_NAMES.items():
+            (n,) = self._conn.execute(
+                "SELECT count(*) FROM steps WHERE run_id = ? AND flags & ? != 0", (run_id, bit)
+            ).fetchone()
+            if n:
+                counts[name] = int(n)
+        return counts
 
     @_one_line_errors
     def pending_steps(self, run_id: int) -> int:

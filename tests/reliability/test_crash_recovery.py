@@ -85,3 +85,12 @@ def test_steps_of_a_child_killed_by_sigkill_are_recovered(tmp_path: Path) -> Non
     assert all(s.energy_j > 0 for s in steps)
     assert run.steps == len(steps)
     assert run.step_energy_j == pytest.approx(sum(s.energy_j for s in steps))
+    shown = subprocess.run(
+        [sys.executable, "-m", "greenprof", "show", str(run.run_id), "--db", str(db)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert f"data quality: {len(recovered)} step(s) recovered" in shown
