@@ -62,14 +62,16 @@ final poll waiting ``read_timeout_s`` (≤ 1 s) for a sensor that wedges just th
 JOIN_TIMEOUT_S: Final = 10.0
 """How long :meth:`Sampler.stop` waits for a consumer call in progress (sensors cannot
 hold the thread: it never waits for them once stop is called)."""
-MIN_READ_TIMEOUT_S: Final = 0.25
+MIN_READ_TIMEOUT_S: Final = 0.5
 MAX_READ_TIMEOUT_S: Final = 1.0
 """The default read bound is 5 polls, kept within these: a healthy sensor answers in
-milliseconds, and a poll waits this long only once per wedged sensor."""
+milliseconds, a loaded machine may not schedule a reader for a few hundred (a false
+"wedged" costs a skipped poll and a note on the run), and a poll waits this long only
+once per wedged sensor."""
 
 
 def default_read_timeout_s(interval_s: float) -> float:
-    """How long a poll waits for a sensor's read by default: 5 intervals, 0.25–1 s."""
+    """How long a poll waits for a sensor's read by default: 5 intervals, 0.5–1 s."""
     return min(MAX_READ_TIMEOUT_S, max(MIN_READ_TIMEOUT_S, 5.0 * interval_s))
 
 
