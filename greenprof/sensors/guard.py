@@ -34,10 +34,10 @@ Rules, in the order they are applied (the reason names are the keys of
      saw the older value, so ``ceiling × (t − that poll's time + JUMP_SLACK_S)`` bounds
      it (``JUMP_SLACK_S`` covers a read that lags its timestamp; before there is such a
      poll, ``FIRST_JUMP_SLACK_S``).
-   - A declared wrap (``wrap_j``, e.g. a raw RAPL range) that makes the decrease a
-     plausible forward step (``counter_wrap``, not a problem): unwrapped, passed on.
-     :class:`~greenprof.sensors.rapl.RaplSensor` already unwraps, so its counter never
-     decreases here.
+   - A declared wrap (``wrap_j``; a sensor declares it as an optional ``energy_wrap_j``
+     attribute) that makes the decrease a plausible forward step (``counter_wrap``, not
+     a problem): unwrapped, passed on. :class:`~greenprof.sensors.rapl.RaplSensor`
+     already unwraps ``max_energy_range_uj`` itself, so its counter never decreases here.
    - A small step back — less than ``STEP_BACK_FRACTION`` of the counter *and* less than
      ``STEP_BACK_MAX_J`` (``counter_step_back``): a glitch, reject. Later reads below the
      last passed value are rejected the same way until the counter passes it again, so a
@@ -59,6 +59,11 @@ Rules, in the order they are applied (the reason names are the keys of
 
      Holding back adds at most one poll of latency, and only to the held read of that
      device; every other read passes at once.
+
+Thresholds (named constants below): ceiling 10 kW per device, or 3 × a declared
+``power_limit_w``; small step back < 1 % of the counter and < 1 kJ; jump slack 0.25 s
+(1 s for the first step). As the counter passed on never decreases, the reset branch of
+:func:`greenprof.energy.counter_delta` is no longer reached from the sampler.
 
 Each rejection or repair is counted by reason (:class:`GuardStats`, a frozen snapshot with
 the last message and the first and last problem times) and reported through the
