@@ -103,7 +103,7 @@ class DeviceHealth:
 class _Reader:
     """Reads one sensor on its own daemon thread, one read at a time.
 
-    ``busy``, ``result``, ``requested_s`` and ``wedged`` are guarded by the sampler's state
+    ``busy``, ``result``, ``asked_s`` and ``wedged`` are guarded by the sampler's state
     lock. ``_go`` is a lock used as a signal (cheaper than an Event: this runs every poll):
     it is held except between a request and the reader thread taking it. The thread is
     started by the first request.
@@ -114,12 +114,12 @@ class _Reader:
         "_go",
         "_sampler",
         "_thread",
+        "asked_s",
         "busy",
         "cpu_s",
         "failing",
         "guard",
         "last_good_s",
-        "requested_s",
         "result",
         "sensor",
         "wedged",
@@ -131,7 +131,8 @@ class _Reader:
         self.busy = False
         self.wedged = False
         self.failing = False
-        self.requested_s = 0.0
+        self.asked_s = 0.0
+        """``time.monotonic()`` of the pending request (waits are bounded from it)."""
         self.result: tuple[object, BaseException | None] | None = None
         self.last_good_s: float | None = None
         self.cpu_s = 0.0
@@ -141,10 +142,10 @@ class _Reader:
         self._exit = False
         self._thread: threading.Thread | None = None
 
-    def request(self, now_s: float) -> None:
+    def request(self) -> None:
         """Ask for one read (call with the state lock held, when not busy)."""
         self.busy = True
-        self.requested_s = now_s
+        self.asked_s = time.monotonic()
         self.result = None
         if self._thread is None:
             self._thread = threading.Thread(
@@ -242,6 +243,8 @@ class Sampler:
         """Held while a poll waits; released by the last answer it waits for (or stop)."""
         self._wake.acquire()
         self._armed = False
+        self._recheck = False
+        """Wake the waiting poll on every answer, not only the last (see ``_poll``)."""
         self._waiting: set[_Reader] = set()
         self._reported: set[tuple[str, str]] = set()
         self._readers = tuple(
@@ -278,21 +281,28 @@ class Sampler:
                 if reader.busy:
                     continue  # still on an earlier request (wedged, or a poll cut short)
                 self._take(reader, answers, rejoined)  # a late answer: use it, ask again
-                reader.request(now_s)
+                reader.request()
                 self._waiting.add(reader)
-            # Readers asked earlier (a poll cut short by stop) are waited for too.
-            self._waiting.update(
+            # Readers asked by a poll cut short (by stop) are waited for too, each until
+            # its own bound, so every answer wakes this poll to recompute it.
+            earlier = [
                 r for r in self._readers if r.busy and not r.wedged and r not in self._waiting
-            )
-            interrupted = interruptible and self._stop.is_set()
-            wait = bool(self._waiting) and not interrupted
-            if wait:
+            ]
+            self._waiting.update(earlier)
+            self._recheck = bool(earlier)
+            wait = bool(self._waiting)
+        while wait:
+            with self._state:
+                if not self._waiting or (interruptible and self._stop.is_set()):
+                    break
+                asked_s = max(r.asked_s for r in self._waiting)
+                until_s = min(wait_until, asked_s + self.read_timeout_s)
                 self._wake.acquire(blocking=False)  # a release nobody consumed: not for us
                 self._armed = True
-        while wait:
-            remaining = wait_until - time.monotonic()
-            if remaining <= 0 or self._wake.acquire(timeout=remaining):
+            remaining = until_s - time.monotonic()
+            if remaining <= 0:
                 break
+            self._wake.acquire(timeout=remaining)
         with self._state:
             self._armed = False
             interrupted = interruptible and self._stop.is_set()
@@ -341,7 +351,7 @@ class Sampler:
         waiting = self._waiting
         if reader in waiting:
             waiting.discard(reader)
-            if not waiting and self._armed:
+            if self._armed and (not waiting or self._recheck):
                 self._armed = False
                 self._wake.release()
 
