@@ -98,6 +98,7 @@ class StepLedger:
         self._origin_s = origin_s
         self._attributors = {device: attributor(device) for device in devices}
         self._live = set(self._attributors)
+        self._seen: set[str] = set()  # devices that gave at least one reading
         self._waiting: dict[int, set[str]] = {}  # step -> devices yet to attribute it
         self._last_seen_s = dict.fromkeys(self._attributors, origin_s)
         self._problem_times: dict[str, deque[float]] = {d: deque() for d in devices}
@@ -216,6 +217,7 @@ class StepLedger:
                 continue
             attributor = self._attributors[device]
             attributor.add_reading(reading)
+            self._seen.add(device)
             self._last_seen_s[device] = reading.time_s
             self.last_time_s = max(self.last_time_s, reading.time_s)
             self._collect(device, attributor.pop_ready())
@@ -250,6 +252,11 @@ class StepLedger:
                 if device in waiting:  # never handed to the attributor: nothing to wait for
                     self._mark_attributed(step, device, waiting)
         return dead
+
+    @property
+    def unseen_devices(self) -> tuple[str, ...]:
+        """Devices that never gave a reading (their steps leave them out, flagged)."""
+        return tuple(d for d in self._attributors if d not in self._seen)
 
     @property
     def dead_devices(self) -> tuple[str, ...]:
@@ -293,6 +300,8 @@ class StepLedger:
     def _finish(self, step: int) -> FinishedStep:
         interval = self._intervals.pop(step)
         energies = self._energies.pop(step)
+        if len(self._seen) < len(energies):  # a device that never read has no energy, not 0 J
+            energies = {d: e for d, e in energies.items() if d in self._seen}
         device_energy = {device: e.energy_j for device, e in energies.items()}
         flags = STEP_DEVICE_MISSING if len(energies) < len(self._attributors) else 0
         if self._problems and self._near_problem(interval):

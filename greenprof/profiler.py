@@ -58,7 +58,8 @@ _active: contextvars.ContextVar[Profiler | None] = contextvars.ContextVar(
 
 def current_profiler() -> Profiler | None:
     """The innermost running Profiler in this context (hooks use it to join a run)."""
-    return _active.get()
+    profiler = _active.get()
+    return profiler if profiler is not None and profiler.running else None
 
 
 class _StepContext:
@@ -179,6 +180,7 @@ class Profiler:
         self._forked = False
         self._previous_sigterm: Any = None
         self._rejected: dict[str, int] = {}
+        self._sensors_started = False  # sensors are closed at stop only once sampled
         self.run_id: int | None = None
 
     # Lifecycle --------------------------------------------------------------
@@ -237,11 +239,14 @@ class Profiler:
         return self
 
     def _start(self) -> None:
-        self._sensors = self._open_sensors()
-        self.devices = tuple(describe(sensor) for sensor in self._sensors)
-        self._rejected = {}
+        # The store first: a database that cannot be opened must not cost the sensors
+        # (explicit ones belong to the caller, who may fix the path and start again).
         writer = StoreWriter(self.db_path, flush_interval_s=self._flush_interval_s)
         self._writer = writer
+        self._sensors = self._open_sensors()
+        self._sensors_started = self._explicit_sensors is None  # detected: ours to close
+        self.devices = tuple(describe(sensor) for sensor in self._sensors)
+        self._rejected = {}
         origin_s = time.monotonic()
         self._ledger = StepLedger([d.device for d in self.devices], origin_s=origin_s)
         self.run_id = writer.create_run(self._run_spec())
@@ -252,6 +257,7 @@ class Profiler:
             consumer=self._consume,
             on_error=self._record_error,
         )
+        self._sensors_started = True
         self._sampler.start()
         self._token = _active.set(self)
         _watch_forks(self)
@@ -294,12 +300,17 @@ class Profiler:
                 self._drain_marks(ledger, writer)
                 self._store_steps(ledger.finish())
                 writer.set_totals(self._totals())
+                for device in ledger.unseen_devices:
+                    writer.update_device(device, note="no valid reading during the run")
+                    writer.record_error(f"{device} gave no valid reading: its energy is unknown")
         except Exception as exc:  # never let the profiler crash the program at exit
             log.warning("greenprof: could not finish the run cleanly: %r", exc)
             error = error or f"greenprof: {exc!r}"
         finally:
-            for device in close_sensors(self._sensors, timeout_s=SENSOR_CLOSE_TIMEOUT_S):
-                log.warning("greenprof: closing %s did not return; left behind", device)
+            if self._sensors_started:
+                for device in close_sensors(self._sensors, timeout_s=SENSOR_CLOSE_TIMEOUT_S):
+                    log.warning("greenprof: closing %s did not return; left behind", device)
+            self._sensors_started = False
             if writer is not None:
                 try:
                     writer.close(status=status, error=error)
@@ -329,31 +340,38 @@ class Profiler:
     def _install_sigterm(self) -> None:
         """SIGTERM (a scheduler's cancel, ``kill``, ``docker stop``) would end the process
         without a word: store the run as ``interrupted`` first, then die of the signal as
-        the sender expects (exit status 143). Only where no one else handles SIGTERM."""
+        the sender expects (exit status 143). Only where no one else handles SIGTERM (a
+        handler left by a stopped profiler counts as no one)."""
         if threading.current_thread() is not threading.main_thread():
             return
         try:
-            if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            current = signal.getsignal(signal.SIGTERM)
+            stale = getattr(current, "__self__", None)
+            if isinstance(stale, Profiler) and not stale.running:
+                current = stale._previous_sigterm
+            if current is not signal.SIG_DFL:
                 return
-            self._previous_sigterm = signal.signal(signal.SIGTERM, self._on_sigterm)
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+            self._previous_sigterm = signal.SIG_DFL
         except (ValueError, OSError):  # not the main interpreter, or no signals here
             self._previous_sigterm = None
 
     def _restore_sigterm(self) -> None:
+        """Put the default back (main thread only: a stop from another thread leaves the
+        handler, which then acts as the default would)."""
         if self._previous_sigterm is None:
             return
         if threading.current_thread() is threading.main_thread():
-            try:
+            with contextlib.suppress(ValueError, OSError):
                 if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
                     signal.signal(signal.SIGTERM, self._previous_sigterm)
-            except (ValueError, OSError):
-                pass
-        self._previous_sigterm = None
+                    self._previous_sigterm = None
 
     def _on_sigterm(self, signum: int, _frame: FrameType | None) -> None:
-        with self._lock:
-            self._depth = min(self._depth, 1)
-        self.stop(status="interrupted", error="terminated by SIGTERM")
+        if self.running:
+            with self._lock:
+                self._depth = min(self._depth, 1)
+            self.stop(status="interrupted", error="terminated by SIGTERM")
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
 

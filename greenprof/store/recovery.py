@@ -3,11 +3,12 @@
 A live run stores each step's boundaries as soon as the sampler sees them
 (``pending_steps``) and each device's cumulative energy at every poll (``samples``);
 only the energy attribution waits for the sensor. When the process is killed, the steps
-that were still waiting are attributed here by linear interpolation of each device's
-cumulative energy between the stored readings (beyond the last reading: extrapolated at
-the last second's mean power, for at most :data:`MAX_EXTRAPOLATION_S`). They are flagged
-``recovered`` (and ``interpolated``), the run's totals are recomputed from the rows, and
-the run ends ``interrupted`` with a note saying how many steps were recovered.
+that were still waiting are attributed here by the same attribution as a live run
+(:class:`~greenprof.energy.StepAttributor`), replayed over each device's stored
+cumulative energy (beyond the last reading: extrapolated for at most
+:data:`MAX_EXTRAPOLATION_S`, then left unknown). They are flagged ``recovered`` (and
+``interpolated``), the run's totals are recomputed from the rows, and the run ends
+``interrupted`` with a note saying how many steps were recovered.
 
 A run is taken for dead when it is still ``running`` and either its heartbeat is older
 than :data:`~greenprof.store.liveness.STALE_AFTER_S` (30 s), or it was written on this host by a
@@ -19,12 +20,12 @@ from __future__ import annotations
 import socket
 import sqlite3
 import time
-from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from greenprof.records import STEP_RECOVERED
+from greenprof.energy import StepAttributor
+from greenprof.records import STEP_RECOVERED, Reading
 from greenprof.store.liveness import STALE_AFTER_S, pid_alive, run_is_dead
 from greenprof.store.schema import connect
 
@@ -84,14 +85,11 @@ def recover_run(conn: sqlite3.Connection, run_id: int, *, now: float) -> Recover
             (run_id, run_id),
         ).fetchall()
         curves = _curves(conn, run_id)
+        energies = _attribute(curves, [(row[0], row[2], row[3]) for row in pending])
         step_rows: list[tuple[object, ...]] = []
         energy_rows: list[tuple[object, ...]] = []
         for step, epoch, start_s, end_s, samples, loss in pending:
-            device_energy = {
-                device: e
-                for device, curve in curves.items()
-                if (e := curve.energy_between(start_s, end_s)) is not None
-            }
+            device_energy = energies.get(step, {})
             step_rows.append(
                 (
                     run_id,
@@ -168,29 +166,28 @@ class _Curve:
     times_s: list[float]
     energies_j: list[float]
 
-    def energy_at(self, t_s: float) -> float | None:
-        times, energies = self.times_s, self.energies_j
-        if t_s <= times[0]:
-            return energies[0]
-        if t_s >= times[-1]:
-            if t_s - times[-1] > MAX_EXTRAPOLATION_S:
-                return None
-            return energies[-1] + self.last_power_w() * (t_s - times[-1])
-        i = bisect_left(times, t_s)
-        t0, t1, e0, e1 = times[i - 1], times[i], energies[i - 1], energies[i]
-        return e0 + (e1 - e0) * (t_s - t0) / (t1 - t0) if t1 > t0 else e1
 
-    def energy_between(self, start_s: float, end_s: float) -> float | None:
-        a, b = self.energy_at(start_s), self.energy_at(end_s)
-        return None if a is None or b is None else max(0.0, b - a)
-
-    def last_power_w(self) -> float:
-        times, energies = self.times_s, self.energies_j
-        if len(times) < 2:
-            return 0.0
-        i = max(0, bisect_left(times, times[-1] - 1.0) - 1)
-        span_s = times[-1] - times[i]
-        return (energies[-1] - energies[i]) / span_s if span_s > 0 else 0.0
+def _attribute(
+    curves: dict[str, _Curve], steps: Sequence[tuple[int, float, float]]
+) -> dict[int, dict[str, float]]:
+    """Per-step, per-device energy of ``steps`` (step, start_s, end_s), by the same
+    attribution as a live run, replayed over the stored readings of each device. A step
+    ending more than MAX_EXTRAPOLATION_S after a device's last reading gets nothing from
+    that device (unknown, not invented)."""
+    out: dict[int, dict[str, float]] = {}
+    for device, curve in curves.items():
+        attributor = StepAttributor()
+        for t_s, e_j in zip(curve.times_s, curve.energies_j, strict=True):
+            attributor.add_reading(Reading(device, t_s, e_j, None))
+        horizon_s = curve.times_s[-1] + MAX_EXTRAPOLATION_S
+        ends = {}
+        for step, start_s, end_s in steps:
+            attributor.add_step(step, start_s, end_s)
+            ends[step] = end_s
+        for energy in attributor.pop_ready() + attributor.finish():
+            if ends[energy.step] <= horizon_s:
+                out.setdefault(energy.step, {})[device] = max(0.0, energy.energy_j)
+    return out
 
 
 def _curves(conn: sqlite3.Connection, run_id: int) -> dict[str, _Curve]:

@@ -245,13 +245,18 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
             f"no greenprof database at {path}: profile a run first (e.g. `greenprof demo`), "
             "or point --db / $GREENPROF_DB at an existing one"
         )
+    # A missing or 0-byte file holds nothing to protect: it is ours to initialise, also
+    # when another process (a rank of the same job) has just created it.
     created = False if existed else _create_private_file(path)
     conn: sqlite3.Connection | None = None
     try:
         conn = sqlite3.connect(
             path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )
-        _check_identity(conn, path, ours=created)
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        if not existed:
+            _claim(conn)
+        _check_identity(conn, path, ours=not existed)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -271,9 +276,10 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
 def connect_read_only(path: Path) -> sqlite3.Connection:
     """Open a database for reading without ever writing to it.
 
-    Works on a read-only mount too (then the file is opened immutable: nothing can be
-    changing it). A database written by an older greenprof is migrated first, by a
-    separate writing connection, only when the file is ours and writable.
+    Works on a read-only mount too: where SQLite cannot open the WAL index there, the
+    file is opened immutable (nothing can be changing it). A database written by an
+    older greenprof is migrated first, by a separate writing connection, only when the
+    file is ours and writable.
     """
     if not check_file(path):
         raise StoreError(
@@ -281,7 +287,7 @@ def connect_read_only(path: Path) -> sqlite3.Connection:
             "or point --db / $GREENPROF_DB at an existing one"
         )
     try:
-        conn = _open_uri(path, immutable=not _writable_dir(path))
+        conn = _open_read_only(path)
         try:
             version = _check_identity(conn, path, ours=False, reading=True)
             if version < SCHEMA_VERSION:
@@ -315,6 +321,34 @@ def describe_sqlite_error(path: Path, exc: sqlite3.Error) -> str:
     if "disk is full" in text or "disk I/O" in text:
         return f"{path} cannot be written ({text}): free space on its disk, or use another --db"
     return f"{path}: {text}"
+
+
+def _claim(conn: sqlite3.Connection) -> None:
+    """Stamp an empty file as greenprof's before anything else is written to it, so that a
+    process that finds it meanwhile sees whose it is (and waits for the schema)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+            conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """``mode=ro`` (which reads a WAL that has not been checkpointed yet), else immutable
+    where the WAL index cannot be opened (a read-only mount without ``-shm``)."""
+    conn = _open_uri(path, immutable=False)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        conn.close()
+        if _writable_dir(path):
+            raise
+        return _open_uri(path, immutable=True)
+    return conn
 
 
 def _open_uri(path: Path, *, immutable: bool) -> sqlite3.Connection:

@@ -59,6 +59,8 @@ MAX_BACKLOG_STEPS = 1_000_000
 """Queued step rows kept while the database cannot be written (~150 MB)."""
 MAX_BACKLOG_SAMPLES = 200_000
 """Queued sample rows past which every other one is dropped (thinned, counted)."""
+MAX_ERROR_CHARS = 4000
+"""A run's ``error`` keeps at most this much: the first problems, which explain the rest."""
 CLOSE_TIMEOUT_S = 15.0
 """How long :meth:`StoreWriter.close` keeps retrying a database that cannot be written."""
 
@@ -388,10 +390,15 @@ class StoreWriter:
             )
 
     def record_error(self, message: str) -> None:
-        """Record a problem on the run without ending it (shown by `greenprof show`)."""
+        """Record a problem on the run without ending it (shown by `greenprof show`); each
+        problem is added to the ones before (up to MAX_ERROR_CHARS)."""
         with self._lock:
             self._pending.updates.append(
-                ("UPDATE runs SET error = ? WHERE run_id = ?", (message, self.run_id))
+                (
+                    "UPDATE runs SET error = substr(coalesce(error || '; ', '') || ?, 1, ?)"
+                    " WHERE run_id = ?",
+                    (message, MAX_ERROR_CHARS, self.run_id),
+                )
             )
 
     # Writer thread -------------------------------------------------------------
@@ -523,34 +530,24 @@ class StoreWriter:
         try:
             conn.execute("BEGIN IMMEDIATE")
             if steps:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO steps (run_id, step, epoch, start_s, end_s, samples,"
-                    " energy_j, interpolated, loss, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    steps,
-                )
+                insert_rows(conn, "steps", STEP_COLUMNS, steps)
             if pending.step_energy:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO step_energy (run_id, step, device, energy_j)"
-                    " VALUES (?, ?, ?, ?)",
+                insert_rows(
+                    conn,
+                    "step_energy",
+                    ("run_id", "step", "device", "energy_j"),
                     [(run_id, s, d, e) for s, d, e in pending.step_energy if e - e == 0],
                 )
             if closed:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO pending_steps (run_id, step, epoch, start_s, end_s,"
-                    " samples, loss) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    closed,
-                )
+                insert_rows(conn, "pending_steps", PENDING_COLUMNS, closed)
             if stored_through > self._stored_through:
                 conn.execute(
                     "DELETE FROM pending_steps WHERE run_id = ? AND step <= ?",
                     (run_id, stored_through),
                 )
             if pending.samples:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO samples (run_id, device, time_s, energy_j, power_w,"
-                    " utilization_pct, memory_used_bytes, temperature_c)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(run_id, *row) for row in pending.samples],
+                insert_rows(
+                    conn, "samples", SAMPLE_COLUMNS, [(run_id, *row) for row in pending.samples]
                 )
             for sql, params in pending.updates:
                 conn.execute(sql, params)
@@ -589,6 +586,43 @@ class StoreWriter:
         self._stored_through = stored_through
         self._lose(bad, "a value could not be stored (not a finite number)")
         self.rows_written += len(steps) + len(pending.step_energy) + len(pending.samples)
+
+
+STEP_COLUMNS = (
+    "run_id", "step", "epoch", "start_s", "end_s", "samples", "energy_j", "interpolated", "loss",
+    "flags",
+)  # fmt: skip
+PENDING_COLUMNS = ("run_id", "step", "epoch", "start_s", "end_s", "samples", "loss")
+SAMPLE_COLUMNS = (
+    "run_id", "device", "time_s", "energy_j", "power_w", "utilization_pct", "memory_used_bytes",
+    "temperature_c",
+)  # fmt: skip
+ROWS_PER_STATEMENT = 256
+"""Rows bound into one multi-row INSERT. ``executemany`` steps SQLite once per row and
+gives up the GIL at each step: next to a training loop that holds the GIL (a pure-Python
+step, a Keras loop) every handover waits a switch interval (5 ms), which capped the
+writer at a few hundred rows a second. One statement per 256 rows waits once."""
+
+
+def insert_rows(
+    conn: sqlite3.Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    *,
+    per_statement: int = ROWS_PER_STATEMENT,
+) -> None:
+    """``INSERT OR REPLACE`` ``rows`` in multi-row statements of ``per_statement`` rows, the
+    rest in power-of-two chunks (a handful of distinct statements, all cached by sqlite3)."""
+    head = f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES "
+    group = "(" + ", ".join("?" * len(columns)) + ")"
+    start, size = 0, per_statement
+    while start < len(rows):
+        while size > len(rows) - start:
+            size //= 2
+        chunk = rows[start : start + size]
+        conn.execute(head + ", ".join([group] * size), [value for row in chunk for value in row])
+        start += size
 
 
 def _clean_steps(run_id: int, rows: Sequence[StepRow]) -> list[tuple[Any, ...]]:

@@ -81,7 +81,7 @@ def test_steps_of_a_child_killed_by_sigkill_are_recovered(tmp_path: Path) -> Non
         f"completed {done}, stored {len(steps)} ({len(recovered)} recovered), lost ≈ {lost_s:.2f} s"
     )
     assert len(steps) <= done
-    assert lost_s <= 1.5
+    assert lost_s <= 3.0  # ≤ 0.5 s idle (benchmarks/bench_crash.py); generous for loaded CI
     assert all(s.energy_j > 0 for s in steps)
     assert run.steps == len(steps)
     assert run.step_energy_j == pytest.approx(sum(s.energy_j for s in steps))

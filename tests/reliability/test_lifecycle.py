@@ -220,12 +220,6 @@ def test_retry_after_a_failed_start_records_every_step(tmp_path: Path, db_path: 
     assert all(set(s.device_energy_j) == {"gpu:0", "cpu:0"} for s in stored.steps)
 
 
-@pytest.mark.xfail(
-    reason="BUG: a failed start() closes the caller's explicit sensors, so start() called "
-    "again (documented: 'start() may be called again') profiles with closed sensors: "
-    "every read fails, the run is stored completed with 0 J on every step",
-    strict=True,
-)
 def test_same_profiler_started_again_after_the_cause_is_fixed(tmp_path: Path) -> None:
     place = tmp_path / "file"
     place.write_text("")
@@ -359,12 +353,6 @@ class BrokenSensor(FakeSensor):
         raise OSError("NVML: GPU is lost")
 
 
-@pytest.mark.xfail(
-    reason="BUG: a device that never gave a valid reading in a run shorter than the 3 s "
-    "give-up time gets 0.0 J attributed on every step, unflagged, run 'completed': "
-    "a measurement misstated as zero instead of missing",
-    strict=True,
-)
 def test_a_sensor_that_never_reads_is_not_reported_as_zero_energy(db_path: Path) -> None:
     sensors = [FakeSensor("gpu:0", 200.0, update_period_s=0.02), BrokenSensor("gpu:1")]
     with greenprof.Profiler("broken", db=db_path, sensors=sensors, interval_s=0.02) as prof:

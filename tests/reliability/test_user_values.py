@@ -113,11 +113,6 @@ def test_a_bad_value_is_dropped_with_one_warning(
     assert name in (stored.run.error or ""), stored.run.error
 
 
-@pytest.mark.xfail(
-    reason="BUG: StoreWriter.record_error does `SET error = ?`, so each problem recorded on a "
-    "run replaces the one before: only the last warning survives in runs.error",
-    strict=True,
-)
 def test_two_kinds_of_bad_value_are_both_recorded_on_the_run(
     db_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
