@@ -256,6 +256,7 @@ class Profiler:
             interval_s=self.interval_s,
             consumer=self._consume,
             on_error=self._record_error,
+            on_rejected=self._note_rejected,
         )
         self._sensors_started = True
         self._sampler.start()
@@ -447,7 +448,6 @@ class Profiler:
             rejected = state.stats.rejected
             if rejected > self._rejected.get(device, 0):
                 self._rejected[device] = rejected
-                ledger.note_rejected_reading(device, self._now_s())
                 writer.update_device(device, rejected_readings=rejected)
         stale_s = max(STALE_DEVICE_S, 20 * self.interval_s)
         for device in ledger.expire(self._now_s(), stale_s):
@@ -458,6 +458,12 @@ class Profiler:
             log.warning("greenprof: %s", message)
             writer.update_device(device, note=f"no readings after {stale_s:.1f} s of silence")
             writer.record_error(message)
+
+    def _note_rejected(self, device: str, time_s: float, _reason: str) -> None:
+        """Sampler thread: a reading was rejected or repaired; flag the steps around it."""
+        ledger = self._ledger
+        if ledger is not None:
+            ledger.note_rejected_reading(device, time_s)
 
     @staticmethod
     def _now_s() -> float:
