@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from greenprof import cliargs
 from greenprof.cli import add_db_argument
 from greenprof.textsafe import terminal_lines, terminal_text
+
+if TYPE_CHECKING:
+    from greenprof.jobs import JobTotals
+    from greenprof.store.reader import RunStore
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -148,9 +152,13 @@ def _runs(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from greenprof.store.reader import RunStore
-    from greenprof.summary import run_summary
+    from greenprof.summary import job_summary, run_summary
 
     with RunStore(args.db) as store:
+        job = _job_to_show(store, args.run)
+        if job is not None:
+            print(terminal_lines(job_summary(job)))
+            return 0
         run = store.run(args.run)
         summary = run_summary(
             run,
@@ -168,6 +176,27 @@ def _show(args: argparse.Namespace) -> int:
                     f"{epoch.duration_s:.1f} s"
                 )
     return 0
+
+
+def _job_to_show(store: RunStore, ref: int | str) -> JobTotals | None:
+    """The job ``ref`` names: a job id, or the name of a run that is one rank of a job of
+    several (a rank alone would misstate the job). None: show a single run."""
+    from greenprof.errors import RunNotFound
+    from greenprof.jobs import job_totals
+
+    job_id: str | None = ref if isinstance(ref, str) and store.runs(job=ref) else None
+    if job_id is None:
+        try:
+            run = store.run(ref)
+        except RunNotFound:
+            return None
+        if run.job_id is None or isinstance(ref, int) or str(ref).isdigit():
+            return None
+        job_id = run.job_id
+    runs = store.runs(job=job_id)
+    if len(runs) < 2 and not (isinstance(ref, str) and ref == job_id):
+        return None
+    return job_totals(job_id, runs, {r.run_id: store.device_energy_j(r.run_id) for r in runs})
 
 
 def _doctor(args: argparse.Namespace) -> int:

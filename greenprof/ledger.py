@@ -36,6 +36,10 @@ POWER_WINDOW_S = 1.0
 counter moves in ~100 ms jumps, so shorter windows are noise)."""
 
 
+SETUP: Final = -1
+"""The setup phase (origin to the first step's start) is attributed like a step with this
+number, so that it telescopes with the steps; it is reported apart, never as a step."""
+
 EXTRAPOLATE_DEAD_S = 0.5
 """A device given up on still gets energy for steps ending this soon after its last
 reading (about one poll, extrapolated at its last power); none after that."""
@@ -117,6 +121,10 @@ class StepLedger:
         self._ready: deque[int] = deque()
         self._recent: dict[str, deque[tuple[float, float]]] = {d: deque() for d in devices}
         self.steps = 0
+        self.setup_s = 0.0
+        """Time from the origin to the first step's start (imports, data, compilation)."""
+        self.setup_energy_j = 0.0
+        """Energy of every device during that setup (known once attributed)."""
         self.samples: int | None = None
         self.step_energy_j = 0.0
         self.last_time_s = origin_s
@@ -187,19 +195,28 @@ class StepLedger:
             start_s = self._last_end_s
         end_s = max(end_s, start_s)
         self._open_start_s = None
+        if self._next_step == 0:
+            self.setup_s = start_s - self._origin_s
+            if start_s > self._origin_s and self._live:
+                self._add_interval(
+                    SETUP, _Interval(self._epoch, self._origin_s, start_s, None, None)
+                )
         self._last_end_s = end_s
         step = self._next_step
         self._next_step += 1
-        self._intervals[step] = _Interval(self._epoch, start_s, end_s, samples, loss)
+        self._add_interval(step, _Interval(self._epoch, start_s, end_s, samples, loss))
         self._closed.append(
             ClosedStep(
                 step, self._epoch, start_s - self._origin_s, end_s - self._origin_s, samples, loss
             )
         )
+
+    def _add_interval(self, step: int, interval: _Interval) -> None:
+        self._intervals[step] = interval
         self._energies[step] = {}
         self._waiting[step] = set(self._live)
         for device in self._live:
-            self._attributors[device].add_step(step, start_s, end_s)
+            self._attributors[device].add_step(step, interval.start_s, interval.end_s)
         if not self._live:
             del self._waiting[step]
             self._ready.append(step)
@@ -285,8 +302,16 @@ class StepLedger:
         finished = []
         while self._ready and self._ready[0] in self._intervals:
             step = self._ready.popleft()
-            finished.append(self._finish(step))
+            if step == SETUP:
+                self._finish_setup()
+            else:
+                finished.append(self._finish(step))
         return finished
+
+    def _finish_setup(self) -> None:
+        self._intervals.pop(SETUP)
+        energies = self._energies.pop(SETUP)
+        self.setup_energy_j = sum(e.energy_j for d, e in energies.items() if d in self._seen)
 
     def finish(self) -> list[FinishedStep]:
         """End of run: attribute every remaining step with what is known (linear in the

@@ -25,6 +25,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from greenprof.carbon import resolve_carbon
 from greenprof.errors import ConfigError
+from greenprof.jobs import JobInfo, detect_job
 from greenprof.ledger import BEGIN, END, EPOCH, ClosedStep, FinishedStep, Mark, StepLedger
 from greenprof.records import CarbonSettings, DeviceInfo, Reading, RunStatus
 from greenprof.sampler import Sampler, close_sensors
@@ -101,6 +102,8 @@ class Profiler:
         interval_s: sensor polling interval (0.1 s matches NVIDIA's counter).
         country, region, pue, intensity_g_per_kwh: carbon settings (see ``greenprof.carbon``).
         tags: free-form labels stored with the run (values become strings).
+        job: the job this run is one rank of (default: from the launcher's environment,
+            see ``greenprof.jobs``; ``$GREENPROF_JOB`` sets it for every rank).
         framework: which hook drives the run ("torch", "keras", ...), for the record.
         expected_steps: the planned number of steps, for live forecasts.
         baseline_s: measure idle power for this long before the run (0 = don't).
@@ -128,6 +131,7 @@ class Profiler:
         prometheus_port: int | None = None,
         pushgateway: str | None = None,
         flush_interval_s: float = 0.3,
+        job: str | None = None,
         env: Mapping[str, str] = os.environ,
     ) -> None:
         interval_s = _check_interval(interval_s)
@@ -139,6 +143,9 @@ class Profiler:
             raise ConfigError(
                 f"tags must be a mapping such as {{'batch_size': 64}}; got {type(tags).__name__}"
             )
+        if job is not None and not (isinstance(job, str) and job.strip()):
+            raise ConfigError(f"job must be a non-empty string; got {job!r}")
+        self.job: JobInfo = detect_job(env, job=job)
         self.name = run or _default_run_name()
         self.db_path: Path = resolve_db_path(db, env)
         self.interval_s = interval_s
@@ -211,6 +218,11 @@ class Profiler:
         """Energy of all devices so far (J, up to the sampler's last reading); 0 before start."""
         ledger = self._ledger
         return 0.0 if ledger is None else sum(ledger.device_energy_j().values())
+
+    def note(self, message: str) -> None:
+        """Record a caveat on the run (shown by ``greenprof show``); hooks use it to say
+        what they could not see, e.g. no training step under ``greenprof run``."""
+        self._record_error(str(message))
 
     def set_framework(self, framework: str) -> None:
         """Record which framework drives the run (hooks call this when they join a run)."""
@@ -519,8 +531,12 @@ class Profiler:
             samples=ledger.samples,
             energy_j=sum(device_energy.values()),
             step_energy_j=ledger.step_energy_j,
-            duration_s=ledger.last_time_s - ledger.origin_s,
+            # wall time since the start: a rank with no sensor of its own (node-wide ones
+            # are read by local rank 0) still has a duration
+            duration_s=max(ledger.last_time_s, time.monotonic()) - ledger.origin_s,
             device_energy_j=device_energy,
+            setup_s=ledger.setup_s,
+            setup_energy_j=ledger.setup_energy_j,
         )
 
     def _settle_s(self) -> float:
@@ -554,8 +570,11 @@ class Profiler:
             carbon=self.carbon,
             framework=self.framework,
             tags=self.tags,
-            rank=_int_env(self._env, "RANK"),
-            world_size=_int_env(self._env, "WORLD_SIZE"),
+            rank=self.job.rank,
+            world_size=self.job.world_size,
+            job_id=self.job.job_id,
+            local_rank=self.job.local_rank,
+            host=self.job.host,
             expected_steps=self.expected_steps,
             greenprof_version=__version__,
         )

@@ -155,6 +155,14 @@ class RunInfo:
     greenprof_version: str = ""
     lost_steps: int = 0
     """Steps the run accepted but could not store (see ``status`` ``incomplete``)."""
+    job_id: str | None = None
+    """The job this run is one rank of (see :mod:`greenprof.jobs`); None for a lone run."""
+    local_rank: int | None = None
+    world_size: int | None = None
+    setup_s: float = 0.0
+    """Time from the start of the run to its first step (imports, data, compilation)."""
+    setup_energy_j: float = 0.0
+    """Energy of all devices during that setup."""
 
     @property
     def co2_g(self) -> float | None:

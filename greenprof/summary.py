@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+from greenprof.jobs import JobTotals
 from greenprof.records import RunInfo
 from greenprof.textsafe import terminal_text as _safe
 
@@ -63,11 +64,72 @@ def runs_table(runs: Sequence[RunInfo]) -> list[str]:
             format_energy(run.energy_j),
             format_co2(run.co2_g),
             _safe(run.framework) or "-",
+            _job_cell(run),
         ]
         for run in runs
     ]
-    header = ["id", "name", "status", "started", "steps", "duration", "energy", "CO2e", "framework"]
+    header = [
+        "id", "name", "status", "started", "steps", "duration", "energy", "CO2e", "framework",
+        "job/rank",
+    ]  # fmt: skip
+    if not any(run.job_id or run.rank is not None for run in runs):
+        header, rows = header[:-1], [row[:-1] for row in rows]
     return _table(header, rows)
+
+
+def _job_cell(run: RunInfo) -> str:
+    rank = "" if run.rank is None else f"/{run.rank}"
+    return (_safe(run.job_id) if run.job_id else "-") + rank
+
+
+def job_summary(totals: JobTotals) -> list[str]:
+    """A job's summary: totals with each device counted once, per node and per rank."""
+    lines = [
+        f"job {_safe(totals.job_id)}: {len(totals.ranks)} rank(s) on "
+        f"{len(totals.node_energy_j)} node(s), {totals.steps} steps in "
+        f"{format_duration(totals.duration_s)}",
+        f"energy: {format_energy(totals.energy_j)} (each GPU and node-wide sensor counted once"
+        + (
+            f"; summing the ranks would count {format_energy(totals.counted_twice_j)} twice)"
+            if totals.counted_twice_j > 0
+            else ")"
+        ),
+    ]
+    if totals.samples:
+        lines.append(_efficiency(totals.energy_j, totals.samples))
+    if totals.co2_g is not None:
+        lines.append(f"carbon: {format_co2(totals.co2_g)} CO2e")
+    lines += _table(
+        ["node", "energy"],
+        [[_safe(host), format_energy(e)] for host, e in totals.node_energy_j.items()],
+    )
+    lines += _table(
+        ["rank", "run", "host", "status", "steps", "samples", "energy", "duration"],
+        [
+            [
+                "-" if r.rank is None else str(r.rank),
+                str(r.run_id),
+                _safe(r.host),
+                _safe(r.status),
+                str(r.steps),
+                "-" if r.samples is None else str(r.samples),
+                format_energy(r.energy_j),
+                format_duration(r.duration_s),
+            ]
+            for r in totals.ranks
+        ],
+    )
+    return lines
+
+
+def _efficiency(energy_j: float, samples: int) -> str:
+    """J/sample and samples/kWh; no energy measured is said so, never divided by."""
+    if energy_j <= 0:
+        return "efficiency: no energy measured for these samples"
+    return (
+        f"efficiency: {energy_j / samples:.4f} J/sample, "
+        f"{samples / (energy_j / 3.6e6):,.0f} samples/kWh"
+    )
 
 
 def run_summary(
@@ -110,9 +172,17 @@ def run_summary(
     )
     lines += _table(["device", "name", "method", "energy", "J/step"], rows)
     if run.samples:
+        lines.append(_efficiency(run.energy_j, run.samples))
+    if run.setup_s > 0:
         lines.append(
-            f"efficiency: {run.energy_j / run.samples:.4f} J/sample, "
-            f"{run.samples / max(run.energy_kwh, 1e-12):,.0f} samples/kWh"
+            f"setup before the first step: {format_duration(run.setup_s)}, "
+            f"{format_energy(run.setup_energy_j)}"
+        )
+    if run.job_id:
+        lines.append(
+            f"job: {_safe(run.job_id)}, rank {run.rank if run.rank is not None else '-'}"
+            + (f" of {run.world_size}" if run.world_size else "")
+            + f" (`greenprof show {_safe(run.job_id)}` totals the job)"
         )
     inside = run.step_energy_j / run.energy_j * 100 if run.energy_j else 0.0
     lines.append(

@@ -164,3 +164,13 @@ def test_closed_steps_are_reported_before_their_energy_is_known() -> None:
     assert (closed.step, closed.start_s, closed.end_s, closed.samples) == (0, 1.0, 2.0, 4)
     assert ledger.pop_finished() == []  # no readings yet
     assert ledger.pop_closed() == []
+
+
+def test_the_time_before_the_first_step_is_setup_not_a_step() -> None:
+    ledger = StepLedger(["gpu:0"], origin_s=0.0)
+    ledger.add_marks([(BEGIN, 2 * NS), (END, 3 * NS, 4, None), (END, 4 * NS, 4, None)])
+    ledger.add_readings(_readings("gpu:0", 100.0, 5.0))
+    steps = ledger.pop_finished() + ledger.finish()
+    assert [s.step for s in steps] == [0, 1]
+    assert (ledger.setup_s, ledger.setup_energy_j) == (2.0, pytest.approx(200.0, rel=1e-3))
+    assert ledger.step_energy_j == pytest.approx(200.0, rel=1e-3)

@@ -56,7 +56,8 @@ def _one_line_errors(
 _RUN_COLUMNS = (
     "run_id, name, status, started_at, ended_at, heartbeat_at, host, pid, rank, framework, tags,"
     " expected_steps, country, region, pue, intensity_g_per_kwh, intensity_source, steps, samples,"
-    " energy_j, step_energy_j, duration_s, error, greenprof_version, lost_steps"
+    " energy_j, step_energy_j, duration_s, error, greenprof_version, lost_steps, job_id,"
+    " local_rank, world_size, setup_s, setup_energy_j"
 )
 
 
@@ -108,13 +109,21 @@ class RunStore:
 
     @_one_line_errors
     def runs(
-        self, *, status: RunStatus | None = None, name: str | None = None, limit: int | None = None
+        self,
+        *,
+        status: RunStatus | None = None,
+        name: str | None = None,
+        job: str | None = None,
+        limit: int | None = None,
     ) -> list[RunInfo]:
-        """Runs, newest first, optionally filtered by (displayed) status and name."""
+        """Runs, newest first, optionally filtered by (displayed) status, name and job."""
         where, params = [], []
         if name is not None:
             where.append("name = ?")
             params.append(name)
+        if job is not None:
+            where.append("job_id = ?")
+            params.append(job)
         sql = f"SELECT {_RUN_COLUMNS} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -209,6 +218,11 @@ class RunStore:
             error,
             version,
             lost_steps,
+            job_id,
+            local_rank,
+            world_size,
+            setup_s,
+            setup_energy_j,
         ) = row
         if status == "running" and run_is_dead(
             host=str(host),
@@ -248,6 +262,11 @@ class RunStore:
             error=error,
             greenprof_version=str(version),
             lost_steps=int(lost_steps),
+            job_id=job_id,
+            local_rank=local_rank,
+            world_size=world_size,
+            setup_s=float(setup_s),
+            setup_energy_j=float(setup_energy_j),
         )
 
     # Steps ----------------------------------------------------------------

@@ -124,7 +124,17 @@ CREATE TABLE pending_steps (
 boundaries stored as soon as the sampler sees them, before their energy is known, so that
 a crashed run can be attributed afterwards from its stored readings."""
 
-MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2)
+SCHEMA_V3 = """
+ALTER TABLE runs ADD COLUMN job_id TEXT;          -- the job a rank belongs to (greenprof.jobs)
+ALTER TABLE runs ADD COLUMN local_rank INTEGER;
+ALTER TABLE runs ADD COLUMN setup_s REAL NOT NULL DEFAULT 0;        -- start to first step
+ALTER TABLE runs ADD COLUMN setup_energy_j REAL NOT NULL DEFAULT 0; -- all devices, setup
+CREATE INDEX runs_by_job ON runs (job_id, rank);
+"""
+"""v3: jobs (``job_id``, ``local_rank``; ``rank``, ``world_size`` and ``host`` exist) and the
+setup phase (time and energy before the first step: imports, data loading, compilation)."""
+
+MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3)
 """``MIGRATIONS[i]`` takes a database from user_version ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -141,6 +151,7 @@ REQUIRED_COLUMNS: dict[str, frozenset[str]] = {
             "host",
             "pid",
             "rank",
+            "world_size",
             "framework",
             "tags",
             "interval_s",
@@ -157,6 +168,11 @@ REQUIRED_COLUMNS: dict[str, frozenset[str]] = {
             "duration_s",
             "error",
             "greenprof_version",
+            "lost_steps",
+            "job_id",
+            "local_rank",
+            "setup_s",
+            "setup_energy_j",
         ]
     ),
     "devices": frozenset(
@@ -172,6 +188,7 @@ REQUIRED_COLUMNS: dict[str, frozenset[str]] = {
             "node_wide",
             "note",
             "energy_j",
+            "rejected_readings",
         ]
     ),
     "steps": frozenset(
@@ -185,9 +202,11 @@ REQUIRED_COLUMNS: dict[str, frozenset[str]] = {
             "energy_j",
             "interpolated",
             "loss",
+            "flags",
         ]
     ),
     "step_energy": frozenset(["run_id", "step", "device", "energy_j"]),
+    "pending_steps": frozenset(["run_id", "step", "epoch", "start_s", "end_s", "samples", "loss"]),
     "samples": frozenset(
         [
             "run_id",
@@ -201,7 +220,7 @@ REQUIRED_COLUMNS: dict[str, frozenset[str]] = {
         ]
     ),
 }
-"""What the read API relies on (v1's columns; later versions only add)."""
+"""What the read API relies on (every version's columns; checked after migrating)."""
 
 DIRECTORY_MODE = 0o700
 FILE_MODE = 0o600

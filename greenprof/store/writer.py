@@ -79,6 +79,8 @@ class RunSpec:
     rank: int | None = None
     world_size: int | None = None
     expected_steps: int | None = None
+    job_id: str | None = None
+    local_rank: int | None = None
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
     greenprof_version: str = ""
@@ -94,6 +96,8 @@ class RunTotals:
     step_energy_j: float
     duration_s: float
     device_energy_j: dict[str, float]
+    setup_s: float = 0.0
+    setup_energy_j: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +210,9 @@ class StoreWriter:
                 cursor = self._conn.execute(
                     "INSERT INTO runs (name, status, started_at, heartbeat_at, host, pid, rank,"
                     " world_size, framework, tags, interval_s, expected_steps, country, region,"
-                    " pue, intensity_g_per_kwh, intensity_source, greenprof_version)"
-                    " VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " pue, intensity_g_per_kwh, intensity_source, greenprof_version, job_id,"
+                    " local_rank)"
+                    " VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         spec.name,
                         spec.started_at,
@@ -226,6 +231,8 @@ class StoreWriter:
                         carbon.intensity_g_per_kwh if carbon else None,
                         carbon.source if carbon else None,
                         spec.greenprof_version,
+                        spec.job_id,
+                        spec.local_rank,
                     ),
                 )
                 run_id = int(cursor.lastrowid or 0)
@@ -555,13 +562,15 @@ class StoreWriter:
             if totals is not None and _finite_totals(totals):
                 conn.execute(
                     "UPDATE runs SET steps = ?, samples = ?, energy_j = ?, step_energy_j = ?,"
-                    " duration_s = ? WHERE run_id = ?",
+                    " duration_s = ?, setup_s = ?, setup_energy_j = ? WHERE run_id = ?",
                     (
                         totals.steps,
                         totals.samples,
                         totals.energy_j,
                         totals.step_energy_j,
                         totals.duration_s,
+                        totals.setup_s,
+                        totals.setup_energy_j,
                         run_id,
                     ),
                 )
@@ -656,7 +665,7 @@ def _loss(value: object) -> float | None:
 
 
 def _finite_totals(totals: RunTotals) -> bool:
-    values = (totals.energy_j, totals.step_energy_j, totals.duration_s)
+    values = (totals.energy_j, totals.step_energy_j, totals.duration_s, totals.setup_energy_j)
     return all(v - v == 0 for v in values) and all(
         e - e == 0 for e in totals.device_energy_j.values()
     )
