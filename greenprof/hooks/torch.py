@@ -18,9 +18,29 @@ contiguous between completions. With ``Profiler(exact=True)`` the training threa
 calls ``torch.cuda.synchronize()`` at most about once a second, so window totals are
 exact even for work on other streams. On CPU tensors the end is stamped directly.
 
-Samples per step: ``samples=`` (an int or a callable), else the batches drawn from any
-``DataLoader`` while gradients are enabled since the previous step (so gradient
-accumulation sums its micro-batches), else unknown.
+Counting rules (the same for :func:`attach` and the zero-code :func:`install_global_hook`):
+
+* **One step per optimizer step, never two.** Your own marks win: once code opens a
+  step on the profiler (``prof.step()``, ``prof.steps(...)``, ``prof.step_begin()``),
+  the hooks stop ending steps on it and your steps (with your ``samples=``) are the
+  run's. A framework callback that claims the profiler (Lightning, Transformers) wins
+  the same way, and an optimizer with its own :func:`attach` is skipped by the global
+  hook. See :func:`greenprof.hooks._common.watch_user_marks`.
+* **Samples per step**: ``samples=`` (an int or a callable), else the batches drawn with
+  gradients enabled from any ``DataLoader`` since the previous optimizer step (gradient
+  accumulation sums its micro-batches), else unknown. Batches that no optimizer step
+  takes are dropped: those of a pass over a loader that ends without an optimizer step
+  in it (evaluation, even with gradients enabled), and those of an unfinished pass when
+  a new pass over the same dataset starts (a ``next(iter(loader))`` peek, a ``break``).
+* **Epochs**: a pass over a ``DataLoader`` that ends (``StopIteration``) with at least
+  one optimizer step during it is a training epoch; the next optimizer step starts the
+  next epoch (numbered from 0). A pass without an optimizer step in it (validation,
+  test) is no boundary, and nothing is marked after the last step. Once code marks an
+  epoch on the profiler itself (``prof.epoch_begin(n)``, or a Keras/TensorFlow hook),
+  its marks decide and this rule is off for that profiler.
+
+The DataLoader is observed by wrapping ``_BaseDataLoaderIter.__next__`` while at least
+one hook is installed (about 0.3 µs a batch; removed with the last hook).
 """
 
 from __future__ import annotations
@@ -41,6 +61,9 @@ from greenprof.hooks._common import (
     ProfilerLease,
     batch_size,
     claimed_by,
+    epochs_claimed_by,
+    unwatch_user_marks,
+    watch_user_marks,
 )
 from greenprof.profiler import Profiler
 from greenprof.records import RunStatus
@@ -108,7 +131,8 @@ class StepEnder:
     def epoch(self, epoch: int | None = None) -> None:
         """Mark an epoch boundary, in order with the steps."""
         if self._watcher is None:
-            self.profiler.epoch_begin(epoch)
+            profiler = self.profiler
+            type(profiler).epoch_begin(profiler, epoch)  # a hook's mark, not the user's
         else:
             self._watcher.epoch(epoch)
 
@@ -134,12 +158,29 @@ def _new_cuda_event() -> Any:
     return torch.cuda.Event(blocking=True)  # type: ignore[no-untyped-call]
 
 
+class _Pass:
+    """One pass over a DataLoader: from its first ``next()`` to ``StopIteration``."""
+
+    __slots__ = ("dataset", "finished", "samples", "steps_at_start")
+
+    def __init__(self, dataset: object, steps: int) -> None:
+        self.dataset = dataset
+        self.steps_at_start = steps
+        self.samples = 0  # drawn with gradients enabled since the last optimizer step
+        self.finished = False
+
+
 class _BatchCounter:
-    """Counts samples of batches drawn from DataLoaders (with gradients enabled) since
-    the last ``take()``. Installed while at least one hook needs it."""
+    """Watches DataLoader passes while at least one hook needs it: the samples drawn
+    since the last optimizer step (:meth:`take`) and the training passes that ended
+    (:attr:`epochs`). The rules are in the module docstring."""
 
     def __init__(self) -> None:
-        self.samples: int | None = None
+        self.steps = 0
+        """Optimizer steps seen by the torch hooks."""
+        self.epochs = 0
+        """Passes ended with an optimizer step during them."""
+        self._pending: list[_Pass] = []
         self._users = 0
         self._lock = threading.Lock()
         self._original: Callable[[Any], Any] | None = None
@@ -150,15 +191,26 @@ class _BatchCounter:
             if self._users > 1:
                 return
             original = _dataloader._BaseDataLoaderIter.__next__
-            counter = self
+            pending = self._pending
+            start = self._start
             is_grad_enabled = torch.is_grad_enabled
 
             def counting_next(iterator: Any) -> Any:
-                batch = original(iterator)
+                current = iterator.__dict__.get(_PASS)
+                if current is None or iterator._num_yielded == 0:
+                    current = start(iterator)
+                try:
+                    batch = original(iterator)
+                except StopIteration:
+                    if not current.finished:
+                        self._finish(current)
+                    raise
                 if is_grad_enabled():
                     n = batch_size(batch)
-                    if n is not None:
-                        counter.samples = (counter.samples or 0) + n
+                    if n:
+                        if not current.samples:
+                            pending.append(current)
+                        current.samples += n
                 return batch
 
             self._original = original
@@ -170,12 +222,48 @@ class _BatchCounter:
             if self._users == 0 and self._original is not None:
                 _dataloader._BaseDataLoaderIter.__next__ = self._original  # type: ignore[method-assign,assignment]
                 self._original = None
+                self._drop(lambda _pass: True)
+
+    def _start(self, iterator: Any) -> _Pass:
+        dataset = getattr(iterator, "_dataset", iterator)
+        # An unfinished pass over the same data is abandoned: a peek, or a `break`.
+        self._drop(lambda p: p.dataset is dataset and not p.finished)
+        current = _Pass(dataset, self.steps)
+        iterator.__dict__[_PASS] = current
+        return current
+
+    def _finish(self, current: _Pass) -> None:
+        current.finished = True
+        if self.steps == current.steps_at_start:  # no optimizer step in it: evaluation
+            self._drop(lambda p: p is current)
+        else:
+            self.epochs += 1
+
+    def _drop(self, which: Callable[[_Pass], bool]) -> None:
+        pending = self._pending
+        if pending:
+            kept = [p for p in pending if not which(p)]
+            for p in pending:
+                if which(p):
+                    p.samples = 0
+            pending[:] = kept
 
     def take(self) -> int | None:
-        samples, self.samples = self.samples, None
-        return samples
+        """At an optimizer step: the samples drawn for it (None if no batch was)."""
+        self.steps += 1
+        pending = self._pending
+        if not pending:
+            return None
+        total = 0
+        for p in pending:
+            total += p.samples
+            p.samples = 0
+        pending.clear()
+        return total
 
 
+_PASS = "_greenprof_pass"
+"""The attribute of a DataLoader iterator that holds its current :class:`_Pass`."""
 _batches = _BatchCounter()
 _attached: weakref.WeakSet[Optimizer] = weakref.WeakSet()
 
@@ -191,16 +279,11 @@ class Handle:
     """
 
     def __init__(
-        self,
-        lease: ProfilerLease,
-        ender: StepEnder,
-        removers: list[Callable[[], None]],
-        counts_batches: bool,
+        self, lease: ProfilerLease, ender: StepEnder, removers: list[Callable[[], None]]
     ) -> None:
         self._lease = lease
         self.ender = ender
         self._removers = removers
-        self._counts_batches = counts_batches
         self._removed = False
         atexit.register(self.remove)
 
@@ -220,8 +303,8 @@ class Handle:
         atexit.unregister(self.remove)
         for remove in self._removers:
             remove()
-        if self._counts_batches:
-            _batches.release()
+        _batches.release()
+        unwatch_user_marks(self.ender.profiler)
         self.ender.close()
         self._lease.release(status, error)
 
@@ -239,14 +322,43 @@ class Handle:
             self._close("failed", f"{exc_type.__name__}: {exc}")
 
 
-def _samples_source(samples: SamplesArg) -> tuple[Callable[[], int | None], bool]:
+def _step_marker(prof: Profiler, ender: StepEnder, samples: SamplesArg) -> Callable[[], None]:
+    """What a hook does at each optimizer step it counts (training thread): take the
+    step's samples, start the next epoch after a training pass ended, end the step —
+    each only where nothing else marks them (module docstring)."""
     if samples is None:
-        _batches.acquire()
-        return _batches.take, True
-    if callable(samples):
-        return samples, False
-    fixed = int(samples)
-    return (lambda: fixed), False
+        count: Callable[[], int | None] | None = None
+    elif callable(samples):
+        count = samples
+    else:
+        fixed = int(samples)
+
+        def count() -> int:
+            return fixed
+
+    take = _batches.take
+    end = ender.end
+    epochs_seen = _batches.epochs
+
+    def mark() -> None:
+        nonlocal epochs_seen
+        drawn = take()
+        if _batches.epochs != epochs_seen:
+            epochs_seen = _batches.epochs
+            if epochs_claimed_by(prof) is None:
+                ender.epoch()
+        if claimed_by(prof) is None:
+            end(drawn if count is None else count())
+
+    return mark
+
+
+def _hook_up(profiler: Profiler | None, options: dict[str, Any]) -> tuple[ProfilerLease, StepEnder]:
+    lease = ProfilerLease(profiler, "torch", options)
+    prof = lease.acquire()
+    watch_user_marks(prof)
+    _batches.acquire()
+    return lease, StepEnder(prof)
 
 
 def attach(
@@ -256,7 +368,8 @@ def attach(
     samples: SamplesArg = None,
     **profiler_options: Any,
 ) -> Handle:
-    """Mark one step per ``optimizer.step()`` (``register_step_post_hook``).
+    """Mark one step per ``optimizer.step()`` (``register_step_post_hook``), and epochs
+    from DataLoader passes (the rules are in the module docstring).
 
     Args:
         optimizer: any ``torch.optim.Optimizer``.
@@ -269,14 +382,11 @@ def attach(
 
         handle = greenprof.hooks.torch.attach(optimizer, prof)
     """
-    lease = ProfilerLease(profiler, "torch", profiler_options)
-    prof = lease.acquire()
-    ender = StepEnder(prof)
-    take, counts = _samples_source(samples)
-    end = ender.end
+    lease, ender = _hook_up(profiler, profiler_options)
+    mark = _step_marker(ender.profiler, ender, samples)
 
     def hook(_optimizer: Optimizer, _args: Any, _kwargs: Any) -> None:
-        end(take())
+        mark()
 
     removable = optimizer.register_step_post_hook(hook)
     _attached.add(optimizer)
@@ -285,30 +395,28 @@ def attach(
         removable.remove()
         _attached.discard(optimizer)
 
-    return Handle(lease, ender, [detach], counts)
+    return Handle(lease, ender, [detach])
 
 
 def install_global_hook(profiler: Profiler, *, samples: SamplesArg = None) -> Handle:
-    """Mark one step per ``step()`` of every optimizer in the process (zero-code mode).
+    """Mark one step per ``step()`` of every optimizer in the process (zero-code mode),
+    and epochs from DataLoader passes (the rules are in the module docstring).
 
-    Optimizers with their own :func:`attach` and profilers whose steps a framework
-    callback marks (Lightning) are skipped, so no step is counted twice.
+    Optimizers with their own :func:`attach` are skipped, and so are the steps of
+    profilers that something else marks (Lightning, your own ``prof.step()``), so no
+    step is counted twice.
 
     Example::
 
         handle = install_global_hook(profiler)
     """
-    lease = ProfilerLease(profiler, "torch", {})
-    prof = lease.acquire()
-    ender = StepEnder(prof)
-    take, counts = _samples_source(samples)
-    end = ender.end
+    lease, ender = _hook_up(profiler, {})
+    mark = _step_marker(ender.profiler, ender, samples)
     attached = _attached
 
     def hook(optimizer: Optimizer, _args: Any, _kwargs: Any) -> None:
-        if optimizer in attached or claimed_by(prof) is not None:
-            return
-        end(take())
+        if optimizer not in attached:
+            mark()
 
     removable = register_optimizer_step_post_hook(hook)
-    return Handle(lease, ender, [removable.remove], counts)
+    return Handle(lease, ender, [removable.remove])
