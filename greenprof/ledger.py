@@ -66,18 +66,10 @@ class FinishedStep:
     """``records.STEP_*`` bits: a device missing, a rejected reading nearby."""
 
 
-@dataclass(frozen=True, slots=True)
-class ClosedStep:
-    """A step as soon as its end is known, before its energy is (seconds since origin).
-
-    Persisted at once, so that a crash loses no step boundary the sampler has seen."""
-
-    step: int
-    epoch: int
-    start_s: float
-    end_s: float
-    samples: int | None
-    loss: object
+ClosedStep = tuple[int, int, float, float, "int | None", object]
+"""``(step, epoch, start_s, end_s, samples, loss)``, seconds since the origin: a step as soon
+as its end is known, before its energy is. Persisted at once (the writer's pending row, as
+is), so that a crash loses no step boundary the sampler has seen."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +170,8 @@ class StepLedger:
                     self._epoch = epoch if epoch >= 0 else self._epoch + 1
 
     def _count(self, value: object, name: str) -> int | None:
+        if type(value) is int and value >= 0:  # the common case, without a call
+            return value
         try:
             return as_count(value, name)
         except (TypeError, ValueError) as exc:
@@ -205,21 +199,21 @@ class StepLedger:
         step = self._next_step
         self._next_step += 1
         self._add_interval(step, _Interval(self._epoch, start_s, end_s, samples, loss))
+        origin_s = self._origin_s
         self._closed.append(
-            ClosedStep(
-                step, self._epoch, start_s - self._origin_s, end_s - self._origin_s, samples, loss
-            )
+            (step, self._epoch, start_s - origin_s, end_s - origin_s, samples, loss)
         )
 
     def _add_interval(self, step: int, interval: _Interval) -> None:
         self._intervals[step] = interval
         self._energies[step] = {}
-        self._waiting[step] = set(self._live)
-        for device in self._live:
-            self._attributors[device].add_step(step, interval.start_s, interval.end_s)
-        if not self._live:
-            del self._waiting[step]
+        live = self._live
+        if not live:
             self._ready.append(step)
+            return
+        self._waiting[step] = set(live)
+        for device in live:
+            self._attributors[device].add_step(step, interval.start_s, interval.end_s)
 
     def pop_closed(self) -> list[ClosedStep]:
         """Steps closed since the last call (their energy may not be known yet)."""

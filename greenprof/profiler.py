@@ -26,7 +26,7 @@ from typing import Any, ParamSpec, TypeVar
 from greenprof.carbon import resolve_carbon
 from greenprof.errors import ConfigError
 from greenprof.jobs import JobInfo, detect_job
-from greenprof.ledger import BEGIN, END, EPOCH, ClosedStep, FinishedStep, Mark, StepLedger
+from greenprof.ledger import BEGIN, END, EPOCH, FinishedStep, Mark, StepLedger
 from greenprof.records import CarbonSettings, DeviceInfo, Reading, RunStatus
 from greenprof.sampler import Sampler, close_sensors
 from greenprof.sensors.base import PowerSensor, describe
@@ -446,7 +446,7 @@ class Profiler:
         ledger.add_marks([marks.popleft() for _ in range(len(marks))])
         closed = ledger.pop_closed()
         if closed:
-            writer.add_pending_steps([_pending_row(c) for c in closed])
+            writer.add_pending_steps(closed)
         for message in ledger.warnings:
             log.warning("greenprof: %s", message)
             writer.record_error(message)
@@ -686,10 +686,6 @@ def _disown_after_fork() -> None:
     for profiler in list(_forked_profilers):
         profiler._after_fork_in_child()
     _forked_profilers.clear()
-
-
-def _pending_row(step: ClosedStep) -> tuple[object, ...]:
-    return (step.step, step.epoch, step.start_s, step.end_s, step.samples, step.loss)
 
 
 def _batch_size(item: object) -> int | None:

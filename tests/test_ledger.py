@@ -161,7 +161,7 @@ def test_closed_steps_are_reported_before_their_energy_is_known() -> None:
     ledger = StepLedger(["gpu:0"], origin_s=1.0)
     ledger.add_marks([(BEGIN, 2 * NS), (END, 3 * NS, 4, 0.5)])
     (closed,) = ledger.pop_closed()
-    assert (closed.step, closed.start_s, closed.end_s, closed.samples) == (0, 1.0, 2.0, 4)
+    assert closed == (0, 0, 1.0, 2.0, 4, 0.5)  # step, epoch, start_s, end_s, samples, loss
     assert ledger.pop_finished() == []  # no readings yet
     assert ledger.pop_closed() == []
 
