@@ -1,4 +1,4 @@
-"""Zero-code profiling inside the process that ``greenprof run`` starts.
+"""Zero-code profiling inside the processes that ``greenprof run`` starts.
 
 Mechanism: ``greenprof run`` prepends a directory holding a ``sitecustomize.py`` to the
 child's ``PYTHONPATH`` (chaining any ``sitecustomize`` that was there) and sets
@@ -6,16 +6,25 @@ child's ``PYTHONPATH`` (chaining any ``sitecustomize`` that was there) and sets
 interpreter start-up that ``sitecustomize`` calls :func:`start_from_env`, which
 
 * starts a :class:`~greenprof.profiler.Profiler` for the whole process (whole-process
-  energy always; stopped at exit, ``failed`` on an uncaught exception);
-* adds a ``sys.meta_path`` finder that runs a callback right after ``torch`` or
-  ``keras`` has been imported (never importing them itself): for torch it installs
-  the global optimizer step hook (:func:`greenprof.hooks.torch.install_global_hook`),
-  for Keras it patches ``Model.fit`` to add the callback
-  (:func:`greenprof.hooks.keras.patch_fit`).
+  energy always; stopped at exit, ``failed`` on an uncaught exception), and says so at
+  exit, on stderr and on the run, when no training step was seen;
+* adds a ``sys.meta_path`` finder that runs a callback right after ``torch``, ``keras``
+  or ``transformers.trainer`` has been imported (never importing them itself): for torch
+  it installs the global optimizer step hook
+  (:func:`greenprof.hooks.torch.install_global_hook`), for Keras it patches
+  ``Model.fit`` to add the callback (:func:`greenprof.hooks.keras.patch_fit`), for the
+  Hugging Face ``Trainer`` it adds its callback
+  (:func:`greenprof.hooks.transformers.patch_trainer`), which counts optimizer steps
+  and training samples only (evaluation batches are not steps).
 
-Only the first Python process takes it up (the variable is removed from its
-environment), so subprocesses and DataLoader workers are not profiled twice.
-``python -S`` / ``-I`` skip ``sitecustomize`` and so skip profiling.
+Which processes are runs: a launcher (``torchrun``, ``python -m torch.distributed.run``,
+``accelerate launch``, ``deepspeed``) is not; it leaves the flag in its environment so
+that each worker it starts is one run (of one job: the Profiler reads the job and rank
+from the launcher's variables). Any other process takes the flag up and removes it from
+its environment, so its own subprocesses and DataLoader workers are not profiled twice.
+Non-Python launchers (``srun``, ``mpirun``) pass the flag to every rank. Every process
+appends one line to the ``GREENPROF_RUN_INFO`` file (its run, or why there is none), so
+``greenprof run`` can end every run. ``python -S`` / ``-I`` skip ``sitecustomize``.
 """
 
 from __future__ import annotations
@@ -31,7 +40,8 @@ import os
 import sys
 import types
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
-from typing import Any, overload
+from pathlib import Path
+from typing import Any, NoReturn, overload
 
 from greenprof.errors import ConfigError, GreenprofError
 from greenprof.profiler import Profiler
@@ -40,6 +50,25 @@ from greenprof.redaction import redact_argv
 log = logging.getLogger("greenprof")
 
 ENV_FLAG = "GREENPROF_AUTOHOOK"
+
+NO_STEP_WARNING = (
+    "no training step was seen: only the whole process's energy is recorded. Zero-code "
+    "mode counts torch optimizer steps, Keras fit batches and Hugging Face Trainer steps; "
+    "for another loop, mark steps with greenprof.Profiler(...).step() or a hook"
+)
+"""Said at exit (stderr and on the run) when a profiled process saw no step: a run that
+is ``completed`` with 0 steps must never look like a success of the hooks."""
+
+_LAUNCHER_MODULES = frozenset(
+    {
+        "torch.distributed.run",
+        "torch.distributed.launch",
+        "accelerate.commands.launch",
+        "deepspeed.launcher.runner",
+    }
+)
+_LAUNCHER_SCRIPTS = frozenset({"torchrun", "accelerate-launch", "deepspeed"})
+_INTERPRETER_OPTIONS_WITH_VALUE = frozenset({"-W", "-X", "--check-hash-based-pycs"})
 
 
 def profiler_settings(env: Mapping[str, str]) -> dict[str, Any]:
@@ -95,8 +124,37 @@ def _integer(env: Mapping[str, str], name: str) -> int | None:
         raise ConfigError(f"${name} must be an integer; got {value!r}") from None
 
 
-def start_from_env(env: MutableMapping[str, str] = os.environ) -> Profiler | None:
-    """Start zero-code profiling if ``GREENPROF_AUTOHOOK=1`` (and consume the flag).
+def is_launcher(argv: Sequence[str]) -> bool:
+    """Whether the interpreter command line ``argv`` (``sys.orig_argv``: the interpreter
+    first) runs a launcher of worker processes rather than training itself.
+
+    Example::
+
+        is_launcher(["python", "/venv/bin/torchrun", "--nproc_per_node=2", "train.py"])  # True
+    """
+    args = list(argv[1:])
+    while args and args[0].startswith("-") and args[0] != "-":
+        option = args.pop(0)
+        if option == "-m":
+            return bool(args) and args[0] in _LAUNCHER_MODULES
+        if option == "-c":
+            return False
+        if option in _INTERPRETER_OPTIONS_WITH_VALUE and args:
+            args.pop(0)
+    if not args:
+        return False
+    script = Path(args[0]).name
+    if script == "accelerate":
+        return len(args) > 1 and args[1] == "launch"
+    return script in _LAUNCHER_SCRIPTS
+
+
+def start_from_env(
+    env: MutableMapping[str, str] = os.environ, argv: Sequence[str] | None = None
+) -> Profiler | None:
+    """Start zero-code profiling if ``GREENPROF_AUTOHOOK=1`` (and consume the flag),
+    unless this process is a launcher (``argv``, default ``sys.orig_argv``), whose
+    workers are profiled instead.
 
     Never breaks the program it runs in: bad settings or a failing start leave it
     running unprofiled, with one warning line on stderr and the reason in the
@@ -106,9 +164,13 @@ def start_from_env(env: MutableMapping[str, str] = os.environ) -> Profiler | Non
 
         profiler = start_from_env()   # in sitecustomize, with GREENPROF_AUTOHOOK=1
     """
-    if env.pop(ENV_FLAG, None) != "1":
+    if env.get(ENV_FLAG) != "1":
         return None
     info_path = env.get("GREENPROF_RUN_INFO")
+    if is_launcher(sys.orig_argv if argv is None else argv):
+        _write_info(info_path, {"launcher": os.getpid()})
+        return None
+    del env[ENV_FLAG]
     profiler: Profiler | None = None
     try:
         profiler = Profiler(**profiler_settings(env))
@@ -119,9 +181,25 @@ def start_from_env(env: MutableMapping[str, str] = os.environ) -> Profiler | Non
         if profiler is not None and profiler.running:
             with contextlib.suppress(Exception):
                 profiler.stop(status="failed", error=f"zero-code start failed: {reason}")
-        _write_info(info_path, {"not_profiled": reason})
+        _write_info(info_path, {"not_profiled": reason, "pid": os.getpid()})
         return None
-    _write_info(info_path, {"run_id": profiler.run_id, "db": str(profiler.db_path)})
+    _write_info(
+        info_path, {"run_id": profiler.run_id, "db": str(profiler.db_path), "pid": os.getpid()}
+    )
+    _stop_at_exit(profiler, _StepWatch(profiler))
+    install_import_hooks(
+        {
+            "torch": lambda _module: _install_torch(profiler),
+            "keras": lambda _module: _install_keras(profiler),
+            "transformers.trainer": lambda module: _install_transformers(profiler, module),
+        }
+    )
+    return profiler
+
+
+def _stop_at_exit(profiler: Profiler, watch: _StepWatch) -> None:
+    """End the run when the interpreter exits: ``failed`` after an uncaught exception
+    (``interrupted`` after Ctrl-C), else ``completed``; say so if no step was seen."""
     outcome: dict[str, Any] = {"status": "completed", "error": None}
     previous_hook = sys.excepthook
 
@@ -131,24 +209,64 @@ def start_from_env(env: MutableMapping[str, str] = os.environ) -> Profiler | Non
         outcome["error"] = f"{kind.__name__}: {exc}"
         previous_hook(kind, exc, tb)
 
+    def stop() -> None:
+        # after a crash, 0 steps is no news; after a clean end it is the hooks' failure
+        clean = outcome["status"] == "completed" and outcome.get("exit") is None
+        if not watch.seen and profiler.running and clean:
+            print(f"greenprof: warning: {NO_STEP_WARNING}", file=sys.stderr)
+            note = getattr(profiler, "note", None)
+            if callable(note):
+                with contextlib.suppress(Exception):
+                    note(NO_STEP_WARNING)
+        profiler.stop(status=outcome["status"], error=outcome["error"])
+
+    original_exit = sys.exit
+
+    def exit_noting_the_code(status: str | int | None = None) -> NoReturn:
+        # atexit handlers cannot see the exit status; `greenprof run` fails the run of a
+        # non-zero exit, and a "no step" note must not stand in for that.
+        if status is not None and status != 0:
+            outcome["exit"] = status
+        original_exit(status)
+
     sys.excepthook = excepthook
-    atexit.register(lambda: profiler.stop(status=outcome["status"], error=outcome["error"]))
-    install_import_hooks(
-        {
-            "torch": lambda _module: _install_torch(profiler),
-            "keras": lambda _module: _install_keras(profiler),
-        }
-    )
-    return profiler
+    sys.exit = exit_noting_the_code
+    atexit.register(stop)
+
+
+class _StepWatch:
+    """Notices the run's first step end, and then gets out of the way.
+
+    It shadows ``profiler.step_end`` on the instance until the first call, then removes
+    itself, so later steps cost nothing extra (hooks that kept the bound method pay one
+    attribute check)."""
+
+    def __init__(self, profiler: Profiler) -> None:
+        self.seen = False
+        self._profiler = profiler
+        self._step_end = profiler.step_end
+        profiler.step_end = self  # type: ignore[method-assign]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        if not self.seen:
+            self.seen = True
+            with contextlib.suppress(AttributeError):
+                del self._profiler.step_end
+        self._step_end(*args, **kwargs)
 
 
 def _write_info(path: str | None, info: dict[str, Any]) -> None:
-    """Tell ``greenprof run`` which run this is (or why there is none)."""
+    """Tell ``greenprof run`` which run this process is (or why there is none): one JSON
+    line appended in a single write, so that many processes can share the file."""
     if not path:
         return
+    line = (json.dumps(info) + "\n").encode("utf-8")
     try:
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(info, f)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
     except OSError as exc:
         print(f"greenprof: warning: cannot write {path}: {exc}", file=sys.stderr)
 
@@ -165,13 +283,30 @@ def _install_keras(profiler: Profiler) -> None:
     patch_fit(profiler)
 
 
+def _install_transformers(profiler: Profiler, module: types.ModuleType) -> None:
+    from greenprof.hooks.transformers import patch_trainer
+
+    patch_trainer(profiler, module.Trainer)
+
+
 class _PostImportFinder(importlib.abc.MetaPathFinder):
-    """Finds nothing itself; wraps the real loader of watched modules so that a callback
-    runs right after the module has executed."""
+    """Finds nothing itself: wraps the real loader of watched modules so that their
+    callback runs right after the module has executed, once.
+
+    Robust to probing: ``importlib.util.find_spec(name)`` (TensorFlow probes for
+    ``keras``, transformers for ``torch``) gets a wrapped spec too and consumes nothing;
+    the callback fires at the module's actual execution. A module that another finder
+    loaded without us (one placed ahead of us on ``sys.meta_path``, a loader without
+    ``exec_module``) is caught at the next import of anything, once it has finished
+    initializing."""
 
     def __init__(self, callbacks: dict[str, Callable[[types.ModuleType], None]]) -> None:
         self._callbacks = callbacks
         self._busy: set[str] = set()
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._callbacks)
 
     def find_spec(
         self,
@@ -179,32 +314,58 @@ class _PostImportFinder(importlib.abc.MetaPathFinder):
         path: Sequence[str] | None,
         target: types.ModuleType | None = None,
     ) -> importlib.machinery.ModuleSpec | None:
+        self._catch_up()
         if fullname not in self._callbacks or fullname in self._busy:
             return None
+        spec = self._real_spec(fullname, path, target)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        if not isinstance(spec.loader, _CallbackLoader):
+            spec.loader = _CallbackLoader(spec.loader, self, fullname)
+        return spec
+
+    def _real_spec(
+        self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None
+    ) -> importlib.machinery.ModuleSpec | None:
         self._busy.add(fullname)
         try:
             for finder in sys.meta_path:
                 if finder is self or not hasattr(finder, "find_spec"):
                     continue
-                spec = finder.find_spec(fullname, path, target)
+                spec: importlib.machinery.ModuleSpec | None = finder.find_spec(
+                    fullname, path, target
+                )
                 if spec is not None:
-                    break
-            else:
-                return None
+                    return spec
+            return None
         finally:
             self._busy.discard(fullname)
-        loader = spec.loader
-        if loader is None or not hasattr(loader, "exec_module"):
-            return spec
-        callback = self._callbacks.pop(fullname)
-        spec.loader = _CallbackLoader(loader, callback)
-        return spec
+
+    def fire(self, name: str, module: types.ModuleType) -> None:
+        """Run the callback of ``name`` if it has not run yet."""
+        callback = self._callbacks.pop(name, None)
+        if callback is None:
+            return
+        if not self._callbacks:
+            with contextlib.suppress(ValueError):
+                sys.meta_path.remove(self)
+        try:
+            callback(module)
+        except Exception as exc:
+            print(f"greenprof: hooking {name} failed: {exc!r}", file=sys.stderr)
+
+    def _catch_up(self) -> None:
+        for name in list(self._callbacks):
+            module = sys.modules.get(name)
+            if module is not None and not getattr(module.__spec__, "_initializing", False):
+                self.fire(name, module)
 
 
 class _CallbackLoader(importlib.abc.Loader):
-    def __init__(self, loader: Any, callback: Callable[[types.ModuleType], None]) -> None:
+    def __init__(self, loader: Any, finder: _PostImportFinder, name: str) -> None:
         self._loader = loader
-        self._callback = callback
+        self._finder = finder
+        self._name = name
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
         module: types.ModuleType | None = self._loader.create_module(spec)
@@ -214,10 +375,10 @@ class _CallbackLoader(importlib.abc.Loader):
         module.__spec__.loader = self._loader  # type: ignore[union-attr]
         module.__loader__ = self._loader
         self._loader.exec_module(module)
-        try:
-            self._callback(module)
-        except Exception as exc:
-            print(f"greenprof: hooking {module.__name__} failed: {exc!r}", file=sys.stderr)
+        self._finder.fire(self._name, module)
+
+    def __getattr__(self, name: str) -> Any:  # get_source, is_package, get_filename, ...
+        return getattr(self._loader, name)
 
 
 def install_import_hooks(callbacks: dict[str, Callable[[types.ModuleType], None]]) -> None:

@@ -45,11 +45,18 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "hooked when the child imports them (a sitecustomize on PYTHONPATH). The child's exit "
         "code, signals and output pass through; a non-zero exit records the run as failed. "
         "Settings are checked before COMMAND starts (exit status 2 if one is wrong); secrets "
-        "in COMMAND (--hf-token VALUE, URL passwords, ...) are recorded as ***.",
+        "in COMMAND (--hf-token VALUE, URL passwords, ...) are recorded as ***. Launchers "
+        "(torchrun, python -m torch.distributed.run, accelerate launch, srun, mpirun) are "
+        "not runs: each worker process is one run of the job.",
         usage="greenprof run [options] -- COMMAND [ARGS...]",
     )
     add_db_argument(run)
     run.add_argument("--name", default=None, help="run name (default: the script's name)")
+    run.add_argument(
+        "--job",
+        metavar="NAME",
+        help="job id shared by every process's run (default: the launcher's)",
+    )
     run.add_argument("--country", help="ISO 3166-1 alpha-3 code of the grid, e.g. DEU")
     run.add_argument("--region", help="cloud region or grid zone, e.g. europe-west1")
     run.add_argument("--pue", metavar="PUE", help="data-centre PUE, ≥ 1.0 (1.0)")
@@ -76,6 +83,7 @@ def settings_environment(args: argparse.Namespace) -> dict[str, str]:
         "GREENPROF_COUNTRY": args.country,
         "GREENPROF_REGION": args.region,
         "GREENPROF_PUSHGATEWAY": args.pushgateway,
+        "GREENPROF_JOB": _job(args.job),
     }
     if args.db is not None:
         settings["GREENPROF_DB"] = _absolute_db(args.db)
@@ -100,6 +108,12 @@ def settings_environment(args: argparse.Namespace) -> dict[str, str]:
             raise ConfigError(f"--prometheus-port must be {what}; got {args.prometheus_port!r}")
         settings["GREENPROF_PROMETHEUS_PORT"] = str(port)
     return {name: value for name, value in settings.items() if value is not None}
+
+
+def _job(job: str | None) -> str | None:
+    if job is not None and not job.strip():
+        raise ConfigError(f"--job must be a non-empty name; got {job!r}")
+    return job
 
 
 def _finite(text: str, option: str, what: str) -> float:
@@ -305,44 +319,93 @@ def _exit_status(code: int) -> int:
 # Recording how the run ended --------------------------------------------------
 
 
+@dataclass
+class _RunInfo:
+    """What the child's processes wrote to the run-info file, one JSON line each."""
+
+    runs: list[tuple[Path, int]] = field(default_factory=list)
+    not_profiled: list[str] = field(default_factory=list)
+    launchers: int = 0
+
+    @classmethod
+    def read(cls, path: str) -> _RunInfo:
+        info = cls()
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError:
+            return info
+        for line in text.splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a process killed mid-write leaves a torn line; the rest stand
+            if isinstance(entry, dict):
+                info._add(entry)
+        return info
+
+    def _add(self, entry: dict[str, Any]) -> None:
+        if entry.get("not_profiled"):
+            self.not_profiled.append(_one_line(str(entry["not_profiled"])))
+        elif entry.get("launcher"):
+            self.launchers += 1
+        elif entry.get("run_id") is not None and entry.get("db"):
+            with contextlib.suppress(TypeError, ValueError):
+                self.runs.append((Path(entry["db"]), int(entry["run_id"])))
+
+
 def _finish_run(info_path: str, code: int) -> None:
-    """Make the stored run agree with how the child ended, and say so when there is no
+    """Make the stored runs agree with how the child ended, and say so when there is no
     run: a non-zero exit fails the run (a signal: interrupted), whatever the child
     managed to write; a run left ``running`` by a child that exited 0 without stopping
-    its profiler (``os._exit``, ``exec``) is ended."""
-    try:
-        info = json.loads(Path(info_path).read_text(encoding="utf-8") or "{}")
-    except (OSError, ValueError):
-        info = {}
-    if not isinstance(info, dict):
-        info = {}
-    if info.get("not_profiled"):
-        _warn(f"the command ran unprofiled: {_one_line(str(info['not_profiled']))}")
+    its profiler (``os._exit``, ``exec``) is ended. With several runs (the workers of a
+    launcher), each worker's own ending stands; a run still ``running`` (its process
+    killed) gets the launcher's."""
+    info = _RunInfo.read(info_path)
+    for reason in dict.fromkeys(info.not_profiled):
+        _warn(f"the command ran unprofiled: {reason}")
+    if not info.runs:
+        if info.not_profiled:
+            return
+        if info.launchers:
+            _warn(
+                "no run was recorded: the launcher started no Python worker that took up "
+                "profiling (not Python, python -S or -I, or it ended before start-up)"
+            )
+        else:
+            _warn(
+                "no run was recorded: the command started no Python process that took up "
+                "profiling (not Python, python -S or -I, or it ended before start-up)"
+            )
         return
-    run_id, db = info.get("run_id"), info.get("db")
-    if run_id is None or not db:
-        _warn(
-            "no run was recorded: the command started no Python process that took up "
-            "profiling (not Python, python -S or -I, or it ended before start-up)"
-        )
-        return
-    try:
-        _end_run(Path(db), int(run_id), code)
-    except (GreenprofError, sqlite3.Error, ValueError) as exc:
-        _warn(f"could not record the exit in {db}: {_one_line(str(exc))}")
+    sole = len(info.runs) == 1 and not info.launchers
+    for db, run_id in info.runs:
+        try:
+            _end_run(db, run_id, code, sole=sole)
+        except (GreenprofError, sqlite3.Error, ValueError) as exc:
+            _warn(f"could not record the exit in {db}: {_one_line(str(exc))}")
 
 
-def _end_run(db: Path, run_id: int, code: int) -> None:
+def _end_run(db: Path, run_id: int, code: int, *, sole: bool = True) -> None:
+    """End one run from outside its process. ``sole``: the run is the command's only
+    process, whose exit status is the command's; a worker's exit status is its own, so
+    a worker run that ended itself keeps its ending."""
     from greenprof.store.writer import mark_run_ended
 
     status: RunStatus
+    running = _stored_status(db, run_id) == "running"
+    if not sole and not running:
+        return
     if code < 0:
         status, error = "interrupted", f"killed by {_signal_name(-code)}"
     elif code > 0:
-        status, error = "failed", f"exit code {code}"
-    elif _stored_status(db, run_id) == "running":
+        status, error = "failed", f"exit code {code}" if sole else f"launcher exit code {code}"
+    elif running:
         status = "completed"
-        error = "ended by greenprof run: the command exited 0 without stopping its profiler"
+        error = (
+            "ended by greenprof run: the command exited 0 without stopping its profiler"
+            if sole
+            else "ended by greenprof run: the launcher exited 0 and this worker had not ended"
+        )
     else:
         return
     mark_run_ended(db, run_id, status, error)

@@ -25,6 +25,11 @@ Samples per step: the batch's leading dimension (torch/JAX backends pass the bat
 step function); on TensorFlow the batch is drawn inside the traced function, so the
 batch size comes from ``fit``'s data adapter (last partial batch included), or
 ``samples=`` when given.
+
+``steps_per_execution=N``: one greenprof step is one execution of the step function,
+i.e. up to N batches run as one compiled call (their individual ends are not observable
+from Python); its samples are exactly those of the batches it ran, the short last
+execution of an epoch included.
 """
 
 from __future__ import annotations
@@ -202,8 +207,12 @@ class _AdapterBatches:
         return None
 
     def next(self) -> int:
+        """Samples of the next execution: up to ``per_call`` batches, never past the
+        epoch's last batch (the last execution of an epoch may run fewer)."""
         total = 0
         for _ in range(self.per_call):
+            if self.num_batches is not None and self.index >= self.num_batches:
+                break
             last = self.num_batches is not None and self.index == self.num_batches - 1
             total += self.partial if (last and self.partial) else self.batch
             self.index += 1

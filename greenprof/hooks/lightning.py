@@ -12,11 +12,14 @@ summed); on CUDA the end is a completed CUDA event, as in :mod:`greenprof.hooks.
 Multi-process (DDP, torchrun, SLURM): every rank runs its own callback and its own
 profiler (its own run, tagged ``global_rank`` / ``world_size``), which measures the
 devices of that process; node-wide sensors follow the profiler's sensor detection. The
-runs of one job share the run name, so they can be summed per job.
+run records the trainer's global rank, local rank and world size even where the launcher
+set no ``RANK`` (Lightning's own subprocess launcher sets only ``LOCAL_RANK``), so the
+runs of one job are grouped by their job and rank.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 try:
@@ -67,6 +70,7 @@ class GreenprofCallback(Callback):
         tags.setdefault("global_rank", trainer.global_rank)
         tags.setdefault("world_size", trainer.world_size)
         options["tags"] = tags
+        options.setdefault("env", _rank_environment(trainer))
         self._lease = ProfilerLease(self._given, "lightning", options)
         profiler = self._lease.acquire()
         claim(profiler, "lightning")
@@ -112,3 +116,33 @@ class GreenprofCallback(Callback):
             release_claim(ender.profiler, "lightning")
         if lease is not None:
             lease.release(status, error)
+
+
+def _rank_environment(trainer: Any) -> dict[str, str]:
+    """The process's environment with the trainer's ranks filled in where the launcher
+    left them out, for the run this callback starts (the Profiler reads a run's rank from
+    its environment; Lightning's subprocess launcher sets no ``RANK``)."""
+    env = dict(os.environ)
+    if trainer.world_size <= 1:
+        return env
+    if env.get("RANK", "") == "":
+        env["RANK"] = str(trainer.global_rank)
+        env["LOCAL_RANK"] = str(trainer.local_rank)
+        env["WORLD_SIZE"] = str(trainer.world_size)
+    if not any(env.get(name) for name in _JOB_VARIABLES) and env.get("MASTER_PORT"):
+        # every rank of one launch shares the rendezvous address, and no other launch does
+        env["GREENPROF_JOB"] = (
+            f"lightning-{env.get('MASTER_ADDR', 'localhost')}-{env['MASTER_PORT']}"
+        )
+    return env
+
+
+_JOB_VARIABLES = (
+    "GREENPROF_JOB",
+    "TORCHELASTIC_RUN_ID",
+    "SLURM_JOB_ID",
+    "OMPI_MCA_ess_base_jobid",
+    "PMIX_NAMESPACE",
+    "PMI_JOBID",
+)
+"""Variables from which the Profiler reads a job id (``greenprof.jobs``)."""

@@ -11,8 +11,14 @@ boundaries are taken *around* the call of the traced step, never inside it. For 
 ``fit`` use :mod:`greenprof.hooks.keras`.
 
 Each records into the given profiler, else the running one (``@greenprof.profile``),
-else starts its own, which ``close()`` (or the end of the session / the interpreter)
-stops.
+else starts its own, which ``close()`` (or the end of the session) stops. A script that
+never calls ``close()`` (the one-line form) has its run ended when the interpreter
+exits: ``completed`` after a clean exit, ``failed`` (``interrupted`` after Ctrl-C) only
+when an uncaught exception ends the script.
+
+Samples per step: the leading dimension of the first argument (or fed value), summed over
+replicas for ``tf.distribute`` values (``MirroredStrategy`` and friends hand the step a
+``PerReplica`` batch).
 
 GPU note: TensorFlow has no host-visible completion event in its Python API, so a step's
 end is the host's return from the step (``Session.run`` returns fetched values, so TF1
@@ -24,13 +30,16 @@ steps accordingly (window totals stay right).
 
 from __future__ import annotations
 
+import atexit
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar
 
 import tensorflow as tf
 
-from greenprof.hooks._common import ProfilerLease, batch_size
+from greenprof.hooks._common import ProfilerLease
+from greenprof.hooks._common import batch_size as _plain_batch_size
 from greenprof.profiler import Profiler
 from greenprof.records import RunStatus
 
@@ -38,6 +47,42 @@ __all__ = ["GreenprofSessionHook", "ProfiledSession", "ProfiledStep", "wrap_step
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def batch_size(batch: object) -> int | None:
+    """Samples in a batch, as :func:`greenprof.hooks._common.batch_size`, and summed over
+    the replicas of a ``tf.distribute`` value (a ``PerReplica`` has no shape of its own).
+
+    Example::
+
+        batch_size(next(iter(strategy.experimental_distribute_dataset(ds))))
+    """
+    first = batch
+    for _ in range(4):  # unwrap (x, y), [x], {"x": x} down to a distributed value
+        if isinstance(first, tf.distribute.DistributedValues):
+            sizes = [_plain_batch_size(value) for value in first.values]
+            if sizes and all(n is not None for n in sizes):
+                return sum(n for n in sizes if n is not None)
+            return None
+        if isinstance(first, (tuple, list)) and first:
+            first = first[0]
+        elif isinstance(first, dict) and first:
+            first = next(iter(first.values()))
+        else:
+            break
+    return _plain_batch_size(batch)
+
+
+def _exit_outcome() -> tuple[RunStatus, str | None]:
+    """How the interpreter is ending, as seen from an ``atexit`` handler: Python leaves an
+    uncaught exception that ended the script in ``sys.last_value`` before exit handlers
+    run; a clean end (or ``sys.exit``) leaves none."""
+    exc = getattr(sys, "last_value", None)
+    if exc is None:
+        return "completed", None
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", "KeyboardInterrupt"
+    return "failed", f"{type(exc).__name__}: {exc}"
 
 
 class ProfiledStep(Generic[P, R]):
@@ -67,6 +112,7 @@ class ProfiledStep(Generic[P, R]):
         """The profiler the steps go to (acquired on first use)."""
         if self._profiler is None:
             self._profiler = self._lease.acquire()
+            atexit.register(self._close_at_exit)
         return self._profiler
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -88,7 +134,12 @@ class ProfiledStep(Generic[P, R]):
         """Stop the profiler if this wrapper started it (a joined run goes on)."""
         if self._profiler is not None:
             self._profiler = None
+            atexit.unregister(self._close_at_exit)
             self._lease.release(status, error)
+
+    def _close_at_exit(self) -> None:
+        status, error = _exit_outcome()
+        self.close(status, error)
 
     def __enter__(self) -> ProfiledStep[P, R]:
         _ = self.profiler
@@ -165,6 +216,8 @@ class ProfiledSession:
         self._lease = ProfilerLease(profiler, "tensorflow", profiler_options)
         self._samples = samples
         self.profiler = self._lease.acquire()
+        self._closed = False
+        atexit.register(self._close_at_exit)
 
     def run(self, fetches: Any, feed_dict: Any = None, *args: Any, **kwargs: Any) -> Any:
         """``Session.run``; a step when ``fetches`` include the train op."""
@@ -183,10 +236,19 @@ class ProfiledSession:
 
     def close(self, status: RunStatus = "completed", error: str | None = None) -> None:
         """Close the session and stop the profiler if this wrapper started it."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self._close_at_exit)
         try:
             self.session.close()
         finally:
             self._lease.release(status, error)
+
+    def _close_at_exit(self) -> None:
+        """End the run at exit; the session itself is left to TensorFlow."""
+        self._closed = True
+        self._lease.release(*_exit_outcome())
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.session, name)
@@ -205,7 +267,12 @@ class ProfiledSession:
 
 class GreenprofSessionHook(tf.compat.v1.train.SessionRunHook):  # type: ignore[misc]
     """A ``SessionRunHook`` for ``tf.compat.v1.train.MonitoredTrainingSession``: each
-    ``run()`` (or each that fetches ``train_op``, when given) is one step.
+    ``run()`` that trains is one step; runs that only log or evaluate are not.
+
+    Which runs train: those that fetch ``train_op`` when given; else those that fetch an
+    op of the graph's ``train_op`` collection (``tf.compat.v1.GraphKeys.TRAIN_OP``, which
+    Estimator-style code fills); else those that advance the global step (the hook then
+    fetches the global step with each run, as ``StepCounterHook`` does); else every run.
 
     Example::
 
@@ -224,28 +291,54 @@ class GreenprofSessionHook(tf.compat.v1.train.SessionRunHook):  # type: ignore[m
         **profiler_options: Any,
     ) -> None:
         self._lease = ProfilerLease(profiler, "tensorflow", profiler_options)
-        self._train_keys = None if train_op is None else _fetch_keys(train_op)
+        self._given_keys = None if train_op is None else _fetch_keys(train_op)
+        self._train_keys: set[Any] | None = None
+        self._global_step: Any = None
+        self._last_global_step: Any = None
         self._samples = samples
         self._begin_ns: int | None = None
         self.profiler: Profiler | None = None
 
     def begin(self) -> None:
+        """Find what a training run fetches (the graph is complete but not yet final)."""
         self.profiler = self._lease.acquire()
+        self._train_keys = self._given_keys
+        self._global_step = None
+        if self._train_keys is None:
+            collection = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.TRAIN_OP)
+            if collection:
+                self._train_keys = _fetch_keys(collection)
+            else:
+                self._global_step = tf.compat.v1.train.get_global_step()
 
-    def before_run(self, run_context: Any) -> None:
+    def after_create_session(self, session: Any, coord: Any) -> None:
+        if self._global_step is not None:
+            self._last_global_step = session.run(self._global_step)
+
+    def before_run(self, run_context: Any) -> Any:
         args = run_context.original_args
+        if self._global_step is not None:
+            self._begin_ns = time.monotonic_ns()
+            return tf.compat.v1.train.SessionRunArgs(self._global_step)
         if self._train_keys is None or not self._train_keys.isdisjoint(_fetch_keys(args.fetches)):
             self._begin_ns = time.monotonic_ns()
+        return None
 
     def after_run(self, run_context: Any, run_values: Any) -> None:
-        if self._begin_ns is None or self.profiler is None:
+        begin_ns, self._begin_ns = self._begin_ns, None
+        if begin_ns is None or self.profiler is None:
             return
+        if self._global_step is not None:
+            step = run_values.results
+            advanced = step != self._last_global_step
+            self._last_global_step = step
+            if not advanced:  # a run that only logged or evaluated
+                return
         samples = self._samples
         if samples is None:
             samples = _feed_samples(run_context.original_args.feed_dict)
-        self.profiler.step_begin(time_ns=self._begin_ns)
+        self.profiler.step_begin(time_ns=begin_ns)
         self.profiler.step_end(samples)
-        self._begin_ns = None
 
     def end(self, session: Any) -> None:
         self.profiler = None

@@ -6,13 +6,21 @@ Usage (one line)::
 
 It records into the given profiler, else the running one (``@greenprof.profile``), else
 runs its own for the duration of ``train()``. Steps are the Trainer's optimizer steps
-(``on_step_end``, after gradient accumulation); samples per step are
-``per_device_train_batch_size × gradient_accumulation_steps`` of this process (the last,
-partial batch of an epoch is counted as full). On CUDA a step's end is a completed CUDA
-event, as in :mod:`greenprof.hooks.torch`.
+(``on_step_end``, after gradient accumulation). Samples per step are exact: the callback
+finds its Trainer and counts the training batches the Trainer draws for each optimizer
+step (``Trainer.get_batch_samples``; the last, partial batch of an epoch and a short last
+accumulation counted as they are). Evaluation and prediction batches are never counted:
+they are drawn elsewhere. On a Trainer without ``get_batch_samples`` the count falls back
+to ``per_device_train_batch_size × gradient_accumulation_steps``. On CUDA a step's end
+is a completed CUDA event, as in :mod:`greenprof.hooks.torch`.
 
 Multi-process: every process (``args.process_index``) runs its own profiler and run,
-tagged ``global_rank`` / ``world_size``, measuring its own devices.
+measuring its own devices, with its rank (``args.process_index``, ``args.world_size``)
+recorded on the run.
+
+Zero-code (``greenprof run``): :func:`patch_trainer` adds the callback to every Trainer,
+which then marks the steps instead of the global torch optimizer hook (which would have
+counted evaluation batches as training samples).
 
 The Trainer tells callbacks nothing when training raises: a run this callback started
 is then closed as failed when the interpreter exits. Wrap the call in
@@ -21,15 +29,18 @@ is then closed as failed when the interpreter exits. Wrap the call in
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from transformers import TrainerCallback
 
-from greenprof.hooks._common import ProfilerLease, claim, release_claim
+from greenprof.hooks._common import ProfilerLease, batch_size, claim, release_claim
 from greenprof.hooks.torch import StepEnder
 from greenprof.profiler import Profiler
 
-__all__ = ["GreenprofCallback"]
+__all__ = ["GreenprofCallback", "patch_trainer"]
 
 
 class GreenprofCallback(TrainerCallback):
@@ -38,7 +49,7 @@ class GreenprofCallback(TrainerCallback):
     Args:
         profiler: where steps go (default: the running profiler, else its own for the
             duration of ``train()``, configured by ``profiler_options``).
-        samples: samples per step (default: batch size × accumulation steps).
+        samples: samples per step (default: the training batches of each step, counted).
 
     Example::
 
@@ -51,9 +62,11 @@ class GreenprofCallback(TrainerCallback):
         self._given = profiler
         self._options = options
         self._samples = samples
+        self._fallback_samples: int | None = None
         self._lease: ProfilerLease | None = None
         self._ender: StepEnder | None = None
         self._epoch = 0
+        self._counter: _BatchSampleCounter | None = None
 
     @property
     def profiler(self) -> Profiler | None:
@@ -67,13 +80,15 @@ class GreenprofCallback(TrainerCallback):
         tags.setdefault("world_size", getattr(args, "world_size", 1))
         options["tags"] = tags
         options.setdefault("expected_steps", state.max_steps or None)
+        options.setdefault("env", _rank_environment(args))
         self._lease = ProfilerLease(self._given, "transformers", options)
         profiler = self._lease.acquire()
         claim(profiler, "transformers")
         self._ender = StepEnder(profiler)
         self._epoch = 0
+        self._fallback_samples = args.per_device_train_batch_size * args.gradient_accumulation_steps
         if self._samples is None:
-            self._samples = args.per_device_train_batch_size * args.gradient_accumulation_steps
+            self._counter = _BatchSampleCounter.attach(_calling_trainer(self))
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._ender is not None:
@@ -82,13 +97,113 @@ class GreenprofCallback(TrainerCallback):
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._ender is not None:
-            self._ender.end(self._samples)
+            self._ender.end(self._step_samples())
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         ender, self._ender = self._ender, None
         lease, self._lease = self._lease, None
+        counter, self._counter = self._counter, None
+        if counter is not None:
+            counter.detach()
         if ender is not None:
             ender.close()
             release_claim(ender.profiler, "transformers")
         if lease is not None:
             lease.release()
+
+    def _step_samples(self) -> int | None:
+        if self._samples is not None:
+            return self._samples
+        if self._counter is not None:
+            return self._counter.take()
+        return self._fallback_samples
+
+
+def _rank_environment(args: Any) -> dict[str, str]:
+    """The process's environment with the Trainer's rank, for a run this callback starts
+    (launchers that set no ``RANK`` still get the rank recorded)."""
+    env = dict(os.environ)
+    if "RANK" not in env and getattr(args, "world_size", 1) > 1:
+        env["RANK"] = str(args.process_index)
+        env["WORLD_SIZE"] = str(args.world_size)
+        env.setdefault("LOCAL_RANK", str(getattr(args, "local_process_index", 0)))
+    return env
+
+
+def _calling_trainer(callback: GreenprofCallback) -> Any:
+    """The Trainer whose ``on_train_begin`` is running ``callback`` (found up the stack:
+    callbacks are not given their Trainer)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        candidate = frame.f_locals.get("self")
+        handler = getattr(candidate, "callback_handler", None)
+        if handler is not None and callback in getattr(handler, "callbacks", ()):
+            return candidate
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+class _BatchSampleCounter:
+    """Counts the samples of the training batches a Trainer draws for its optimizer steps,
+    by wrapping ``trainer.get_batch_samples`` on that one instance."""
+
+    def __init__(self, trainer: Any, original: Callable[..., Any]) -> None:
+        self._trainer = trainer
+        self._original = original
+        self._samples: int | None = None
+
+    @classmethod
+    def attach(cls, trainer: Any) -> _BatchSampleCounter | None:
+        original = getattr(trainer, "get_batch_samples", None)
+        if original is None:
+            return None
+        counter = cls(trainer, original)
+        trainer.get_batch_samples = counter._get_batch_samples
+        return counter
+
+    def _get_batch_samples(self, *args: Any, **kwargs: Any) -> Any:
+        result = self._original(*args, **kwargs)
+        batches = result[0] if isinstance(result, tuple) and result else result
+        for batch in batches or ():
+            n = batch_size(batch)
+            if n is not None:
+                self._samples = (self._samples or 0) + n
+        return result
+
+    def take(self) -> int | None:
+        samples, self._samples = self._samples, None
+        return samples
+
+    def detach(self) -> None:
+        if self._trainer.__dict__.get("get_batch_samples") == self._get_batch_samples:
+            del self._trainer.get_batch_samples
+
+
+def patch_trainer(profiler: Profiler | None, trainer_class: Any) -> Callable[[], None]:
+    """Make every ``trainer_class`` (a ``transformers.Trainer``, subclasses included) get a
+    :class:`GreenprofCallback` recording into ``profiler``, unless it has one (zero-code
+    mode); returns a function that undoes it.
+
+    Example::
+
+        undo = patch_trainer(profiler, transformers.Trainer)
+    """
+    original = trainer_class.__init__
+
+    def init_with_callback(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        handler = getattr(self, "callback_handler", None)
+        callbacks = getattr(handler, "callbacks", ())
+        if not any(isinstance(c, GreenprofCallback) for c in callbacks):
+            self.add_callback(GreenprofCallback(profiler))
+            if profiler is not None:  # the Trainer marks the steps, not the torch hook
+                profiler.set_framework("transformers")
+
+    init_with_callback.__doc__ = original.__doc__
+    init_with_callback.__wrapped__ = original  # type: ignore[attr-defined]
+    trainer_class.__init__ = init_with_callback
+
+    def undo() -> None:
+        trainer_class.__init__ = original
+
+    return undo

@@ -64,6 +64,19 @@ def test_fit_records_batches_epochs_and_energy_logs(db_path: Path, tmp_path: Pat
     assert not getattr(callback.model.train_function, "_greenprof_wrapped", False)  # restored
 
 
+def test_steps_per_execution_records_executions_with_exact_samples(db_path: Path) -> None:
+    """One step per execution of 4 batches; the epoch's last execution runs 3 (16+16+4)."""
+    x, y = _data()
+    model = _model()
+    model.compile(optimizer="sgd", loss="mse", steps_per_execution=4)
+    callback = GreenprofCallback(run="spe", db=db_path, sensors=fake_sensors())
+    model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[callback])
+    stored = only_run(db_path)
+    assert [s.samples for s in stored.steps] == [64, 36] * 2
+    assert stored.run.samples == 2 * N
+    assert_consistent(stored)
+
+
 def test_callback_overrides_no_batch_hook_so_async_dispatch_stays_on() -> None:
     from keras.src import utils
 

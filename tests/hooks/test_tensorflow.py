@@ -3,6 +3,10 @@ MonitoredTrainingSession hook — real trainings on CPU."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +20,15 @@ from greenprof.hooks.tensorflow import (  # noqa: E402
     ProfiledSession,
     wrap_step,
 )
-from tests.hooks.conftest import assert_consistent, fake_sensors, only_run  # noqa: E402
+from tests.hooks.conftest import (  # noqa: E402
+    assert_consistent,
+    fake_sensors,
+    only_run,
+    read_runs,
+)
 
 N, BATCH = 100, 16
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _dataset() -> tf.data.Dataset:
@@ -122,3 +132,116 @@ def test_monitored_training_session_hook(db_path: Path) -> None:
     assert stored.run.status == "completed"
     assert [s.samples for s in stored.steps] == [16] * 6 + [4]
     assert_consistent(stored)
+
+
+def test_session_hook_finds_the_train_op_from_the_global_step(db_path: Path) -> None:
+    """Without ``train_op``, runs that only log or evaluate are not steps."""
+    graph, x, y, loss, train_op = _graph()
+    hook = GreenprofSessionHook(run="tf1-auto", db=db_path, sensors=fake_sensors())
+    with (
+        graph.as_default(),
+        tf.compat.v1.train.MonitoredTrainingSession(
+            hooks=[hook], save_summaries_steps=None
+        ) as sess,
+    ):
+        for bx, by in _batches():
+            sess.run(train_op, feed_dict={x: bx, y: by})
+            sess.run(loss, feed_dict={x: bx, y: by})  # logging only: not a step
+    stored = only_run(db_path)
+    assert [s.samples for s in stored.steps] == [16] * 6 + [4]
+    assert_consistent(stored)
+
+
+def test_session_hook_finds_the_train_op_collection(db_path: Path) -> None:
+    graph, x, y, loss, train_op = _graph()
+    with graph.as_default():
+        tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.TRAIN_OP, train_op)
+    hook = GreenprofSessionHook(run="tf1-collection", db=db_path, sensors=fake_sensors())
+    with (
+        graph.as_default(),
+        tf.compat.v1.train.MonitoredTrainingSession(
+            hooks=[hook], save_summaries_steps=None
+        ) as sess,
+    ):
+        for bx, by in _batches():
+            sess.run([train_op, loss], feed_dict={x: bx, y: by})
+            sess.run(loss, feed_dict={x: bx, y: by})
+    assert [s.samples for s in only_run(db_path).steps] == [16] * 6 + [4]
+
+
+def test_mirrored_strategy_samples_are_summed_over_replicas(db_path: Path) -> None:
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        w = tf.Variable(tf.zeros((4, 1)))
+    dataset = strategy.experimental_distribute_dataset(_dataset())
+
+    @tf.function
+    def distributed_step(inputs: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
+        def replica_step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean((x @ w - y) ** 2)
+            w.assign_sub(0.01 * tape.gradient(loss, w))
+            return loss
+
+        losses = strategy.run(replica_step, args=inputs)
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+    with wrap_step(distributed_step, run="mirrored", db=db_path, sensors=fake_sensors()) as step:
+        for inputs in dataset:
+            step(inputs)
+    assert [s.samples for s in only_run(db_path).steps] == [16] * 6 + [4]
+
+
+EXIT_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    import greenprof
+    from greenprof.hooks.tensorflow import ProfiledSession, wrap_step
+    from greenprof.sensors.fake import FakeSensor
+
+    step = wrap_step(tf.function(lambda x: x * 2), run="loop", sensors=[FakeSensor("cpu:0", 5.0)])
+    for _ in range(3):
+        step(tf.ones((8, 4)))
+
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, (None, 4))
+        w = tf.compat.v1.get_variable("w", (4, 1))
+        loss = tf.reduce_mean(tf.matmul(x, w) ** 2)
+        train_op = tf.compat.v1.train.GradientDescentOptimizer(0.01).minimize(loss)
+        init = tf.compat.v1.global_variables_initializer()
+    own = greenprof.Profiler("session", sensors=[FakeSensor("cpu:0", 5.0)])  # not joined
+    sess = ProfiledSession(tf.compat.v1.Session(graph=graph), train_op, own)
+    sess.run(init)
+    for _ in range(2):
+        sess.run(train_op, feed_dict={x: np.ones((8, 4), "float32")})
+    if sys.argv[1] == "raise":
+        raise RuntimeError("diverged")
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("ending", "status"), [("clean", "completed"), ("raise", "failed")])
+def test_one_line_forms_end_with_the_scripts_outcome(
+    db_path: Path, ending: str, status: str
+) -> None:
+    """README-style ``wrap_step(...)`` / ``ProfiledSession(...)`` with no explicit end."""
+    env = dict(os.environ, GREENPROF_DB=str(db_path), TF_CPP_MIN_LOG_LEVEL="3")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    result = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT, ending],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == (0 if ending == "clean" else 1), result.stderr[-3000:]
+    runs = {r.run.name: r for r in read_runs(db_path)}
+    assert {name: r.run.status for name, r in runs.items()} == {"loop": status, "session": status}
+    assert [len(runs["loop"].steps), len(runs["session"].steps)] == [3, 2]
+    if status == "failed":
+        assert "diverged" in (runs["loop"].run.error or "")
