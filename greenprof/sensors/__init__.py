@@ -6,10 +6,22 @@
 - ``rapl``: CPU package and DRAM energy through Linux powercap (RAPL).
 - ``cpu_model``: CPU-load × TDP estimate where RAPL is closed (labelled ``model``).
 - ``fake``: simulated and replayed sensors for demos and tests.
+- ``share``: :func:`apportion`, a shared device's energy attributed to this run (node-wide
+  CPU/DRAM by CPU-time share, a shared GPU by its processes' SM utilization).
 - ``detect``: picks the best available source per device.
 """
 
 from greenprof.sensors.base import PowerSensor, describe
 from greenprof.sensors.guard import GuardStats, ReadingGuard
+from greenprof.sensors.share import ApportionedSensor, ApportionSummary, CpuTimeShare, apportion
 
-__all__ = ["GuardStats", "PowerSensor", "ReadingGuard", "describe"]
+__all__ = [
+    "ApportionSummary",
+    "ApportionedSensor",
+    "CpuTimeShare",
+    "GuardStats",
+    "PowerSensor",
+    "ReadingGuard",
+    "apportion",
+    "describe",
+]

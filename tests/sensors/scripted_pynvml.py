@@ -49,6 +49,9 @@ class ScriptedGpu:
     energy_mj: int = 5_000_000
     """Counter value at the last 100 ms tick (the driver has been up a while)."""
     next_tick_s: float | None = None
+    sm_util_by_pid: dict[int, int] = field(default_factory=dict)
+    """Compute processes on this GPU (host PIDs) and each one's SM utilization in %."""
+    has_process_utilization: bool = True
 
     def sync(self, now_s: float) -> None:
         """Advance the counter over the ticks up to ``now_s`` at the current power."""
@@ -86,6 +89,7 @@ class ScriptedNvml:
     NVML_ERROR_FUNCTION_NOT_FOUND = real.NVML_ERROR_FUNCTION_NOT_FOUND
     NVML_ERROR_GPU_IS_LOST = real.NVML_ERROR_GPU_IS_LOST
     NVML_FI_DEV_POWER_INSTANT = real.NVML_FI_DEV_POWER_INSTANT
+    NVML_ERROR_INSUFFICIENT_SIZE = real.NVML_ERROR_INSUFFICIENT_SIZE
     NVML_TEMPERATURE_GPU = real.NVML_TEMPERATURE_GPU
 
     def __init__(self, gpus: list[ScriptedGpu], clock: FakeClock, init_error: int | None = None):
@@ -216,6 +220,30 @@ class ScriptedNvml:
         if sensor != real.NVML_TEMPERATURE_GPU:
             raise real.NVMLError(real.NVML_ERROR_INVALID_ARGUMENT)
         return gpu.temperature_c
+
+    # Processes
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: Handle) -> list[Any]:
+        self._enter("nvmlDeviceGetComputeRunningProcesses")
+        return [
+            real.nvmlStructToFriendlyObject(real.c_nvmlProcessInfo_v3_t(pid=pid, usedGpuMemory=0))
+            for pid in handle.gpu.sm_util_by_pid
+        ]
+
+    def nvmlDeviceGetProcessUtilization(self, handle: Handle, time_stamp: int) -> list[Any]:
+        """One sample per process, stamped now (µs); NOT_FOUND when none is newer than
+        ``time_stamp``, as NVML answers a repeated call within one sampling period."""
+        self._enter("nvmlDeviceGetProcessUtilization")
+        gpu = handle.gpu
+        if gpu.mig_uuids or not gpu.has_process_utilization:
+            raise real.NVMLError(real.NVML_ERROR_NOT_SUPPORTED)
+        now_us = round(self.clock() * 1e6)
+        if now_us <= time_stamp or not gpu.sm_util_by_pid:
+            raise real.NVMLError(real.NVML_ERROR_NOT_FOUND)
+        return [
+            real.c_nvmlProcessUtilizationSample_t(pid=pid, timeStamp=now_us, smUtil=sm, memUtil=0)
+            for pid, sm in gpu.sm_util_by_pid.items()
+        ]
 
     def power_calls(self) -> int:
         """Calls a read makes for energy and power (not the details)."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from greenprof.errors import SensorError
 from greenprof.sensors.base import PowerSensor
 from greenprof.sensors.nvml import NvmlSensor, open_nvml, open_nvml_sensors
+from greenprof.sensors.share import ApportionedSensor, apportion
 from tests.sensors.scripted_pynvml import FakeClock, ScriptedGpu, ScriptedNvml
 
 UUID_A = "GPU-aaaaaaaa-1111-2222-3333-444444444444"
@@ -283,3 +286,151 @@ def test_a_transient_power_failure_keeps_the_counter_reading(clock: FakeClock) -
     assert reading.energy_j is not None
     assert reading.power_w is None
     assert sensor.read().power_w == pytest.approx(250.0)
+
+
+# Shared GPUs: the compute processes NVML lists, apportioned by SM utilization
+
+
+def gpu_node(clock: FakeClock, count: int) -> ScriptedNvml:
+    uuids = [f"GPU-{i:08x}-1111-2222-3333-444444444444" for i in range(count)]
+    return ScriptedNvml([ScriptedGpu(uuid, power_w=200) for uuid in uuids], clock)
+
+
+def rank_sensor(nvml: ScriptedNvml, clock: FakeClock, gpu: int, pid: int) -> ApportionedSensor:
+    """The GPU sensor of the process ``pid`` that sees only GPU ``gpu``, apportioned."""
+    (sensor,) = open_nvml_sensors(nvml, {"CUDA_VISIBLE_DEVICES": str(gpu)}, clock)
+    source = sensor.share_source(own_pids=lambda: {pid}, period_s=1.0)
+    assert source is not None
+    return ApportionedSensor(sensor, source)
+
+
+def read_for(sensors: list[ApportionedSensor], clock: FakeClock, seconds: int) -> None:
+    for sensor in sensors:
+        sensor.read()
+    for _ in range(seconds):
+        clock.advance(1.0)
+        for sensor in sensors:
+            sensor.read()
+
+
+def test_four_ranks_on_a_four_gpu_node_each_keep_their_whole_gpu(clock: FakeClock) -> None:
+    nvml = gpu_node(clock, 4)
+    for rank, gpu in enumerate(nvml.gpus):
+        gpu.sm_util_by_pid = {100 + rank: 90}
+    ranks = [rank_sensor(nvml, clock, gpu=rank, pid=100 + rank) for rank in range(4)]
+    raw = open_nvml_sensors(nvml, {"CUDA_VISIBLE_DEVICES": "0"}, clock)[0]
+    read_for(ranks, clock, seconds=3)
+    clock.advance(1.0)
+    assert ranks[0].read().energy_j == raw.read().energy_j  # the raw counter, unchanged
+    for sensor in ranks[1:]:
+        sensor.read()
+    for sensor in ranks:
+        summary = sensor.summary()
+        assert summary.energy_j == pytest.approx(800.0)  # 200 W × 4 s, all of it
+        assert summary.device_energy_j == pytest.approx(800.0)
+        assert not summary.shared
+        assert sensor.share == 1.0
+        assert sensor.info.note == ""
+    assert nvml.calls["nvmlDeviceGetProcessUtilization"] == 0  # alone: never asked
+
+
+def test_two_jobs_sharing_an_eight_gpu_node_split_the_shared_gpu_by_utilization(
+    clock: FakeClock,
+) -> None:
+    nvml = gpu_node(clock, 8)
+    # job A: ranks on GPUs 0-4 (pids 200-204); job B: ranks on GPUs 4-7 (pids 300-303)
+    for rank in range(5):
+        nvml.gpus[rank].sm_util_by_pid[200 + rank] = 60
+    for rank in range(4):
+        nvml.gpus[4 + rank].sm_util_by_pid[300 + rank] = 60
+    job_a = [rank_sensor(nvml, clock, gpu=rank, pid=200 + rank) for rank in range(5)]
+    job_b = [rank_sensor(nvml, clock, gpu=4 + rank, pid=300 + rank) for rank in range(4)]
+    read_for(job_a + job_b, clock, seconds=4)
+    a4, b0 = job_a[4].summary(), job_b[0].summary()
+    assert a4.device_energy_j == b0.device_energy_j == pytest.approx(800.0)
+    assert a4.energy_j == pytest.approx(400.0)  # equal SM utilization: halves
+    assert b0.energy_j == pytest.approx(400.0)
+    assert a4.shared and b0.shared
+    assert a4.method == "SM-utilization share"
+    assert "shared GPU (up to 1 other compute process(es))" in job_a[4].info.note
+    assert "an estimate" in job_a[4].info.note
+    assert job_a[4].info.method == "counter"  # the method is kept, the note says estimate
+    for sensor in job_a[:4] + job_b[1:]:
+        assert sensor.summary().energy_j == pytest.approx(800.0)
+        assert not sensor.summary().shared
+    job_energy_j = sum(s.summary().energy_j for s in job_a + job_b)
+    assert job_energy_j == pytest.approx(8 * 800.0)  # the node, each GPU once
+
+
+def test_a_shared_gpu_is_split_in_proportion_to_sm_utilization(clock: FakeClock) -> None:
+    nvml = gpu_node(clock, 1)
+    nvml.gpus[0].sm_util_by_pid = {7: 75, 8: 25}
+    mine, theirs = rank_sensor(nvml, clock, 0, pid=7), rank_sensor(nvml, clock, 0, pid=8)
+    read_for([mine, theirs], clock, seconds=2)
+    assert mine.summary().energy_j == pytest.approx(300.0)  # 75 % of 200 W × 2 s
+    assert theirs.summary().energy_j == pytest.approx(100.0)
+    clock.advance(1.0)
+    assert mine.read().power_w == pytest.approx(150.0)
+    assert mine.share == pytest.approx(0.75)
+
+
+def test_without_per_process_utilization_the_split_is_equal_and_labelled(
+    clock: FakeClock,
+) -> None:
+    nvml = gpu_node(clock, 1)
+    nvml.gpus[0].sm_util_by_pid = {7: 75, 8: 20, 9: 5}
+    nvml.gpus[0].has_process_utilization = False
+    sensor = rank_sensor(nvml, clock, 0, pid=7)
+    read_for([sensor], clock, seconds=3)
+    assert sensor.summary().energy_j == pytest.approx(200.0)  # a third of 600 J
+    assert sensor.summary().method == "equal split by process count"
+    assert "equal split by process count" in sensor.info.note
+    assert nvml.calls["nvmlDeviceGetProcessUtilization"] == 1  # unsupported: not asked again
+
+
+def test_a_process_joining_later_takes_its_share_from_then(clock: FakeClock) -> None:
+    nvml = gpu_node(clock, 1)
+    gpu = nvml.gpus[0]
+    gpu.sm_util_by_pid = {7: 80}
+    sensor = rank_sensor(nvml, clock, 0, pid=7)
+    read_for([sensor], clock, seconds=2)  # alone: 400 J
+    gpu.sm_util_by_pid[8] = 80
+    for _ in range(2):
+        clock.advance(1.0)
+        sensor.read()
+    summary = sensor.summary()
+    assert summary.energy_j == pytest.approx(400.0 + 200.0)
+    assert summary.device_energy_j == pytest.approx(800.0)
+    assert (summary.min_share, summary.max_share) == (0.5, 1.0)
+    assert "a third" not in summary.text and "75.0% of" in summary.text
+
+
+def test_a_run_not_in_nvmls_process_list_keeps_the_whole_gpu_and_says_so(
+    clock: FakeClock,
+) -> None:
+    nvml = gpu_node(clock, 1)
+    nvml.gpus[0].sm_util_by_pid = {7001: 50, 7002: 50}  # host PIDs, not ours
+    sensor = rank_sensor(nvml, clock, 0, pid=7)
+    read_for([sensor], clock, seconds=1)
+    assert sensor.summary().energy_j == pytest.approx(200.0)
+    assert "not among them" in sensor.info.note
+    assert "container PID namespace" in sensor.info.note
+
+
+def test_a_mig_slice_is_not_apportioned(clock: FakeClock) -> None:
+    nvml = two_gpus(clock, mig_uuids=(MIG_B,))
+    sensor = open_one(nvml, clock, visible=MIG_B)
+    assert sensor.share_source(own_pids=lambda: {7}) is None
+    assert apportion([sensor]) == [sensor]
+    assert "whole parent GPU" in sensor.info.note
+
+
+def test_apportion_wraps_a_gpu_sensor_with_its_process_share(clock: FakeClock) -> None:
+    nvml = gpu_node(clock, 1)
+    nvml.gpus[0].sm_util_by_pid = {os.getpid(): 30, 8: 90}
+    sensors = open_nvml_sensors(nvml, {}, clock)
+    (wrapped,) = apportion(sensors)
+    assert isinstance(wrapped, ApportionedSensor)
+    wrapped.read()
+    clock.advance(1.0)
+    assert wrapped.read().power_w == pytest.approx(50.0)  # 30 / 120 of 200 W

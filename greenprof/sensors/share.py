@@ -1,0 +1,543 @@
+"""Apportion a shared device's energy to this run instead of charging it the whole device.
+
+A CPU package or DRAM counter (RAPL) and the CPU-load model measure the whole node: two
+trainings on one node each read the same joules, so summing the two runs counted the
+node twice. :class:`ApportionedSensor` wraps such a sensor and reports only this run's
+share of each interval's energy; the unapportioned node total stays on the wrapper
+(:attr:`ApportionedSensor.node_energy_j`, :meth:`ApportionedSensor.summary`).
+
+The rule, for node-wide sensors (:class:`CpuTimeShare`): this run's share of an
+interval's node energy is the CPU time its processes used divided by the CPU time the
+whole node was busy, ``Δown / Δbusy``, clipped to [0, 1]. It is applied always, not only
+when another run is seen: the shares of all processes on a node then sum to 1 (nothing
+is counted twice, nothing dropped), and a run alone on a quiet node keeps a share near 1.
+The idle part of the node's power is split the same way, in proportion to CPU time —
+any rule that gives idle power to each run whole counts it once per run. The price is a
+run that barely uses its CPU (a GPU-bound job blocking on the GPU): its share follows
+whatever else runs on the node, and is then small and noisy; it is labelled an estimate,
+and the node total is kept beside it.
+
+- "This run's processes": this process and its live descendants (DataLoader workers),
+  user + system CPU time, plus the CPU time of descendants it has already reaped (so a
+  short-lived subprocess still counts). In a multi-process job (``LOCAL_RANK`` and
+  friends, see :mod:`greenprof.jobs`), local rank 0 measures the node for the whole job,
+  so the job's other local ranks — sibling processes with the same job id — and their
+  descendants count as well.
+- "Busy": ``psutil.cpu_times()`` minus idle, iowait and steal (time the hypervisor gave
+  to other guests is no process's work here).
+- The process list is refreshed at most once per ``period_s`` (1 s): listing descendants
+  scans every process of the node (about 2 ms for 70 processes here), too slow for every
+  10 Hz read. Reads in between use the latest share. An interval with almost no busy
+  time (< ``min_busy_s``) keeps the previous share and grows until it has some; the first
+  share is 1.0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from greenprof.energy import counter_delta
+from greenprof.errors import SensorError
+from greenprof.records import DeviceInfo, Reading
+from greenprof.sensors.base import PowerSensor, describe
+from greenprof.sensors.guard import GuardEvent, ReadingGuard
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PERIOD_S = 1.0
+"""Shortest interval a share is measured over (and how often processes are listed)."""
+MIN_BUSY_S = 0.02
+"""Node busy CPU seconds an interval needs for a share (2 ticks of Linux's 100 Hz clock)."""
+
+
+class ShareSource(Protocol):
+    """Says which fraction of a shared device's energy belongs to this run, now."""
+
+    @property
+    def method(self) -> str:
+        """How the share is estimated, e.g. ``CPU-time share``."""
+        ...
+
+    @property
+    def note(self) -> str:
+        """The caveat a reader must see while the share applies (empty: nothing to say)."""
+        ...
+
+    def share(self) -> float:
+        """The current share, a fraction in [0, 1]. Never raises."""
+        ...
+
+
+# ---------------------------------------------------------------------- pure estimator
+
+
+@dataclass(frozen=True, slots=True)
+class CpuTimes:
+    """One snapshot of CPU seconds, both cumulative since boot."""
+
+    own_s: float
+    """User + system CPU seconds of this run's processes (see the module docstring)."""
+    busy_s: float
+    """Busy CPU seconds of the whole node (all cores)."""
+
+
+class ShareEstimator:
+    """``Δown / Δbusy`` between snapshots, clipped to [0, 1] (pure, no I/O).
+
+    An interval whose busy time is below ``min_busy_s`` keeps the previous share and
+    stays open (the next snapshot is measured from the same baseline), so a quiet node
+    never gives a share from a few clock ticks. An interval where this run's CPU time went
+    down (a descendant left the tree without being reaped by it) is skipped.
+
+    Example::
+
+        estimator = ShareEstimator()
+        estimator.update(CpuTimes(own_s=0.0, busy_s=0.0))  # baseline: 1.0
+        estimator.update(CpuTimes(own_s=3.0, busy_s=4.0))  # 0.75
+    """
+
+    def __init__(self, *, initial: float = 1.0, min_busy_s: float = MIN_BUSY_S) -> None:
+        self.share = initial
+        self.min_busy_s = min_busy_s
+        self._base: CpuTimes | None = None
+
+    def update(self, now: CpuTimes) -> float:
+        """The share after snapshot ``now``."""
+        base = self._base
+        if base is None:
+            self._base = now
+            return self.share
+        busy_s = now.busy_s - base.busy_s
+        own_s = now.own_s - base.own_s
+        if busy_s < 0.0 or own_s < 0.0:  # counters went back: start a new interval
+            self._base = now
+            return self.share
+        if busy_s < self.min_busy_s:
+            return self.share
+        self.share = min(max(own_s / busy_s, 0.0), 1.0)
+        self._base = now
+        return self.share
+
+
+# ---------------------------------------------------------------------- the CPU world
+
+
+@dataclass(frozen=True, slots=True)
+class CpuWorld:
+    """Where CPU times come from: psutil in production (:func:`psutil_world`), scripted in
+    tests. ``process`` offers psutil.Process's ``cpu_times()``, ``children(recursive=)``,
+    ``parent()`` and ``environ()``."""
+
+    process: Any
+    """This process."""
+    node_cpu_times: Callable[[], Any]
+    """``psutil.cpu_times()``: the node's times, all cores summed."""
+    errors: tuple[type[BaseException], ...]
+    """What a process that vanished or cannot be read raises (``psutil.Error``)."""
+    job_id: str | None = None
+    """This process's job (see :mod:`greenprof.jobs`): sibling processes of the same job
+    are counted as this run's, because local rank 0 measures the node for the job."""
+    job_of: Callable[[Mapping[str, str]], str | None] | None = None
+    """The job id of a process environment (default: :func:`greenprof.jobs.detect_job`)."""
+
+
+def job_id_of(env: Mapping[str, str]) -> str | None:
+    """The job id in a process environment, when it is one local rank of a job."""
+    from greenprof.jobs import detect_job
+    from greenprof.sensors.detect import local_rank
+
+    if local_rank(env) is None:
+        return None
+    try:
+        return detect_job(env, host="").job_id
+    except Exception:  # a malformed rank variable: not a job we can recognise
+        return None
+
+
+def psutil_world(env: Mapping[str, str] = os.environ) -> CpuWorld:
+    """The real world: this process, ``psutil.cpu_times`` and the job from ``env``."""
+    import psutil
+
+    return CpuWorld(
+        process=psutil.Process(),
+        node_cpu_times=psutil.cpu_times,
+        errors=(psutil.Error,),
+        job_id=job_id_of(env),
+    )
+
+
+def node_busy_s(times: Any) -> float:
+    """Busy CPU seconds in ``psutil.cpu_times()`` output: total minus idle, iowait, steal.
+
+    Guest time is already inside user and nice on Linux, so it is not added twice.
+    """
+    total = float(sum(times)) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+    idle = float(times.idle) + getattr(times, "iowait", 0.0) + getattr(times, "steal", 0.0)
+    return total - idle
+
+
+def process_cpu_s(process: Any, errors: tuple[type[BaseException], ...]) -> float:
+    """User + system seconds of ``process`` and of the children it has reaped (0 if gone)."""
+    try:
+        t = process.cpu_times()
+    except errors:
+        return 0.0
+    return float(
+        t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)
+    )
+
+
+def _descendants(process: Any, errors: tuple[type[BaseException], ...]) -> list[Any]:
+    try:
+        return list(process.children(recursive=True))
+    except errors:
+        return []
+
+
+class RunProcesses:
+    """This run's processes: this one, its descendants and, in a job, the job's other
+    local ranks (siblings whose environment names the same job) with theirs.
+
+    A sibling's job is looked up once (its environment does not change); a sibling that
+    cannot be read is not counted.
+    """
+
+    def __init__(self, world: CpuWorld) -> None:
+        self.world = world
+        self._job_of = world.job_of or job_id_of
+        self._sibling_is_rank: dict[Any, bool] = {}
+
+    def _is_rank(self, sibling: Any) -> bool:
+        known = self._sibling_is_rank.get(sibling)
+        if known is None:
+            try:
+                known = self._job_of(sibling.environ()) == self.world.job_id
+            except self.world.errors:
+                known = False
+            self._sibling_is_rank[sibling] = known
+        return known
+
+    def roots(self) -> list[Any]:
+        """This process, then the job's other local ranks."""
+        world = self.world
+        roots = [world.process]
+        if world.job_id is None:
+            return roots
+        try:
+            parent = world.process.parent()
+            siblings = [] if parent is None else list(parent.children(recursive=False))
+        except world.errors:
+            return roots
+        roots.extend(s for s in siblings if s != world.process and self._is_rank(s))
+        return roots
+
+    def cpu_s(self) -> float:
+        """CPU seconds of all of them, cumulative (see :func:`process_cpu_s`)."""
+        errors = self.world.errors
+        total = 0.0
+        for root in self.roots():
+            for process in (root, *_descendants(root, errors)):
+                total += process_cpu_s(process, errors)
+        return total
+
+    def pids(self) -> set[int]:
+        """Their process ids."""
+        errors = self.world.errors
+        return {int(p.pid) for root in self.roots() for p in (root, *_descendants(root, errors))}
+
+
+class CpuTimeShare:
+    """This run's share of the node's CPU energy: its CPU time over the node's busy time.
+
+    Thread-safe: one source serves every node-wide sensor of a run (CPU packages and DRAM
+    read on different threads), so processes are listed once per period, not per sensor.
+    """
+
+    method = "CPU-time share"
+
+    def __init__(
+        self,
+        world: CpuWorld | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        period_s: float = DEFAULT_PERIOD_S,
+        min_busy_s: float = MIN_BUSY_S,
+    ) -> None:
+        self.world = world if world is not None else psutil_world()
+        self.processes = RunProcesses(self.world)
+        self.estimator = ShareEstimator(min_busy_s=min_busy_s)
+        self.period_s = period_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last_s: float | None = None
+        self._failed = False
+        self.snapshot()  # the baseline: the first share covers the time from here
+        self._last_s = clock()
+
+    @property
+    def note(self) -> str:
+        job = " and its job's other local ranks" if self.world.job_id is not None else ""
+        return (
+            "apportioned by CPU-time share: an estimate (other processes share this node);"
+            f" this run's CPU time (this process, its children{job}) over the node's busy"
+            " CPU time, refreshed every"
+            f" {self.period_s:g} s"
+        )
+
+    def snapshot(self) -> CpuTimes:
+        """Read both clocks now and feed the estimator."""
+        times = CpuTimes(
+            own_s=self.processes.cpu_s(), busy_s=node_busy_s(self.world.node_cpu_times())
+        )
+        self.estimator.update(times)
+        return times
+
+    def share(self) -> float:
+        """The latest share, refreshed when ``period_s`` has passed; never raises."""
+        with self._lock:
+            now_s = self._clock()
+            if self._last_s is None or now_s - self._last_s >= self.period_s:
+                self._last_s = now_s
+                try:
+                    self.snapshot()
+                except Exception as exc:  # psutil broken mid-run: keep the last share
+                    if not self._failed:
+                        logger.warning("greenprof: CPU times unreadable (%s); share kept", exc)
+                        self._failed = True
+            return self.estimator.share
+
+
+# ---------------------------------------------------------------------- the wrapper
+
+
+@dataclass(frozen=True, slots=True)
+class ApportionSummary:
+    """What one apportioned device measured, for the run's record at stop."""
+
+    device: str
+    method: str
+    """How the share was estimated."""
+    energy_j: float
+    """This run's share of the device's energy since the first read."""
+    device_energy_j: float
+    """The whole device's energy over the same reads (unapportioned)."""
+    shared: bool
+    """True when some read's share was below 1 (the device was shared)."""
+    min_share: float
+    max_share: float
+
+    @property
+    def share(self) -> float | None:
+        """Average share, energy-weighted (None before any energy was measured)."""
+        if self.device_energy_j <= 0.0:
+            return None
+        return self.energy_j / self.device_energy_j
+
+    @property
+    def text(self) -> str:
+        """One line for the run's notes."""
+        share = self.share
+        part = "" if share is None else f"{share:.1%} of "
+        return (
+            f"{self.device}: {part}the device's {self.device_energy_j:.6g} J attributed to this"
+            f" run ({self.energy_j:.6g} J) by {self.method}, an estimate"
+            f" (share {self.min_share:.2f}–{self.max_share:.2f})"
+        )
+
+
+class ApportionedSensor:
+    """A shared device's sensor that reports only this run's share of its energy.
+
+    Each ``read()`` reads the inner sensor and the share: ``energy_j`` grows by each
+    counter step × the share (starting from the inner counter's first value, so with a
+    share of 1 the readings are the inner ones); ``power_w`` is the inner power × the
+    share; a reading without energy is power only, as the inner one.
+
+    The inner counter goes through its own :class:`ReadingGuard` before its steps are
+    scaled: a read 1 J low on a 5 MJ counter must not become a 5 MJ "reset", which the
+    sampler's guard could no longer tell apart once scaled. A read that this guard rejects
+    or holds back (to tell a reset from a glitch) raises :class:`SensorError` naming the
+    reason, and the sampler counts it as a failed read.
+
+    ``node_energy_j`` (alias ``device_energy_j``) is the unapportioned energy since the
+    first read, ``energy_j`` this run's part of it, ``share`` the latest share.
+
+    Example::
+
+        cpu = ApportionedSensor(rapl_sensor, CpuTimeShare())
+        cpu.read().energy_j  # this run's share;  cpu.node_energy_j: the whole node
+    """
+
+    def __init__(self, inner: PowerSensor, share_source: ShareSource) -> None:
+        self.inner = inner
+        self.share_source = share_source
+        self.device = inner.device
+        self.update_period_s: float | None = getattr(inner, "update_period_s", None)
+        self.share = 1.0
+        self.node_energy_j = 0.0
+        self.energy_j = 0.0
+        self._guard = ReadingGuard.for_sensor(inner, on_problem=self._problem)
+        self._problem_message: str | None = None
+        self._last_inner_j: float | None = None
+        self._out_j: float | None = None
+        self._last_power: tuple[float, float, float] | None = None
+        """(time_s, inner power W, share) of the last power reading, for the totals."""
+        self._share_range: tuple[float, float] | None = None
+        """(lowest, highest) share applied so far."""
+        self._counted_counter = False
+
+    @property
+    def device_energy_j(self) -> float:
+        """The unapportioned energy since the first read (the same as ``node_energy_j``)."""
+        return self.node_energy_j
+
+    @property
+    def info(self) -> DeviceInfo:
+        """The inner sensor's info, its method kept, with the share's caveat in the note."""
+        base = describe(self.inner)
+        extra = self.share_source.note
+        if not extra:
+            return base
+        note = f"{base.note}; {extra}" if base.note else extra
+        return dataclasses.replace(base, note=note)
+
+    def _problem(self, event: GuardEvent) -> None:
+        self._problem_message = f"{event.reason}: {event.message}"
+
+    def read(self) -> Reading:
+        """The inner reading, apportioned. Raises what the inner sensor raises."""
+        raw = self.inner.read()
+        share = min(max(float(self.share_source.share()), 0.0), 1.0)
+        self._problem_message = None
+        passed = self._guard.check(raw)
+        if not passed:
+            why = self._problem_message or (
+                "counter dropped; held back for one read to tell a reset from a glitch"
+            )
+            raise SensorError(f"{self.device}: inner reading not used ({why})")
+        reading = passed[-1]
+        self.share = share
+        low, high = self._share_range or (share, share)
+        self._share_range = (min(low, share), max(high, share))
+        energy_j = self._apportion_counter(reading.energy_j, share)
+        self._integrate_power(reading, share)
+        return Reading(
+            device=self.device,
+            time_s=reading.time_s,
+            energy_j=energy_j,
+            power_w=None if reading.power_w is None else reading.power_w * share,
+            utilization_pct=reading.utilization_pct,
+            memory_used_bytes=reading.memory_used_bytes,
+            temperature_c=reading.temperature_c,
+        )
+
+    def _apportion_counter(self, inner_j: float | None, share: float) -> float | None:
+        if inner_j is None:
+            return None
+        if self._last_inner_j is None or self._out_j is None:
+            self._out_j = inner_j
+        else:
+            delta_j = counter_delta(self._last_inner_j, inner_j)
+            self._out_j += delta_j * share
+            self.node_energy_j += delta_j
+            self.energy_j += delta_j * share
+            self._counted_counter = True
+        self._last_inner_j = inner_j
+        return self._out_j
+
+    def _integrate_power(self, reading: Reading, share: float) -> None:
+        """Totals for a power-only sensor: the trapezoid the attribution also uses."""
+        if reading.power_w is None:
+            return
+        last, self._last_power = self._last_power, (reading.time_s, reading.power_w, share)
+        if last is None or self._counted_counter or reading.energy_j is not None:
+            return
+        t0_s, p0_w, s0 = last
+        dt_s = reading.time_s - t0_s
+        self.node_energy_j += 0.5 * (p0_w + reading.power_w) * dt_s
+        self.energy_j += 0.5 * (p0_w * s0 + reading.power_w * share) * dt_s
+
+    def summary(self) -> ApportionSummary:
+        """The energies so far, for the run's record (see :attr:`ApportionSummary.text`)."""
+        low, high = self._share_range or (1.0, 1.0)
+        return ApportionSummary(
+            device=self.device,
+            method=self.share_source.method,
+            energy_j=self.energy_j,
+            device_energy_j=self.node_energy_j,
+            shared=low < 1.0,
+            min_share=low,
+            max_share=high,
+        )
+
+    def close(self) -> None:
+        """Close the inner sensor."""
+        self.inner.close()
+
+
+# ---------------------------------------------------------------------- choosing
+
+
+def is_apportionable(sensor: PowerSensor) -> bool:
+    """A node-wide sensor that measures or models real hardware (simulated ones are not
+    apportioned: their figures are scripted, and already this run's)."""
+    info = describe(sensor)
+    return info.node_wide and info.method != "simulated"
+
+
+def apportion(
+    sensors: Sequence[PowerSensor],
+    *,
+    share_source_factory: Callable[[], ShareSource] | None = None,
+    gpu_share: bool = True,
+) -> list[PowerSensor]:
+    """The sensors to sample, each shared device wrapped in an :class:`ApportionedSensor`.
+
+    Node-wide sensors (CPU, DRAM; see :func:`is_apportionable`) share one source from
+    ``share_source_factory`` (default: :class:`CpuTimeShare` over psutil). A sensor that
+    offers ``share_source()`` (the NVML GPU sensor: its compute processes) is wrapped with
+    its own when ``gpu_share``. Everything else, and a sensor already apportioned, is
+    returned as is. When the CPU times cannot be read at all (no psutil), node-wide sensors
+    stay whole and a warning is logged: a figure too large, never a missing one.
+    """
+    out: list[PowerSensor] = []
+    cpu_source: ShareSource | None = None
+    cpu_failed = False
+    for sensor in sensors:
+        if isinstance(sensor, ApportionedSensor):
+            out.append(sensor)
+        elif is_apportionable(sensor):
+            if cpu_source is None and not cpu_failed:
+                try:
+                    cpu_source = (share_source_factory or CpuTimeShare)()
+                except Exception as exc:
+                    logger.warning("greenprof: node-wide energy not apportioned (%s)", exc)
+                    cpu_failed = True
+            out.append(sensor if cpu_source is None else ApportionedSensor(sensor, cpu_source))
+        elif gpu_share and callable(getattr(sensor, "share_source", None)):
+            out.append(_with_own_share(sensor))
+        else:
+            out.append(sensor)
+    return out
+
+
+def _with_own_share(sensor: Any) -> PowerSensor:
+    """``sensor`` wrapped with the source it offers (None: it cannot be shared, e.g. MIG)."""
+    try:
+        source = sensor.share_source()
+    except Exception as exc:
+        logger.warning("greenprof: %s not apportioned (%s)", sensor.device, exc)
+        source = None
+    return sensor if source is None else ApportionedSensor(sensor, source)
+
+
+def summaries(sensors: Iterable[PowerSensor]) -> list[ApportionSummary]:
+    """The summaries of the apportioned sensors among ``sensors``."""
+    return [s.summary() for s in sensors if isinstance(s, ApportionedSensor)]
