@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -96,16 +97,50 @@ def test_torchrun_profiles_each_worker_not_the_launcher(db_path: Path, tmp_path:
     assert len(jobs) == 1 and None not in jobs  # one job, both ranks
 
 
+ACCELERATE_SCRIPT = """
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader, TensorDataset
+
+accelerator = Accelerator(cpu=True)
+torch.manual_seed(0)
+data = TensorDataset(torch.randn(64, 4), torch.randn(64, 1))
+model = torch.nn.Linear(4, 1)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+loader = DataLoader(data, batch_size=8)
+model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+for x, y in loader:
+    optimizer.zero_grad()
+    accelerator.backward(torch.nn.functional.mse_loss(model(x), y))
+    optimizer.step()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.mark.slow
-def test_python_m_torch_distributed_run_with_a_named_job(db_path: Path, tmp_path: Path) -> None:
-    pytest.importorskip("torch")
-    script = _script(tmp_path, DDP_SCRIPT)
-    command = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
-    result = _greenprof_run(db_path, tmp_path, *command, script, options=("--job", "exp7"))
+def test_accelerate_launch_with_a_named_job(db_path: Path, tmp_path: Path) -> None:
+    pytest.importorskip("accelerate")
+    accelerate = Path(sys.executable).with_name("accelerate")
+    if not accelerate.exists():
+        pytest.skip("no accelerate next to this interpreter")
+    script = _script(tmp_path, ACCELERATE_SCRIPT)
+    command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2"]
+    command += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    command += ["--main_process_port", str(_free_port()), script]
+    result = _greenprof_run(db_path, tmp_path, *command, options=("--job", "exp7"))
     assert result.returncode == 0, result.stderr[-4000:]
     runs = read_runs(db_path)
-    assert len(runs) == 2
-    _assert_two_ranks(runs)
+    assert len(runs) == 2, [(r.run.name, r.run.rank) for r in runs]
+    assert [r.run.rank for r in _by_rank(runs)] == [0, 1]
+    for stored in runs:
+        assert stored.run.status == "completed"
+        assert len(stored.steps) == 4  # 64 samples, 2 processes, batch 8
+        assert stored.run.samples == 32
     if hasattr(runs[0].run, "job_id"):
         assert {r.run.job_id for r in runs} == {"exp7"}
 
