@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,14 @@ torch = pytest.importorskip("torch")
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 import greenprof  # noqa: E402
-from tests.hooks.conftest import assert_consistent, fake_sensors, only_run  # noqa: E402
+from tests.hooks.conftest import (  # noqa: E402
+    assert_consistent,
+    fake_sensors,
+    only_run,
+    read_runs,
+)
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::UserWarning"),  # Lightning's num_workers / logger hints
@@ -145,3 +155,59 @@ def test_transformers_trainer_callback(db_path: Path, tmp_path: Path) -> None:
     assert all(s.samples == 16 for s in stored.steps)
     assert [e.steps for e in stored.epochs] == [4, 4]
     assert_consistent(stored)
+
+
+LIGHTNING_DDP = """
+import lightning.pytorch as lp
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+from greenprof.hooks.lightning import GreenprofCallback
+from greenprof.sensors.fake import FakeSensor
+
+class Tiny(lp.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 1)
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self.layer(x), y)
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    train = DataLoader(TensorDataset(torch.randn(64, 4), torch.randn(64, 1)), batch_size=8)
+    callback = GreenprofCallback(run="ddp", sensors=[FakeSensor("cpu:0", 5.0)])
+    trainer = lp.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=1,
+                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, callbacks=[callback])
+    trainer.fit(Tiny(), train)
+"""
+
+
+@pytest.mark.slow
+def test_lightning_ddp_records_each_ranks_rank(db_path: Path, tmp_path: Path) -> None:
+    """Lightning's own launcher sets no RANK: the callback gives the run its rank."""
+    pytest.importorskip("lightning")
+    script = tmp_path / "ddp.py"
+    script.write_text(LIGHTNING_DDP)
+    env = dict(os.environ, GREENPROF_DB=str(db_path), OMP_NUM_THREADS="1")
+    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "GREENPROF_JOB", "MASTER_PORT"):
+        env.pop(name, None)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted(read_runs(db_path), key=lambda r: r.run.rank if r.run.rank is not None else -1)
+    assert [(r.run.rank, r.run.world_size) for r in runs] == [(0, 2), (1, 2)]
+    assert [len(r.steps) for r in runs] == [4, 4]
+    if hasattr(runs[0].run, "job_id"):
+        assert runs[0].run.job_id is not None
+        assert runs[0].run.job_id == runs[1].run.job_id
