@@ -28,8 +28,9 @@ and the node total is kept beside it.
 - The process list is refreshed at most once per ``period_s`` (1 s): listing descendants
   scans every process of the node (about 2 ms for 70 processes here), too slow for every
   10 Hz read. Reads in between use the latest share. An interval with almost no busy
-  time (< ``min_busy_s``) keeps the previous share and grows until it has some; the first
-  share is 1.0.
+  time (< ``min_busy_s``) keeps the previous share and grows until it has some. Until the
+  first share is measured (the first read with some busy time, not a whole period: on a
+  busy node a whole second at 1.0 was a third of a quiet run's energy here) it is 1.0.
 """
 
 from __future__ import annotations
@@ -106,6 +107,8 @@ class ShareEstimator:
     def __init__(self, *, initial: float = 1.0, min_busy_s: float = MIN_BUSY_S) -> None:
         self.share = initial
         self.min_busy_s = min_busy_s
+        self.measured = False
+        """True once a share was measured (before, ``share`` is the initial value)."""
         self._base: CpuTimes | None = None
 
     def update(self, now: CpuTimes) -> float:
@@ -122,6 +125,7 @@ class ShareEstimator:
         if busy_s < self.min_busy_s:
             return self.share
         self.share = min(max(own_s / busy_s, 0.0), 1.0)
+        self.measured = True
         self._base = now
         return self.share
 
@@ -300,10 +304,12 @@ class CpuTimeShare:
         return times
 
     def share(self) -> float:
-        """The latest share, refreshed when ``period_s`` has passed; never raises."""
+        """The latest share, refreshed when ``period_s`` has passed (at every call until a
+        first share is measured); never raises."""
         with self._lock:
             now_s = self._clock()
-            if self._last_s is None or now_s - self._last_s >= self.period_s:
+            due = self._last_s is None or now_s - self._last_s >= self.period_s
+            if due or not (self.estimator.measured or self._failed):
                 self._last_s = now_s
                 try:
                     self.snapshot()

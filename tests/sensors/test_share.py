@@ -243,19 +243,33 @@ def test_a_run_alone_on_a_quiet_node_keeps_all_of_it() -> None:
     assert not sensor.summary().shared
 
 
-def test_the_share_is_refreshed_once_per_period_and_applied_between() -> None:
+def test_the_first_share_comes_with_the_first_read_then_once_per_period() -> None:
     clock, node = FakeClock(), Node()
     proc = Proc(10)
     counter = Counter(clock)
-    sensor = ApportionedSensor(counter, cpu_share(proc, node, clock))
-    sensor.read()
-    proc.user_s, node.busy_s = 1.0, 4.0
-    for _ in range(10):  # 10 Hz: the first second still uses the first share (1.0)
+    snapshots = 0
+
+    def node_times() -> NodeTimes:
+        nonlocal snapshots
+        snapshots += 1
+        return node.cpu_times()
+
+    source = CpuTimeShare(
+        CpuWorld(process=proc, node_cpu_times=node_times, errors=(Gone,)),
+        clock=clock,
+        period_s=1.0,
+    )
+    sensor = ApportionedSensor(counter, source)
+    sensor.read()  # no busy time yet: 1.0, and asked again at the next read
+    for _ in range(20):  # 10 Hz for 2 s, this run 1 of every 4 busy CPU seconds
         clock.advance(0.1)
+        proc.user_s += 0.1
+        node.busy_s += 0.4
         counter.energy_j += 1.0
         sensor.read()
-    assert sensor.share == pytest.approx(0.25)  # refreshed at 1.0 s
-    assert sensor.energy_j == pytest.approx(9.0 + 0.25)
+    assert sensor.share == pytest.approx(0.25)
+    assert sensor.energy_j == pytest.approx(20 * 0.25)
+    assert snapshots == 1 + 2 + 1  # the baseline, the first two reads, then at 1.1 s
 
 
 # ---------------------------------------------------------------------- processes
@@ -419,14 +433,15 @@ def test_power_only_sensors_get_their_power_scaled_and_energy_integrated() -> No
     sensor = make_half(clock, model)
     first = sensor.read()
     assert first.energy_j is None
-    assert first.power_w == pytest.approx(8.0)  # the first share is 1.0
+    assert first.power_w == pytest.approx(4.0)
+    model.power_w = 6.0
     for _ in range(4):
         clock.advance(1.0)
         reading = sensor.read()
-    assert reading.power_w == pytest.approx(4.0)
+    assert reading.power_w == pytest.approx(3.0)
     assert reading.energy_j is None
-    assert sensor.node_energy_j == pytest.approx(32.0)
-    assert sensor.energy_j == pytest.approx(0.5 * (8.0 + 4.0) + 3 * 4.0)
+    assert sensor.node_energy_j == pytest.approx(0.5 * (8.0 + 6.0) + 3 * 6.0)  # trapezoids
+    assert sensor.energy_j == pytest.approx(0.5 * sensor.node_energy_j)
 
 
 # ---------------------------------------------------------------------- labels and choice
@@ -463,7 +478,7 @@ def test_the_summary_says_what_share_of_which_total() -> None:
     assert summary.method == "CPU-time share"
     assert summary.text == (
         "cpu:0: 50.0% of the device's 200 J attributed to this run (100 J) by CPU-time share,"
-        " an estimate (share 0.50–1.00)"
+        " an estimate (share 0.50–0.50)"
     )
     assert summaries([sensor, counter]) == [summary]
 
