@@ -501,13 +501,15 @@ def is_apportionable(sensor: PowerSensor) -> bool:
 def apportion(
     sensors: Sequence[PowerSensor],
     *,
+    env: Mapping[str, str] = os.environ,
     share_source_factory: Callable[[], ShareSource] | None = None,
     gpu_share: bool = True,
 ) -> list[PowerSensor]:
     """The sensors to sample, each shared device wrapped in an :class:`ApportionedSensor`.
 
     Node-wide sensors (CPU, DRAM; see :func:`is_apportionable`) share one source from
-    ``share_source_factory`` (default: :class:`CpuTimeShare` over psutil). A sensor that
+    ``share_source_factory`` (default: :class:`CpuTimeShare` over psutil, the job read from
+    ``env``). A sensor that
     offers ``share_source()`` (the NVML GPU sensor: its compute processes) is wrapped with
     its own when ``gpu_share``. Everything else, and a sensor already apportioned, is
     returned as is. When the CPU times cannot be read at all (no psutil), node-wide sensors
@@ -522,7 +524,8 @@ def apportion(
         elif is_apportionable(sensor):
             if cpu_source is None and not cpu_failed:
                 try:
-                    cpu_source = (share_source_factory or CpuTimeShare)()
+                    factory = share_source_factory or (lambda: CpuTimeShare(psutil_world(env)))
+                    cpu_source = factory()
                 except Exception as exc:
                     logger.warning("greenprof: node-wide energy not apportioned (%s)", exc)
                     cpu_failed = True

@@ -527,8 +527,11 @@ def test_apportion_leaves_node_wide_sensors_whole_when_cpu_times_cannot_be_read(
     assert "not apportioned" in caplog.text
 
 
-def test_apportion_defaults_to_the_cpu_time_share_of_this_process() -> None:
-    (wrapped,) = apportion([Counter(FakeClock())])
+def test_apportion_defaults_to_the_cpu_time_share_of_this_process_and_its_job() -> None:
+    env = {"LOCAL_RANK": "0", "RANK": "0", "TORCHELASTIC_RUN_ID": "xyz"}
+    (wrapped,) = apportion([Counter(FakeClock())], env=env)
     assert isinstance(wrapped, ApportionedSensor)
     assert isinstance(wrapped.share_source, CpuTimeShare)
     assert wrapped.share_source.world.process.pid == psutil.Process().pid
+    assert wrapped.share_source.world.job_id == "torchrun-xyz"
+    assert "its job's other local ranks" in wrapped.info.note
