@@ -313,6 +313,7 @@ class Profiler:
                 self._drain_marks(ledger, writer)
                 self._store_steps(ledger.finish())
                 writer.set_totals(self._totals())
+                self._note_shares()
                 for device in ledger.unseen_devices:
                     writer.update_device(device, note="no valid reading during the run")
                     writer.record_error(f"{device} gave no valid reading: its energy is unknown")
@@ -471,6 +472,15 @@ class Profiler:
             writer.update_device(device, note=f"no readings after {stale_s:.1f} s of silence")
             writer.record_error(message)
 
+    def _note_shares(self) -> None:
+        """Say on the run which devices were shared and what share of their total it got
+        (the unapportioned totals stay on record there)."""
+        from greenprof.sensors.share import summaries
+
+        for summary in summaries(self._sensors):
+            if summary.shared:
+                self.note(summary.text)
+
     def _note_rejected(self, device: str, time_s: float, _reason: str) -> None:
         """Sampler thread: a reading was rejected or repaired; flag the steps around it."""
         ledger = self._ledger
@@ -554,10 +564,13 @@ class Profiler:
         if self._explicit_sensors is not None:
             return self._explicit_sensors
         from greenprof.sensors.detect import detect_sensors
+        from greenprof.sensors.share import apportion
 
         detection = detect_sensors(env=self._env)
         self.detection_notes = detection.notes
-        return list(detection.sensors)
+        # Node-wide sensors (and GPUs other processes use too) measure more than this run:
+        # its share is attributed, labelled as an estimate (greenprof.sensors.share).
+        return apportion(list(detection.sensors), env=self._env)
 
     def _run_spec(self) -> RunSpec:
         from greenprof import __version__

@@ -206,5 +206,7 @@ def run_summary(
     if caveats:
         lines.append("data quality: " + "; ".join(caveats))
     if run.error:
-        lines.append(f"error: {_safe(run.error)}")
+        # the column holds what went wrong, and caveats a completed run carries
+        label = "notes" if run.status == "completed" else "error"
+        lines.append(f"{label}: {_safe(run.error)}")
     return lines
