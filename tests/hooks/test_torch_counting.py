@@ -221,6 +221,43 @@ def test_gradient_accumulation_counts_micro_batches_by_epoch(db_path: Path) -> N
     assert _epochs(stored) == [(0, 7, N), (1, 7, N)]
 
 
+def test_a_pass_left_by_break_is_no_epoch_and_its_unstepped_batch_no_sample(
+    db_path: Path,
+) -> None:
+    t = Training()
+
+    def body(prof: greenprof.Profiler) -> None:
+        with torch_hooks.attach(t.optimizer, prof):
+            for _ in range(2):
+                for i, (x, y) in enumerate(t.train):
+                    if i == 5:
+                        break  # drawn, never stepped
+                    t.step(x, y)
+            t.epoch()
+
+    stored = _profiled(db_path, body)
+    assert stored.run.samples == 10 * BATCH + N
+    assert _epochs(stored) == [(0, 10 + STEPS_PER_EPOCH, 10 * BATCH + N)]
+
+
+@pytest.mark.parametrize(
+    ("batch", "expected"),
+    [
+        ((torch.zeros(32, 8), torch.zeros(32)), 32),
+        ({"input_ids": torch.zeros(8, 5)}, 8),
+        (([torch.zeros(4, 2)], torch.zeros(4)), 4),
+        (torch.zeros(3), 3),
+        (torch.tensor(1.0), None),
+        ([1, 2, 3], None),
+        ((), 0),
+        ("abc", 3),
+        (5, None),
+    ],
+)
+def test_batch_size(batch: object, expected: int | None) -> None:
+    assert _common.batch_size(batch) == expected
+
+
 def test_cuda_event_steps_and_epochs_stay_in_order(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
