@@ -187,14 +187,13 @@ def tensorflow_loops(steps: int) -> dict[str, Loop]:
     from greenprof.hooks.tensorflow import wrap_step
 
     w = tf.Variable(tf.zeros((64, 1)))
-    opt = tf.keras.optimizers.SGD(0.01)
     data = [(tf.random.normal((32, 64)), tf.random.normal((32, 1))) for _ in range(steps)]
 
     @tf.function
     def step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean((x @ w - y) ** 2)
-        opt.apply_gradients(zip(tape.gradient(loss, [w]), [w], strict=True))
+        w.assign_sub(0.01 * tape.gradient(loss, w))  # no tf.keras: Keras may be on torch
         return loss
 
     step(*data[0])
