@@ -720,11 +720,11 @@ def mark_run_ended(
 ) -> None:
     """Record from outside a run's process how it ended (``greenprof run`` does this when
     the child exits non-zero). A run already marked failed or interrupted keeps its status;
-    an error already recorded is kept."""
+    the cause goes first in ``error``, before what the run had recorded."""
     conn = connect(path, create=False)
     try:
         conn.execute(
-            "UPDATE runs SET status = ?, error = coalesce(error, ?),"
+            "UPDATE runs SET status = ?, error = ? || coalesce('; ' || error, ''),"
             " ended_at = coalesce(ended_at, ?)"
             " WHERE run_id = ? AND status IN ('running', 'completed')",
             (status, error, wall_clock(), run_id),
