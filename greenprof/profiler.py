@@ -104,6 +104,8 @@ class Profiler:
         tags: free-form labels stored with the run (values become strings).
         job: the job this run is one rank of (default: from the launcher's environment,
             see ``greenprof.jobs``; ``$GREENPROF_JOB`` sets it for every rank).
+        ambient: a whole-process run (``greenprof run`` starts one): a Profiler started
+            inside it joins it instead of starting a second, overlapping run.
         framework: which hook drives the run ("torch", "keras", ...), for the record.
         expected_steps: the planned number of steps, for live forecasts.
         baseline_s: measure idle power for this long before the run (0 = don't).
@@ -132,6 +134,7 @@ class Profiler:
         pushgateway: str | None = None,
         flush_interval_s: float = 0.3,
         job: str | None = None,
+        ambient: bool = False,
         env: Mapping[str, str] = os.environ,
     ) -> None:
         interval_s = _check_interval(interval_s)
@@ -188,6 +191,8 @@ class Profiler:
         self._previous_sigterm: Any = None
         self._rejected: dict[str, int] = {}
         self._sensors_started = False  # sensors are closed at stop only once sampled
+        self._joined: Profiler | None = None
+        self.ambient = bool(ambient)
         self.run_id: int | None = None
 
     # Lifecycle --------------------------------------------------------------
@@ -211,11 +216,14 @@ class Profiler:
 
     @property
     def running(self) -> bool:
-        return self._writer is not None
+        joined = self._joined
+        return joined.running if joined is not None else self._writer is not None
 
     @property
     def energy_j(self) -> float:
         """Energy of all devices so far (J, up to the sampler's last reading); 0 before start."""
+        if self._joined is not None:
+            return self._joined.energy_j
         ledger = self._ledger
         return 0.0 if ledger is None else sum(ledger.device_energy_j().values())
 
@@ -241,6 +249,10 @@ class Profiler:
                 return self
             self._depth += 1
             if self._depth > 1:
+                return self
+            ambient = current_profiler()
+            if ambient is not None and ambient is not self and ambient.ambient:
+                self._join(ambient)
                 return self
             try:
                 self._start()
@@ -294,8 +306,33 @@ class Profiler:
             self._depth -= 1
             if self._depth > 0:
                 return
+            if self._joined is not None:
+                self._leave()
+                return
             self._release(status=status, error=error)
         self._push_metrics()
+
+    def _join(self, ambient: Profiler) -> None:
+        """Under ``greenprof run``, an explicit Profiler joins the whole-process run rather
+        than start a second, overlapping one: its name and tags go to that run, and its
+        step marks go through the run's own methods (so the zero-code hooks see them and
+        never count a step twice)."""
+        self._joined = ambient
+        self.run_id, self.db_path, self.devices = ambient.run_id, ambient.db_path, ambient.devices
+        ambient.adopt(self.name, self.tags)
+        for name in _MARK_METHODS:
+            vars(self)[name] = functools.partial(_forward, ambient, name)
+
+    def _leave(self) -> None:
+        self._joined = None
+        for name in _MARK_METHODS:
+            vars(self).pop(name, None)
+
+    def adopt(self, name: str, tags: Mapping[str, str]) -> None:
+        """Take the name and tags of an explicit Profiler that joined this run."""
+        if self._writer is not None:
+            self._writer.rename(name, tags)
+            self.note(f"joined by Profiler({name!r}) in the script: one run, not two")
 
     def _release(self, *, status: RunStatus, error: str | None) -> None:
         """Stop sampling, store what remains, close the run; each part bounded, each part
@@ -655,6 +692,15 @@ def profile(run: str | None = None, **options: Any) -> Callable[[Callable[P, R]]
         return wrapper
 
     return decorate
+
+
+_MARK_METHODS = ("step", "steps", "step_begin", "step_end", "epoch_begin")
+
+
+def _forward(target: Profiler, name: str, *args: Any, **kwargs: Any) -> Any:
+    """A joined Profiler's step API: the run's own method, looked up at each call (hooks
+    may watch it)."""
+    return getattr(target, name)(*args, **kwargs)
 
 
 def _check_interval(interval_s: object) -> float:

@@ -211,3 +211,24 @@ def test_in_process_prometheus_endpoint_serves_this_run(db_path: Path) -> None:
         body = urllib.request.urlopen(url, timeout=5).read().decode()
     assert "greenprof_energy_joules_total{" in body
     assert 'run="scraped"' in body
+
+
+def test_an_explicit_profiler_inside_a_whole_process_run_joins_it(db_path: Path) -> None:
+    ambient = greenprof.Profiler(
+        "train", db=db_path, sensors=_sensors(), tags={"zero_code": "true"}, ambient=True
+    )
+    ambient.start()
+    try:
+        with greenprof.Profiler("resnet-bs4", db=db_path, tags={"bs": 4}) as prof:
+            assert prof.running and prof.run_id == ambient.run_id
+            for _ in range(6):
+                with prof.step(samples=4):
+                    pass
+            prof.step_end(samples=4)
+    finally:
+        ambient.stop()
+    (run,) = greenprof.RunStore(db_path).runs()
+    assert (run.name, run.steps, run.samples) == ("resnet-bs4", 7, 28)
+    assert run.tags == {"bs": "4", "zero_code": "true"}
+    assert run.status == "completed"
+    assert not prof.running

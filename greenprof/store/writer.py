@@ -32,7 +32,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -388,6 +388,16 @@ class StoreWriter:
                 self._lost_summary(),
             )
         self._conn.close()
+
+    def rename(self, name: str, tags: Mapping[str, str]) -> None:
+        """Give the run another name and more tags (an explicit Profiler joined it)."""
+        with self._lock:
+            self._pending.updates.append(
+                (
+                    "UPDATE runs SET name = ?, tags = json_patch(tags, ?) WHERE run_id = ?",
+                    (name, json.dumps(dict(tags), sort_keys=True), self.run_id),
+                )
+            )
 
     def set_framework(self, framework: str) -> None:
         """Record the framework that drives the run (known only once a hook joins)."""
