@@ -173,7 +173,8 @@ def start_from_env(
     del env[ENV_FLAG]
     profiler: Profiler | None = None
     try:
-        profiler = Profiler(**profiler_settings(env))
+        # ambient: an explicit Profiler in the script joins this run instead of a second one
+        profiler = Profiler(**profiler_settings(env), ambient=True)
         profiler.start()
     except Exception as exc:
         reason = str(exc) if isinstance(exc, GreenprofError) else repr(exc)
@@ -186,7 +187,7 @@ def start_from_env(
     _write_info(
         info_path, {"run_id": profiler.run_id, "db": str(profiler.db_path), "pid": os.getpid()}
     )
-    _stop_at_exit(profiler, _StepWatch(profiler))
+    _stop_at_exit(profiler)
     install_import_hooks(
         {
             "torch": lambda _module: _install_torch(profiler),
@@ -197,7 +198,7 @@ def start_from_env(
     return profiler
 
 
-def _stop_at_exit(profiler: Profiler, watch: _StepWatch) -> None:
+def _stop_at_exit(profiler: Profiler) -> None:
     """End the run when the interpreter exits: ``failed`` after an uncaught exception
     (``interrupted`` after Ctrl-C), else ``completed``; say so if no step was seen."""
     outcome: dict[str, Any] = {"status": "completed", "error": None}
@@ -210,15 +211,10 @@ def _stop_at_exit(profiler: Profiler, watch: _StepWatch) -> None:
         previous_hook(kind, exc, tb)
 
     def stop() -> None:
-        # after a crash, 0 steps is no news; after a clean end it is the hooks' failure
-        clean = outcome["status"] == "completed" and outcome.get("exit") is None
-        if not watch.seen and profiler.running and clean:
-            print(f"greenprof: warning: {NO_STEP_WARNING}", file=sys.stderr)
-            note = getattr(profiler, "note", None)
-            if callable(note):
-                with contextlib.suppress(Exception):
-                    note(NO_STEP_WARNING)
         profiler.stop(status=outcome["status"], error=outcome["error"])
+        # after a crash, 0 steps is no news; after a clean end it is the hooks' failure
+        if outcome["status"] == "completed" and outcome.get("exit") is None:
+            _say_if_no_step(profiler)
 
     original_exit = sys.exit
 
@@ -234,25 +230,24 @@ def _stop_at_exit(profiler: Profiler, watch: _StepWatch) -> None:
     atexit.register(stop)
 
 
-class _StepWatch:
-    """Notices the run's first step end, and then gets out of the way.
+def _say_if_no_step(profiler: Profiler) -> None:
+    """After a clean end, a run with no step says so: on stderr and on the run. Read from
+    the store once the run is closed (every mark path counts: hooks, ``prof.step()``, a
+    script's own Profiler that joined this run), so nothing watches the training thread."""
+    if profiler.run_id is None or "://" in str(profiler.db_path):
+        return
+    from greenprof.store.reader import RunStore
+    from greenprof.store.writer import mark_run_ended
 
-    It shadows ``profiler.step_end`` on the instance until the first call, then removes
-    itself, so later steps cost nothing extra (hooks that kept the bound method pay one
-    attribute check)."""
-
-    def __init__(self, profiler: Profiler) -> None:
-        self.seen = False
-        self._profiler = profiler
-        self._step_end = profiler.step_end
-        profiler.step_end = self  # type: ignore[method-assign]
-
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
-        if not self.seen:
-            self.seen = True
-            with contextlib.suppress(AttributeError):
-                del self._profiler.step_end
-        self._step_end(*args, **kwargs)
+    try:
+        with RunStore(profiler.db_path) as store:
+            run = store.run(profiler.run_id)
+        if run.steps > 0 or run.status != "completed":
+            return
+        print(f"greenprof: warning: {NO_STEP_WARNING}", file=sys.stderr)
+        mark_run_ended(profiler.db_path, profiler.run_id, "completed", NO_STEP_WARNING)
+    except Exception as exc:  # never fail the script's exit over a warning
+        log.debug("greenprof: could not check the run's steps: %r", exc)
 
 
 def _write_info(path: str | None, info: dict[str, Any]) -> None:

@@ -307,3 +307,20 @@ def test_no_step_seen_is_said(db_path: Path, tmp_path: Path) -> None:
     assert stored.run.steps == 0
     if hasattr(Profiler, "note"):  # the public path for a note on a running run
         assert NO_STEP_WARNING in (stored.run.error or "")
+
+
+@pytest.mark.slow
+def test_steps_of_a_joined_profiler_count_as_steps(db_path: Path, tmp_path: Path) -> None:
+    """A script's own Profiler joins the zero-code run; its steps are the run's steps."""
+    script = """
+    import greenprof
+    with greenprof.Profiler("mine") as prof:
+        for _ in range(3):
+            with prof.step(samples=8):
+                pass
+    """
+    result = _profile(db_path, tmp_path, script)
+    assert result.returncode == 0, result.stderr
+    assert NO_STEP_WARNING not in result.stderr
+    stored = only_run(db_path)
+    assert (stored.run.name, stored.run.steps, stored.run.samples) == ("mine", 3, 24)
