@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import ClassVar
 
@@ -13,9 +14,10 @@ from greenprof.store import RunStore
 class StoreScreen(Screen[None]):
     """A screen that reads the database through its own :class:`RunStore`.
 
-    Each screen's connection is used only by that screen's (one-at-a-time) worker
-    thread, so no connection is shared between threads. Queries are short: no read
-    transaction stays open between refreshes.
+    Each screen's connection is used by that screen's worker threads one at a time,
+    under ``store_lock``: a worker Textual has "cancelled" (``exclusive=True``) keeps
+    running to its end, and closing the connection under a running query would crash the
+    process. Queries are short: no read transaction stays open between refreshes.
     """
 
     HELP: ClassVar[str] = ""
@@ -24,6 +26,8 @@ class StoreScreen(Screen[None]):
         super().__init__()
         self.db_path = db_path
         self._store: RunStore | None = None
+        self.store_lock = threading.RLock()
+        """Held by every worker while it reads, and to close the connection."""
 
     @property
     def store(self) -> RunStore:
@@ -34,6 +38,7 @@ class StoreScreen(Screen[None]):
 
     def on_unmount(self) -> None:
         """Close the screen's connection."""
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        with self.store_lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None

@@ -83,7 +83,8 @@ The chart overlays cumulative step energy against step number."""
     def load(self) -> None:
         """Read each run's step digest (few rows even for long runs) and summarise."""
         try:
-            result: list[RunSummary] | str = load_summaries(self, self.refs)
+            with self.store_lock:
+                result: list[RunSummary] | str = load_summaries(self, self.refs)
         except StoreError as exc:
             result = str(exc)
         with contextlib.suppress(RuntimeError):

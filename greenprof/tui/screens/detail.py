@@ -87,12 +87,13 @@ Epoch rows are sums of that epoch's steps."""
     def load(self) -> None:
         """Read the run, its device energies and its epochs."""
         try:
-            run = self.store.run(self.run_id)
-            payload: tuple[RunInfo, dict[str, float], list[EpochRecord]] | str = (
-                run,
-                self.store.device_energy_j(self.run_id),
-                self.store.epochs(self.run_id),
-            )
+            with self.store_lock:
+                run = self.store.run(self.run_id)
+                payload: tuple[RunInfo, dict[str, float], list[EpochRecord]] | str = (
+                    run,
+                    self.store.device_energy_j(self.run_id),
+                    self.store.epochs(self.run_id),
+                )
         except StoreError as exc:
             payload = str(exc)
         with contextlib.suppress(RuntimeError):

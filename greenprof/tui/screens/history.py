@@ -83,7 +83,8 @@ J/sample is whole-run energy over samples; samples/kWh is its inverse, scaled.""
     def load(self) -> None:
         """Read all runs (one query over the runs table) in a worker thread."""
         try:
-            runs: list[RunInfo] | str = self.store.runs()
+            with self.store_lock:
+                runs: list[RunInfo] | str = self.store.runs()
         except StoreError as exc:
             runs = str(exc)
         with contextlib.suppress(RuntimeError):

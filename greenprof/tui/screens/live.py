@@ -114,7 +114,8 @@ declared length (expected_steps) from the mean J/step so far."""
         if self.paused or not self._poll_lock.acquire(blocking=False):
             return  # the previous poll is still running: skip this tick
         try:
-            view: LiveView | str | None = self._poll_once()
+            with self.store_lock:
+                view: LiveView | str | None = self._poll_once()
         except StoreError as exc:
             view = f"cannot read {self.db_path}: {exc}"
         finally:
