@@ -11,9 +11,40 @@
 - ``detect``: picks the best available source per device.
 """
 
+from typing import TYPE_CHECKING, Any
+
+from greenprof.records import Reading
 from greenprof.sensors.base import PowerSensor, describe
-from greenprof.sensors.guard import GuardStats, ReadingGuard
-from greenprof.sensors.share import ApportionedSensor, ApportionSummary, CpuTimeShare, apportion
+
+if TYPE_CHECKING:
+    from greenprof.sensors.guard import GuardStats, ReadingGuard
+    from greenprof.sensors.share import (
+        ApportionedSensor,
+        ApportionSummary,
+        CpuTimeShare,
+        apportion,
+    )
+
+_LAZY = {
+    "GuardStats": "greenprof.sensors.guard",
+    "ReadingGuard": "greenprof.sensors.guard",
+    "ApportionSummary": "greenprof.sensors.share",
+    "ApportionedSensor": "greenprof.sensors.share",
+    "CpuTimeShare": "greenprof.sensors.share",
+    "apportion": "greenprof.sensors.share",
+}
+"""Loaded on first use: ``import greenprof`` stays light (the profiler imports them when
+it starts)."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'greenprof.sensors' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "ApportionSummary",
@@ -21,6 +52,7 @@ __all__ = [
     "CpuTimeShare",
     "GuardStats",
     "PowerSensor",
+    "Reading",
     "ReadingGuard",
     "apportion",
     "describe",
