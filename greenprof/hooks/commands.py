@@ -16,7 +16,6 @@ import math
 import os
 import resource
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -163,7 +162,7 @@ def _check_database(path: Path) -> None:
         return  # a new file is created by the child; servers are checked there
     try:
         RunStore(path).close()
-    except (GreenprofError, sqlite3.Error) as exc:
+    except GreenprofError as exc:
         raise ConfigError(str(exc)) from exc
 
 
@@ -381,7 +380,7 @@ def _finish_run(info_path: str, code: int) -> None:
     for db, run_id in info.runs:
         try:
             _end_run(db, run_id, code, sole=sole)
-        except (GreenprofError, sqlite3.Error, ValueError) as exc:
+        except (GreenprofError, ValueError) as exc:
             _warn(f"could not record the exit in {db}: {_one_line(str(exc))}")
 
 

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from greenprof.energy import StepAttributor
+from greenprof.errors import StoreError
 from greenprof.records import STEP_RECOVERED, Reading
 from greenprof.store.liveness import STALE_AFTER_S, pid_alive, run_is_dead
-from greenprof.store.schema import connect
+from greenprof.store.schema import connect, describe_sqlite_error
 
 MAX_EXTRAPOLATION_S = 2.0
 """Steps ending later than this after a device's last stored reading get no energy from it."""
@@ -145,7 +146,8 @@ def repair(
     wall_clock: Callable[[], float] = time.time,
     alive: Callable[[int], bool] = pid_alive,
 ) -> list[Recovery]:
-    """Recover the given runs, or every dead run in the database at ``path``."""
+    """Recover the given runs, or every dead run in the database at ``path``; a SQLite
+    failure is a one-line :class:`StoreError`."""
     conn = connect(path, create=False)
     try:
         now = wall_clock()
@@ -155,6 +157,8 @@ def repair(
             else dead_runs(conn, host=host or socket.gethostname(), now=now, alive=alive)
         )
         return [recover_run(conn, run_id, now=now) for run_id in targets]
+    except sqlite3.Error as exc:
+        raise StoreError(describe_sqlite_error(path, exc)) from exc
     finally:
         conn.close()
 

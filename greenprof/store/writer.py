@@ -739,5 +739,7 @@ def mark_run_ended(
             " WHERE run_id = ? AND status IN ('running', 'completed')",
             (status, error, wall_clock(), run_id),
         )
+    except sqlite3.Error as exc:
+        raise _store_error(path, exc) from exc
     finally:
         conn.close()
