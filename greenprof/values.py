@@ -96,3 +96,17 @@ def setting_int(name: str, value: object, *, minimum: int, maximum: int) -> int:
             f"{name} must be an integer between {minimum} and {maximum}; got {_short(value)}"
         )
     return number
+
+
+def finite_from_text(text: str, label: str, what: str = "a finite number") -> float:
+    """A finite float parsed from command-line or environment text (ConfigError naming
+    ``label`` otherwise: ``nan``, ``inf`` and words are refused alike)."""
+    from greenprof.errors import ConfigError
+
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise ConfigError(f"{label} must be {what}; got {text!r}")
+    return number

@@ -35,7 +35,6 @@ import importlib.abc
 import importlib.machinery
 import json
 import logging
-import math
 import os
 import sys
 import types
@@ -46,6 +45,7 @@ from typing import Any, NoReturn, overload
 from greenprof.errors import ConfigError, GreenprofError
 from greenprof.profiler import Profiler
 from greenprof.redaction import redact_argv
+from greenprof.values import finite_from_text
 
 log = logging.getLogger("greenprof")
 
@@ -105,13 +105,7 @@ def _number(env: Mapping[str, str], name: str, default: float | None) -> float |
     value = env.get(name)
     if not value:  # unset or empty: the default, as for the Profiler's own variables
         return default
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number):
-        raise ConfigError(f"${name} must be a finite number; got {value!r}")
-    return number
+    return finite_from_text(value, f"${name}")
 
 
 def _integer(env: Mapping[str, str], name: str) -> int | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import resource
 import signal
@@ -28,6 +27,7 @@ from greenprof.cli import add_db_argument
 from greenprof.errors import ConfigError, GreenprofError
 from greenprof.records import RunStatus
 from greenprof.redaction import redact_argv
+from greenprof.values import finite_from_text
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 MAX_INTERVAL_S = 60.0
@@ -116,13 +116,7 @@ def _job(job: str | None) -> str | None:
 
 
 def _finite(text: str, option: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise ConfigError(f"{option} must be {what}; got {text!r}")
-    return value
+    return finite_from_text(text, option, what)
 
 
 def _integer(text: str, option: str, what: str) -> int:
