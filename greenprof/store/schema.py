@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -276,7 +277,7 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
         if not existed:
             _claim(conn)
         _check_identity(conn, path, ours=not existed)
-        conn.execute("PRAGMA journal_mode=WAL")
+        _set_wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         migrate(conn)
@@ -284,7 +285,7 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
     except BaseException as exc:
         if conn is not None:
             conn.close()
-        if created:
+        if created and _size(path) == 0:  # never a file another process has written to
             _remove_database_files(path)
         if isinstance(exc, sqlite3.Error):
             raise StoreError(describe_sqlite_error(path, exc)) from exc
@@ -340,6 +341,28 @@ def describe_sqlite_error(path: Path, exc: sqlite3.Error) -> str:
     if "disk is full" in text or "disk I/O" in text:
         return f"{path} cannot be written ({text}): free space on its disk, or use another --db"
     return f"{path}: {text}"
+
+
+def _set_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL. The switch needs the file to itself, and SQLite may refuse it at once
+    (without its busy handler) while another process of the same job is initialising
+    the file: retry within the busy timeout."""
+    deadline_s = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline_s:
+                raise
+            time.sleep(0.02)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _claim(conn: sqlite3.Connection) -> None:
