@@ -30,8 +30,6 @@ from greenprof.values import setting_number
 WORLD_AVERAGE_G_PER_KWH = 475.0
 """CodeCarbon's ``world_average`` (IEA 2019), used only as a labelled fallback."""
 
-J_PER_KWH = 3.6e6
-
 
 @dataclass(frozen=True, slots=True)
 class Zone:

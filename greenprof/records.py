@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from greenprof.units import J_PER_KWH
+
 Method = Literal["counter", "power_integration", "model", "simulated"]
 """How a device's energy was obtained.
 
@@ -124,7 +126,7 @@ class CarbonSettings:
 
     def co2_g(self, energy_j: float) -> float:
         """Emissions for IT energy ``energy_j``: facility energy (× PUE) × intensity."""
-        return energy_j / 3.6e6 * self.pue * self.intensity_g_per_kwh
+        return energy_j / J_PER_KWH * self.pue * self.intensity_g_per_kwh
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +172,7 @@ class RunInfo:
 
     @property
     def energy_kwh(self) -> float:
-        return self.energy_j / 3.6e6
+        return self.energy_j / J_PER_KWH
 
 
 @dataclass(frozen=True, slots=True)
