@@ -22,7 +22,7 @@ $(VENV)/.demo-installed: pyproject.toml | $(VENV)/bin/python
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q -e '.[torch,tensorflow,tui,prometheus]' '$(TORCH)' --group dev \
+	$(PIP) install -q -e '.[torch,tensorflow,tui,prometheus,postgres]' '$(TORCH)' --group dev \
 		lightning transformers accelerate
 	touch $@ $(VENV)/.demo-installed
 
