@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.pg_cluster import pg_cluster, pg_url  # noqa: F401  (a real PostgreSQL server)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
