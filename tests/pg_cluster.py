@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
 import pytest
 
 SEARCH_DIRS = ("/usr/local/bin", "/usr/lib/postgresql/15/bin")
