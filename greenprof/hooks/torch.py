@@ -32,6 +32,13 @@ Counting rules (the same for :func:`attach` and the zero-code :func:`install_glo
   takes are dropped: those of a pass over a loader that ends without an optimizer step
   in it (evaluation, even with gradients enabled), and those of an unfinished pass when
   a new pass over the same dataset starts (a ``next(iter(loader))`` peek, a ``break``).
+* **Setup and evaluation are not steps**: a step's start is where the previous one
+  ended, except after a boundary: the first optimizer step of the run, and the first
+  after a DataLoader pass ended (an epoch's last batch, a validation pass), start when
+  their first batch was requested with gradients enabled. So interpreter start, imports,
+  model building and evaluation between epochs fall between steps: before the first step
+  they are the run's setup phase, later they are run energy outside any step (``show``
+  reports both), instead of being charged to the next training step.
 * **Epochs**: a pass over a ``DataLoader`` that ends (``StopIteration``) with at least
   one optimizer step during it is a training epoch; the next optimizer step starts the
   next epoch (numbered from 0). A pass without an optimizer step in it (validation,
@@ -113,10 +120,16 @@ class StepEnder:
             return bool(torch.cuda.is_initialized())  # type: ignore[no-untyped-call]
         return self._use_events
 
-    def end(self, samples: int | None = None, *, loss: float | None = None) -> None:
-        """Mark the end of a step (contiguous with the previous one)."""
+    def end(
+        self, samples: int | None = None, *, loss: float | None = None, begin_ns: int | None = None
+    ) -> None:
+        """Mark the end of a step: contiguous with the previous one, or from ``begin_ns``
+        (``time.monotonic_ns``) when given and later than the previous end."""
         if self._watcher is None and not self._events():
-            self.profiler.step_end(samples, loss=loss)
+            profiler = self.profiler
+            if begin_ns is not None:
+                profiler.step_begin(time_ns=begin_ns)
+            profiler.step_end(samples, loss=loss)
             return
         if self._exact:
             now = time.monotonic_ns()
@@ -126,7 +139,9 @@ class StepEnder:
         pool = self._pool
         event = pool.pop() if pool else self._event_factory()
         event.record()
-        self._watcher_or_start().step(event, samples, loss=loss, done=pool.append)
+        self._watcher_or_start().step(
+            event, samples, loss=loss, begin_ns=begin_ns, done=pool.append
+        )
 
     def epoch(self, epoch: int | None = None) -> None:
         """Mark an epoch boundary, in order with the steps."""
@@ -180,6 +195,8 @@ class _BatchCounter:
         """Optimizer steps seen by the torch hooks."""
         self.epochs = 0
         """Passes ended with an optimizer step during them."""
+        self._boundary = True  # no optimizer step since the start or since a pass ended
+        self._begin_ns: int | None = None
         self._pending: list[_Pass] = []
         self._users = 0
         self._lock = threading.Lock()
@@ -194,11 +211,16 @@ class _BatchCounter:
             pending = self._pending
             start = self._start
             is_grad_enabled = torch.is_grad_enabled
+            monotonic_ns = time.monotonic_ns
 
             def counting_next(iterator: Any) -> Any:
                 current = iterator.__dict__.get(_PASS)
                 if current is None or iterator._num_yielded == 0:
                     current = start(iterator)
+                    if self._boundary and is_grad_enabled():
+                        # The next step starts here: what came before is setup or
+                        # evaluation, not training (module docstring).
+                        self._begin_ns = monotonic_ns()
                 try:
                     batch = original(iterator)
                 except StopIteration:
@@ -234,6 +256,7 @@ class _BatchCounter:
 
     def _finish(self, current: _Pass) -> None:
         current.finished = True
+        self._boundary = True
         if self.steps == current.steps_at_start:  # no optimizer step in it: evaluation
             self._drop(lambda p: p is current)
         else:
@@ -247,6 +270,14 @@ class _BatchCounter:
                 if which(p):
                     p.samples = 0
             pending[:] = kept
+
+    def take_begin(self) -> int | None:
+        """At an optimizer step: when it began (``time.monotonic_ns``), if it is the first
+        after a boundary and its first batch came from a DataLoader; else None (the step
+        starts where the previous one ended)."""
+        begin_ns, self._begin_ns = self._begin_ns, None
+        self._boundary = False
+        return begin_ns
 
     def take(self) -> int | None:
         """At an optimizer step: the samples drawn for it (None if no batch was)."""
@@ -337,18 +368,20 @@ def _step_marker(prof: Profiler, ender: StepEnder, samples: SamplesArg) -> Calla
             return fixed
 
     take = _batches.take
+    take_begin = _batches.take_begin
     end = ender.end
     epochs_seen = _batches.epochs
 
     def mark() -> None:
         nonlocal epochs_seen
         drawn = take()
+        begin_ns = take_begin()
         if _batches.epochs != epochs_seen:
             epochs_seen = _batches.epochs
             if epochs_claimed_by(prof) is None:
                 ender.epoch()
         if claimed_by(prof) is None:
-            end(drawn if count is None else count())
+            end(drawn if count is None else count(), begin_ns=begin_ns)
 
     return mark
 

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -202,6 +203,42 @@ def test_validation_passes_are_neither_samples_nor_epochs(db_path: Path) -> None
                         t.model(vx)
 
     _assert_plain_epochs(_profiled(db_path, body))
+
+
+@pytest.mark.parametrize("hook", ["attach", "global"])
+def test_setup_and_evaluation_are_not_charged_to_the_next_step(db_path: Path, hook: str) -> None:
+    """Model building before the first batch is the setup phase, and a validation pass
+    between epochs falls between steps, not into the next epoch's first step."""
+    setup_s, evaluation_s = 0.05, 0.05
+    t = Training()
+
+    def body(prof: greenprof.Profiler) -> None:
+        handle = (
+            torch_hooks.attach(t.optimizer, prof)
+            if hook == "attach"
+            else torch_hooks.install_global_hook(prof)
+        )
+        with handle:
+            time.sleep(setup_s)  # building the model, loading weights...
+            for _ in range(EPOCHS):
+                t.epoch()
+                with torch.no_grad():
+                    for vx, _ in t.val:
+                        t.model(vx)
+                    time.sleep(evaluation_s)  # a slow validation
+
+    stored = _profiled(db_path, body)
+    _assert_plain_epochs(stored)
+    assert stored.run.setup_s is not None and stored.run.setup_s >= setup_s
+    for epoch in range(1, EPOCHS):
+        last = stored.steps[epoch * STEPS_PER_EPOCH - 1]
+        first = stored.steps[epoch * STEPS_PER_EPOCH]
+        assert first.epoch == last.epoch + 1
+        assert first.start_s - last.end_s >= evaluation_s  # the validation is between them
+    inside = [s for s in stored.steps if s.step % STEPS_PER_EPOCH]  # contiguous in an epoch
+    for before, step in zip(stored.steps, stored.steps[1:], strict=False):
+        if step in inside:
+            assert step.start_s == pytest.approx(before.end_s, abs=1e-5)
 
 
 def test_gradient_accumulation_counts_micro_batches_by_epoch(db_path: Path) -> None:
