@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from queue import SimpleQueue
 from typing import Any, Protocol
 
+from greenprof.batches import batch_size as batch_size  # noqa: PLC0414 (shim: hooks/torch.py imports it here)
 from greenprof.profiler import Profiler, current_profiler
 from greenprof.records import RunStatus
 
@@ -284,39 +285,6 @@ class CompletionWatcher:
             if not self._warned:
                 self._warned = True
                 log.warning("greenprof: waiting for a step's completion failed: %r", exc)
-
-
-def batch_size(batch: object) -> int | None:
-    """Samples in a batch: the leading dimension of its first tensor (``(x, y)``,
-    ``{"input_ids": x}``, ``x``), else ``len()``, else None. About 0.3 µs for a tuple of
-    tensors (called once per batch drawn).
-
-    Example::
-
-        batch_size((torch.zeros(32, 10), torch.zeros(32)))  # 32
-    """
-    first = batch
-    for _ in range(5):  # unwrap (x, y), [x], {"x": x}, ([x1, x2], y)
-        shape = getattr(first, "shape", None)
-        if shape is not None:
-            try:
-                if len(shape) > 0 and shape[0] is not None:
-                    return int(shape[0])
-            except (TypeError, ValueError):
-                return None
-            return None
-        if isinstance(first, (tuple, list)):
-            if not first:
-                break
-            first = first[0]
-        elif isinstance(first, Mapping) and first:
-            first = next(iter(first.values()))
-        else:
-            break
-    try:
-        return len(first)  # type: ignore[arg-type]
-    except TypeError:
-        return None
 
 
 def energy_so_far_j(profiler: Profiler) -> float | None:

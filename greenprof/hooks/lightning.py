@@ -27,14 +27,14 @@ try:
 except ImportError:  # the standalone `pytorch_lightning` distribution
     from pytorch_lightning import Callback  # type: ignore[assignment]
 
-from greenprof.hooks._common import ProfilerLease, batch_size, claim, release_claim
-from greenprof.hooks.torch import StepEnder
+from greenprof.batches import batch_size
+from greenprof.hooks._trainer import TrainerCallbackBase
 from greenprof.profiler import Profiler
 
 __all__ = ["GreenprofCallback"]
 
 
-class GreenprofCallback(Callback):
+class GreenprofCallback(TrainerCallbackBase, Callback):
     """Per-optimizer-step energy for a Lightning ``Trainer``.
 
     Args:
@@ -47,34 +47,21 @@ class GreenprofCallback(Callback):
         trainer = L.Trainer(max_epochs=3, callbacks=[GreenprofCallback(run="resnet")])
     """
 
+    framework = "lightning"
+
     def __init__(
         self, profiler: Profiler | None = None, *, samples: int | None = None, **options: Any
     ) -> None:
-        super().__init__()
-        self._given = profiler
-        self._options = options
-        self._samples = samples
-        self._lease: ProfilerLease | None = None
-        self._ender: StepEnder | None = None
+        super().__init__(profiler, samples=samples, **options)
         self._last_step = 0
         self._pending: int | None = None
 
-    @property
-    def profiler(self) -> Profiler | None:
-        """The profiler of the current ``fit`` (None outside it)."""
-        return None if self._ender is None else self._ender.profiler
-
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
-        options = dict(self._options)
-        tags = dict(options.pop("tags", None) or {})
-        tags.setdefault("global_rank", trainer.global_rank)
-        tags.setdefault("world_size", trainer.world_size)
-        options["tags"] = tags
-        options.setdefault("env", _rank_environment(trainer))
-        self._lease = ProfilerLease(self._given, "lightning", options)
-        profiler = self._lease.acquire()
-        claim(profiler, "lightning")
-        self._ender = StepEnder(profiler)
+        self._start(
+            global_rank=trainer.global_rank,
+            world_size=trainer.world_size,
+            env=_rank_environment(trainer),
+        )
         self._last_step = trainer.global_step
         self._pending = None
 
@@ -100,22 +87,10 @@ class GreenprofCallback(Callback):
         self._ender.end(samples)
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
-        self._finish("completed", None)
+        self._finish()
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
-        if isinstance(exception, KeyboardInterrupt):
-            self._finish("interrupted", "KeyboardInterrupt")
-        else:
-            self._finish("failed", f"{type(exception).__name__}: {exception}")
-
-    def _finish(self, status: Any, error: str | None) -> None:
-        ender, self._ender = self._ender, None
-        lease, self._lease = self._lease, None
-        if ender is not None:
-            ender.close()
-            release_claim(ender.profiler, "lightning")
-        if lease is not None:
-            lease.release(status, error)
+        self._finish_after(exception)
 
 
 def _rank_environment(trainer: Any) -> dict[str, str]:

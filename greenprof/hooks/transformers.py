@@ -36,14 +36,14 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from greenprof.hooks._common import ProfilerLease, batch_size, claim, release_claim
-from greenprof.hooks.torch import StepEnder
+from greenprof.batches import batch_size
+from greenprof.hooks._trainer import TrainerCallbackBase
 from greenprof.profiler import Profiler
 
 __all__ = ["GreenprofCallback", "patch_trainer"]
 
 
-class GreenprofCallback(TrainerCallback):
+class GreenprofCallback(TrainerCallbackBase, TrainerCallback):
     """Per-optimizer-step energy for a ``transformers.Trainer``.
 
     Args:
@@ -56,35 +56,23 @@ class GreenprofCallback(TrainerCallback):
         Trainer(model, args, train_dataset=ds, callbacks=[GreenprofCallback(run="bert")])
     """
 
+    framework = "transformers"
+
     def __init__(
         self, profiler: Profiler | None = None, *, samples: int | None = None, **options: Any
     ) -> None:
-        self._given = profiler
-        self._options = options
-        self._samples = samples
+        super().__init__(profiler, samples=samples, **options)
         self._fallback_samples: int | None = None
-        self._lease: ProfilerLease | None = None
-        self._ender: StepEnder | None = None
         self._epoch = 0
         self._counter: _BatchSampleCounter | None = None
 
-    @property
-    def profiler(self) -> Profiler | None:
-        """The profiler of the current ``train()`` (None outside it)."""
-        return None if self._ender is None else self._ender.profiler
-
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        options = dict(self._options)
-        tags = dict(options.pop("tags", None) or {})
-        tags.setdefault("global_rank", getattr(args, "process_index", 0))
-        tags.setdefault("world_size", getattr(args, "world_size", 1))
-        options["tags"] = tags
-        options.setdefault("expected_steps", state.max_steps or None)
-        options.setdefault("env", _rank_environment(args))
-        self._lease = ProfilerLease(self._given, "transformers", options)
-        profiler = self._lease.acquire()
-        claim(profiler, "transformers")
-        self._ender = StepEnder(profiler)
+        self._start(
+            global_rank=getattr(args, "process_index", 0),
+            world_size=getattr(args, "world_size", 1),
+            env=_rank_environment(args),
+            expected_steps=state.max_steps or None,
+        )
         self._epoch = 0
         self._fallback_samples = args.per_device_train_batch_size * args.gradient_accumulation_steps
         if self._samples is None:
@@ -100,16 +88,10 @@ class GreenprofCallback(TrainerCallback):
             self._ender.end(self._step_samples())
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        ender, self._ender = self._ender, None
-        lease, self._lease = self._lease, None
         counter, self._counter = self._counter, None
         if counter is not None:
             counter.detach()
-        if ender is not None:
-            ender.close()
-            release_claim(ender.profiler, "transformers")
-        if lease is not None:
-            lease.release()
+        self._finish()
 
     def _step_samples(self) -> int | None:
         if self._samples is not None:
