@@ -17,18 +17,25 @@ process that no longer exists.
 
 from __future__ import annotations
 
+import logging
+import os
 import socket
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from greenprof.energy import StepAttributor
 from greenprof.errors import StoreError
 from greenprof.records import STEP_RECOVERED, Reading
+from greenprof.store.dialect import Db
 from greenprof.store.liveness import STALE_AFTER_S, pid_alive, run_is_dead
 from greenprof.store.schema import connect, describe_sqlite_error
+from greenprof.store.sink import is_url
+
+log = logging.getLogger("greenprof")
 
 MAX_EXTRAPOLATION_S = 2.0
 """Steps ending later than this after a device's last stored reading get no energy from it."""
@@ -45,7 +52,7 @@ class Recovery:
 
 
 def dead_runs(
-    conn: sqlite3.Connection,
+    conn: Any,
     *,
     host: str,
     now: float,
@@ -54,10 +61,11 @@ def dead_runs(
 ) -> list[int]:
     """Runs still marked running whose process is gone (see the module docstring).
 
-    ``stale_after_s=None``: only this host's runs whose process no longer exists (what a
-    new run checks at start; a silent run elsewhere may just be waiting for a lock)."""
+    ``conn``: a sqlite3 or psycopg connection in autocommit mode. ``stale_after_s=None``:
+    only this host's runs whose process no longer exists (what a new run checks at start;
+    a silent run elsewhere may just be waiting for a lock)."""
     dead = []
-    for run_id, run_host, pid, heartbeat_at in conn.execute(
+    for run_id, run_host, pid, heartbeat_at in Db.of(conn).execute(
         "SELECT run_id, host, pid, heartbeat_at FROM runs WHERE status = 'running'"
     ):
         if run_is_dead(
@@ -72,20 +80,20 @@ def dead_runs(
     return dead
 
 
-def recover_run(conn: sqlite3.Connection, run_id: int, *, now: float) -> Recovery:
+def recover_run(conn: Any, run_id: int, *, now: float) -> Recovery:
     """Attribute a dead run's pending steps and close it (one transaction)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        name, status = conn.execute(
+    db = Db.of(conn)
+    with db.transaction():
+        name, status = db.execute(
             "SELECT name, status FROM runs WHERE run_id = ?", (run_id,)
         ).fetchone()
-        pending = conn.execute(
+        pending = db.execute(
             "SELECT step, epoch, start_s, end_s, samples, loss FROM pending_steps"
             " WHERE run_id = ? AND step NOT IN (SELECT step FROM steps WHERE run_id = ?)"
             " ORDER BY step",
             (run_id, run_id),
         ).fetchall()
-        curves = _curves(conn, run_id)
+        curves = _curves(db, run_id)
         energies = _attribute(curves, [(row[0], row[2], row[3]) for row in pending])
         step_rows: list[tuple[object, ...]] = []
         energy_rows: list[tuple[object, ...]] = []
@@ -106,61 +114,101 @@ def recover_run(conn: sqlite3.Connection, run_id: int, *, now: float) -> Recover
                 )
             )
             energy_rows.extend((run_id, step, d, e) for d, e in device_energy.items())
-        conn.executemany(
-            "INSERT OR REPLACE INTO steps (run_id, step, epoch, start_s, end_s, samples, energy_j,"
-            " interpolated, loss, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        db.executemany(
+            "INSERT INTO steps (run_id, step, epoch, start_s, end_s, samples, energy_j,"
+            " interpolated, loss, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (run_id, step) DO UPDATE SET epoch = excluded.epoch,"
+            " start_s = excluded.start_s, end_s = excluded.end_s, samples = excluded.samples,"
+            " energy_j = excluded.energy_j, interpolated = excluded.interpolated,"
+            " loss = excluded.loss, flags = excluded.flags",
             step_rows,
         )
-        conn.executemany(
-            "INSERT OR REPLACE INTO step_energy (run_id, step, device, energy_j)"
-            " VALUES (?, ?, ?, ?)",
+        db.executemany(
+            "INSERT INTO step_energy (run_id, step, device, energy_j) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (run_id, step, device) DO UPDATE SET energy_j = excluded.energy_j",
             energy_rows,
         )
-        conn.execute("DELETE FROM pending_steps WHERE run_id = ?", (run_id,))
-        _recompute_totals(conn, run_id, curves)
+        db.execute("DELETE FROM pending_steps WHERE run_id = ?", (run_id,))
+        _recompute_totals(db, run_id, curves)
         if status == "running" or step_rows:
             note = (
                 f"the process died before the end of the run; {len(step_rows)} step(s) "
                 "recovered from stored readings"
             )
-            conn.execute(
+            db.execute(
                 "UPDATE runs SET status = CASE status WHEN 'running' THEN 'interrupted'"
                 " ELSE status END, ended_at = coalesce(ended_at, ?),"
                 " error = coalesce(error || '; ', '') || ? WHERE run_id = ?",
                 (now, note, run_id),
             )
-        steps = conn.execute("SELECT steps FROM runs WHERE run_id = ?", (run_id,)).fetchone()[0]
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+        steps = db.execute("SELECT steps FROM runs WHERE run_id = ?", (run_id,)).fetchone()[0]
     return Recovery(int(run_id), str(name), len(step_rows), int(steps))
 
 
+def repair_dead_runs(conn: Any, *, host: str, now: float, exclude: int | None = None) -> None:
+    """Recover this host's runs whose process no longer exists (a new run does this at start,
+    on its writer thread); each is logged."""
+    for run_id in dead_runs(conn, host=host, now=now, stale_after_s=None):
+        if run_id != exclude:
+            done = recover_run(conn, run_id, now=now)
+            log.info(
+                "greenprof: run %s (%s) had died; %d step(s) recovered",
+                done.run_id,
+                done.name,
+                done.recovered_steps,
+            )
+
+
 def repair(
-    path: Path,
+    db: str | os.PathLike[str],
     *,
     run_ids: Sequence[int] | None = None,
     host: str | None = None,
     wall_clock: Callable[[], float] = time.time,
     alive: Callable[[int], bool] = pid_alive,
 ) -> list[Recovery]:
-    """Recover the given runs, or every dead run in the database at ``path``; a SQLite
-    failure is a one-line :class:`StoreError`."""
+    """Recover the given runs, or every dead run in the store ``db`` (a SQLite path or a
+    ``postgresql://`` URL); a database failure is a one-line :class:`StoreError`."""
+    if is_url(db):
+        from greenprof.store.postgres.connect import connect_url, describe_error
+
+        url = str(db)
+        pg = connect_url(url)
+        try:
+            return _repair(pg, run_ids, host, wall_clock(), alive)
+        except pg_errors() as exc:
+            raise StoreError(describe_error(url, exc)) from exc
+        finally:
+            pg.close()
+    path = Path(db)
     conn = connect(path, create=False)
     try:
-        now = wall_clock()
-        targets = (
-            list(run_ids)
-            if run_ids is not None
-            else dead_runs(conn, host=host or socket.gethostname(), now=now, alive=alive)
-        )
-        return [recover_run(conn, run_id, now=now) for run_id in targets]
+        return _repair(conn, run_ids, host, wall_clock(), alive)
     except sqlite3.Error as exc:
         raise StoreError(describe_sqlite_error(path, exc)) from exc
     finally:
         conn.close()
+
+
+def _repair(
+    conn: Any,
+    run_ids: Sequence[int] | None,
+    host: str | None,
+    now: float,
+    alive: Callable[[int], bool],
+) -> list[Recovery]:
+    targets = (
+        list(run_ids)
+        if run_ids is not None
+        else dead_runs(conn, host=host or socket.gethostname(), now=now, alive=alive)
+    )
+    return [recover_run(conn, run_id, now=now) for run_id in targets]
+
+
+def pg_errors() -> tuple[type[Exception], ...]:
+    import psycopg
+
+    return (psycopg.Error,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,9 +242,9 @@ def _attribute(
     return out
 
 
-def _curves(conn: sqlite3.Connection, run_id: int) -> dict[str, _Curve]:
+def _curves(db: Db, run_id: int) -> dict[str, _Curve]:
     points: dict[str, tuple[list[float], list[float]]] = {}
-    for device, time_s, energy_j in conn.execute(
+    for device, time_s, energy_j in db.execute(
         "SELECT device, time_s, energy_j FROM samples WHERE run_id = ? AND energy_j IS NOT NULL"
         " ORDER BY device, time_s",
         (run_id,),
@@ -207,23 +255,30 @@ def _curves(conn: sqlite3.Connection, run_id: int) -> dict[str, _Curve]:
     return {device: _Curve(t, e) for device, (t, e) in points.items() if t}
 
 
-def _recompute_totals(conn: sqlite3.Connection, run_id: int, curves: dict[str, _Curve]) -> None:
-    steps, samples, step_energy_j, last_end_s = conn.execute(
+def _recompute_totals(db: Db, run_id: int, curves: dict[str, _Curve]) -> None:
+    steps, samples, step_energy_j, last_end_s = db.execute(
         "SELECT count(*), sum(samples), coalesce(sum(energy_j), 0), coalesce(max(end_s), 0)"
         " FROM steps WHERE run_id = ?",
         (run_id,),
     ).fetchone()
     device_energy = {device: curve.energies_j[-1] for device, curve in curves.items()}
     last_sample_s = max((c.times_s[-1] for c in curves.values()), default=0.0)
-    conn.executemany(
-        "UPDATE devices SET energy_j = max(energy_j, ?) WHERE run_id = ? AND device = ?",
+    db.executemany(
+        "UPDATE devices SET energy_j = greatest(energy_j, ?) WHERE run_id = ? AND device = ?",
         [(energy, run_id, device) for device, energy in device_energy.items()],
     )
-    (energy_j,) = conn.execute(
+    (energy_j,) = db.execute(
         "SELECT coalesce(sum(energy_j), 0) FROM devices WHERE run_id = ?", (run_id,)
     ).fetchone()
-    conn.execute(
+    db.execute(
         "UPDATE runs SET steps = ?, samples = ?, step_energy_j = ?, energy_j = ?,"
-        " duration_s = max(duration_s, ?) WHERE run_id = ?",
-        (steps, samples, step_energy_j, energy_j, max(last_end_s, last_sample_s), run_id),
+        " duration_s = greatest(duration_s, ?) WHERE run_id = ?",
+        (
+            steps,
+            None if samples is None else int(samples),
+            float(step_energy_j),
+            float(energy_j),
+            max(float(last_end_s), last_sample_s),
+            run_id,
+        ),
     )

@@ -135,7 +135,16 @@ CREATE INDEX runs_by_job ON runs (job_id, rank);
 """v3: jobs (``job_id``, ``local_rank``; ``rank``, ``world_size`` and ``host`` exist) and the
 setup phase (time and energy before the first step: imports, data loading, compilation)."""
 
-MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3)
+SCHEMA_V4 = """
+ALTER TABLE runs ADD COLUMN uid TEXT;             -- unique across stores (merge, push)
+UPDATE runs SET uid = lower(hex(randomblob(16))) WHERE uid IS NULL;
+CREATE UNIQUE INDEX runs_by_uid ON runs (uid);
+"""
+"""v4: a run's ``uid``, the same in every store it is copied to: ``greenprof merge`` and
+``greenprof push`` skip a run the target already holds (copying twice copies nothing twice),
+while ``run_id`` stays each store's own."""
+
+MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4)
 """``MIGRATIONS[i]`` takes a database from user_version ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -174,6 +183,7 @@ REQUIRED_COLUMNS: dict[str, frozenset[str]] = {
             "local_rank",
             "setup_s",
             "setup_energy_j",
+            "uid",
         ]
     ),
     "devices": frozenset(

@@ -40,7 +40,7 @@ def _killed_run(path: Path, *, host: str = "this-host") -> int:
     )
     writer.set_totals(RunTotals(3, 24, 120.0, 36.0, 1.0, {"gpu:0": 100.0, "cpu:0": 20.0}))
     writer.flush()
-    writer._conn.close()  # the process dies: no close(), nothing more written
+    writer.sink.conn.close()  # the process dies: no close(), nothing more written
     return run_id
 
 

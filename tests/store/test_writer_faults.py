@@ -31,7 +31,7 @@ def test_a_failed_commit_keeps_its_rows_and_logs_the_real_error(
     db_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     writer = _writer(db_path)
-    writer._conn.set_authorizer(_deny_step_inserts)
+    writer.sink.conn.set_authorizer(_deny_step_inserts)
     writer.add_steps(_steps(0, 50))
     with pytest.raises(sqlite3.DatabaseError):
         writer.flush()
@@ -41,7 +41,7 @@ def test_a_failed_commit_keeps_its_rows_and_logs_the_real_error(
     health = writer.health()
     assert health.pending_rows == 100
     assert health.failing_since_s is not None
-    writer._conn.set_authorizer(None)
+    writer.sink.conn.set_authorizer(None)
     writer.flush()
     writer.close()
     assert [s.step for s in RunStore(db_path).steps(1)] == list(range(100))
@@ -56,11 +56,11 @@ def test_past_the_backlog_bound_steps_are_counted_lost_and_the_run_says_so(
     db_path: Path,
 ) -> None:
     writer = _writer(db_path, max_backlog_steps=100, close_timeout_s=0.3)
-    writer._conn.set_authorizer(_deny_step_inserts)
+    writer.sink.conn.set_authorizer(_deny_step_inserts)
     writer.add_steps(_steps(0, 80))
     writer.add_steps(_steps(80, 70))  # 50 over the bound
     assert writer.health().lost_steps == 50
-    writer._conn.set_authorizer(None)
+    writer.sink.conn.set_authorizer(None)
     writer.close(status="completed")
     run = RunStore(db_path).run(1)
     assert run.status == "incomplete"
@@ -121,7 +121,7 @@ def test_close_gives_up_within_its_bound_and_reports_what_was_not_stored(
     db_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     writer = _writer(db_path, close_timeout_s=0.3)
-    writer._conn.set_authorizer(
+    writer.sink.conn.set_authorizer(
         lambda action, *_: (
             sqlite3.SQLITE_DENY
             if action not in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_TRANSACTION)

@@ -1,0 +1,277 @@
+"""What the writer queues and what a sink stores: backend-independent row shapes.
+
+The writer (``writer.py``) accepts rows from any thread, keeps them in a :class:`Batch`,
+and at each flush hands a :class:`PreparedBatch` (cleaned, run id attached, every value
+bindable) to a sink (``sink.py``) that stores it in one transaction. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from greenprof.records import CarbonSettings, DeviceInfo
+from greenprof.values import as_number
+
+StepRow = tuple[Any, ...]
+"""(step, epoch, start_s, end_s, samples, energy_j, interpolated, loss[, flags]); ``loss`` may
+be any number-like object (a 0-d tensor is converted here, on the writer thread)."""
+StepEnergyRow = tuple[int, str, float]
+"""(step, device, energy_j)"""
+PendingStepRow = tuple[Any, ...]
+"""(step, epoch, start_s, end_s, samples, loss): a step whose energy is not known yet."""
+SampleRow = tuple[
+    str, float, "float | None", "float | None", "float | None", "int | None", "float | None"
+]
+"""(device, time_s, energy_j, power_w, utilization_pct, memory_used_bytes, temperature_c)"""
+
+STEP_COLUMNS = (
+    "run_id", "step", "epoch", "start_s", "end_s", "samples", "energy_j", "interpolated", "loss",
+    "flags",
+)  # fmt: skip
+STEP_ENERGY_COLUMNS = ("run_id", "step", "device", "energy_j")
+PENDING_COLUMNS = ("run_id", "step", "epoch", "start_s", "end_s", "samples", "loss")
+SAMPLE_COLUMNS = (
+    "run_id", "device", "time_s", "energy_j", "power_w", "utilization_pct", "memory_used_bytes",
+    "temperature_c",
+)  # fmt: skip
+RUN_COLUMNS = (
+    "name", "status", "started_at", "heartbeat_at", "host", "pid", "rank", "world_size",
+    "framework", "tags", "interval_s", "expected_steps", "country", "region", "pue",
+    "intensity_g_per_kwh", "intensity_source", "greenprof_version", "job_id", "local_rank", "uid",
+)  # fmt: skip
+"""The columns a new run is inserted with (:func:`run_row` gives the values)."""
+DEVICE_COLUMNS = (
+    "run_id", "device", "kind", "method", "name", "uuid", "power_limit_w", "idle_power_w",
+    "node_wide", "note",
+)  # fmt: skip
+
+MAX_ERROR_CHARS = 4000
+"""A run's ``error`` keeps at most this much: the first problems, which explain the rest."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """Everything known about a run when it starts."""
+
+    name: str
+    started_at: float
+    interval_s: float
+    devices: Sequence[DeviceInfo] = ()
+    carbon: CarbonSettings | None = None
+    framework: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    rank: int | None = None
+    world_size: int | None = None
+    expected_steps: int | None = None
+    job_id: str | None = None
+    local_rank: int | None = None
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    greenprof_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunTotals:
+    """Running totals of a run, written with each flush."""
+
+    steps: int
+    samples: int | None
+    energy_j: float
+    step_energy_j: float
+    duration_s: float
+    device_energy_j: dict[str, float]
+    setup_s: float = 0.0
+    setup_energy_j: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class WriterHealth:
+    """What the writer could not do so far (a snapshot, safe to read from any thread)."""
+
+    lost_steps: int
+    """Steps accepted but never stored (backlog overflow, unstorable values)."""
+    thinned_samples: int
+    """Samples dropped to bound the backlog during an outage."""
+    pending_rows: int
+    """Rows queued and not yet committed."""
+    failing_since_s: float | None
+    """Monotonic time of the first failed commit of the current outage (None: writing)."""
+    last_error: str | None
+
+
+UpdateKind = Literal[
+    "idle_power_w", "device_note", "rejected_readings", "rename", "framework", "error"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """A change to the run or one of its devices, stored in order with the next flush.
+
+    ``args``: idle_power_w/device_note/rejected_readings: (device, value); rename: (name,
+    tags as JSON); framework: (framework,); error: (message,) appended to the run's error."""
+
+    kind: UpdateKind
+    args: tuple[Any, ...]
+
+
+@dataclass
+class Batch:
+    """Rows queued since the last flush (owned by the writer, swapped under its lock)."""
+
+    steps: list[StepRow] = field(default_factory=list)
+    step_energy: list[StepEnergyRow] = field(default_factory=list)
+    samples: list[SampleRow] = field(default_factory=list)
+    closed: list[PendingStepRow] = field(default_factory=list)
+    totals: RunTotals | None = None
+    updates: list[Update] = field(default_factory=list)
+
+    def rows(self) -> int:
+        return len(self.steps) + len(self.step_energy) + len(self.samples) + len(self.closed)
+
+    def put_back(self, older: Batch) -> None:
+        """Requeue ``older`` (a batch that failed) ahead of what arrived meanwhile."""
+        self.steps[:0] = older.steps
+        self.step_energy[:0] = older.step_energy
+        self.samples[:0] = older.samples
+        self.closed[:0] = older.closed
+        self.updates[:0] = older.updates
+        if self.totals is None:
+            self.totals = older.totals
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """One flush, ready to store in one transaction: every row starts with the run id and
+    binds as is (columns: ``STEP_COLUMNS``, ``STEP_ENERGY_COLUMNS``, ``PENDING_COLUMNS``,
+    ``SAMPLE_COLUMNS``)."""
+
+    steps: list[tuple[Any, ...]]
+    step_energy: list[tuple[Any, ...]]
+    pending: list[tuple[Any, ...]]
+    delete_pending_through: int | None
+    """Pending rows up to this step are obsolete (their steps are stored)."""
+    samples: list[tuple[Any, ...]]
+    updates: Sequence[Update]
+    totals: RunTotals | None
+    """None, or finite totals to write."""
+    heartbeat_at: float
+    lost_steps: int
+
+
+def prepare(
+    run_id: int, batch: Batch, *, stored_through: int, heartbeat_at: float, lost_steps: int
+) -> tuple[PreparedBatch, int, int]:
+    """The batch as stored rows; also the count of step rows dropped as unstorable (not a
+    finite energy) and the highest step stored after it."""
+    steps = clean_steps(run_id, batch.steps)
+    bad = len(batch.steps) - len(steps)
+    through = max((row[1] for row in steps), default=stored_through)
+    prepared = PreparedBatch(
+        steps=steps,
+        step_energy=[(run_id, s, d, e) for s, d, e in batch.step_energy if e - e == 0],
+        pending=[(run_id, *row[:5], loss(row[5])) for row in batch.closed if row[0] > through],
+        delete_pending_through=through if through > stored_through else None,
+        samples=[(run_id, *row) for row in batch.samples],
+        updates=list(batch.updates),
+        totals=batch.totals if batch.totals is not None and finite_totals(batch.totals) else None,
+        heartbeat_at=heartbeat_at,
+        lost_steps=lost_steps + bad,
+    )
+    return prepared, bad, through
+
+
+def clean_steps(run_id: int, rows: Sequence[StepRow]) -> list[tuple[Any, ...]]:
+    """Step rows ready to bind: loss made a float (or NULL), flags defaulted; a row whose
+    energy is not a finite number is dropped (the caller counts it as lost)."""
+    cleaned = []
+    for row in rows:
+        energy = row[5]
+        if not isinstance(energy, (int, float)) or energy - energy != 0:
+            continue
+        value = row[7]
+        if value is not None and type(value) is not float:
+            value = loss(value)
+        elif value is not None and value - value != 0:
+            value = None
+        flags = int(row[8]) if len(row) > 8 else 0
+        cleaned.append(
+            (run_id, row[0], row[1], row[2], row[3], row[4], energy, row[6], value, flags)
+        )
+    return cleaned
+
+
+def loss(value: object) -> float | None:
+    try:
+        return as_number(value, "loss")
+    except (TypeError, ValueError):
+        return None
+
+
+def finite_totals(totals: RunTotals) -> bool:
+    values = (totals.energy_j, totals.step_energy_j, totals.duration_s, totals.setup_energy_j)
+    return all(v - v == 0 for v in values) and all(
+        e - e == 0 for e in totals.device_energy_j.values()
+    )
+
+
+def run_row(spec: RunSpec, uid: str, tags_json: str) -> tuple[object, ...]:
+    """The values of ``RUN_COLUMNS`` for a new run."""
+    carbon = spec.carbon
+    return (
+        spec.name,
+        "running",
+        spec.started_at,
+        spec.started_at,
+        spec.host,
+        spec.pid,
+        spec.rank,
+        spec.world_size,
+        spec.framework,
+        tags_json,
+        spec.interval_s,
+        spec.expected_steps,
+        carbon.country if carbon else None,
+        carbon.region if carbon else None,
+        carbon.pue if carbon else 1.0,
+        carbon.intensity_g_per_kwh if carbon else None,
+        carbon.source if carbon else None,
+        spec.greenprof_version,
+        spec.job_id,
+        spec.local_rank,
+        uid,
+    )
+
+
+def device_row(run_id: int, info: DeviceInfo) -> tuple[object, ...]:
+    return (
+        run_id,
+        info.device,
+        info.kind,
+        info.method,
+        info.name,
+        info.uuid,
+        info.power_limit_w,
+        info.idle_power_w,
+        int(info.node_wide),
+        info.note,
+    )
+
+
+DEVICE_UPDATES = frozenset({"idle_power_w", "device_note", "rejected_readings"})
+
+
+def update_params(update: Update, run_id: int) -> tuple[object, ...]:
+    """The parameters of an update's statement, in the order both sinks' SQL takes them:
+    devices (value, run_id, device); error (message, MAX_ERROR_CHARS, run_id); the other
+    run updates (*args, run_id)."""
+    if update.kind in DEVICE_UPDATES:
+        device, value = update.args
+        return (value, run_id, device)
+    if update.kind == "error":
+        return (update.args[0], MAX_ERROR_CHARS, run_id)
+    return (*update.args, run_id)
