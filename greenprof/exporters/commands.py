@@ -19,7 +19,10 @@ from greenprof.exporters._common import add_selection_arguments
 from greenprof.textsafe import terminal_text
 
 DEFAULT_PORT = 9464
-_REFS_HELP = "run ids or names (a name selects every run with it); default: all runs"
+_REFS_HELP = (
+    "run ids, names (a name selects every run with it) or job ids (every rank of the job);"
+    " default: all runs"
+)
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -102,7 +105,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "the runs, the assumptions, and a power/energy chart (inline SVG in HTML).",
     )
     report.add_argument(
-        "runs", nargs="+", metavar="RUN", type=cliargs.run_ref, help="run ids or names (newest)"
+        "runs",
+        nargs="+",
+        metavar="RUN",
+        type=cliargs.run_ref,
+        help="run ids, names (newest) or job ids (every rank)",
     )
     report.add_argument(
         "--format",
@@ -135,11 +142,13 @@ def _add_follow_symlinks(parser: argparse.ArgumentParser) -> None:
 
 def _selected(args: argparse.Namespace) -> tuple[Any, list[Any]]:
     from greenprof.exporters._common import Selection
+    from greenprof.refs import expand_jobs
     from greenprof.store.reader import RunStore
 
-    selection = Selection.from_args(args.runs, args.tag, args.since, args.until)
     store = RunStore(args.db)
     try:
+        refs = expand_jobs(store, args.runs)
+        selection = Selection.from_args(refs, args.tag, args.since, args.until)
         return store, selection.resolve(store)
     except BaseException:
         store.close()
@@ -190,6 +199,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from greenprof.exporters._common import open_output
     from greenprof.exporters.report import write_report
+    from greenprof.refs import expand_jobs
     from greenprof.store.reader import RunStore
 
     output: str | None = args.output
@@ -197,7 +207,7 @@ def _report(args: argparse.Namespace) -> int:
     if fmt is None:
         fmt = "html" if output and output.lower().endswith((".html", ".htm")) else "md"
     with RunStore(args.db) as store:
-        runs = [store.run(ref) for ref in args.runs]
+        runs = [store.run(ref) for ref in expand_jobs(store, args.runs)]
         with open_output(output, follow_symlinks=args.follow_symlinks) as out:
             write_report(store, runs, out, fmt=fmt)
     if output and output != "-":

@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="RUN",
         nargs="+",
         type=cliargs.run_ref,
-        help="run ids or names (a name means its newest run)",
+        help="run ids, names (a name means its newest run) or job ids (every rank of the job)",
     )
     add_db_argument(compare)
     compare.set_defaults(handler=_compare)
@@ -79,10 +79,11 @@ _REFRESH = cliargs.real(0.1, 3600.0, what="seconds")
 def _resolve(db: str | None, refs: list[str]) -> tuple[Path, list[str]]:
     """Open the database (raising StoreError subclasses with their messages) and turn run
     references into ids."""
+    from greenprof.refs import expand_jobs
     from greenprof.store import RunStore
 
     with RunStore(db) as store:
-        return store.path, [str(store.run(ref).run_id) for ref in refs]
+        return store.path, [str(store.run(ref).run_id) for ref in expand_jobs(store, refs)]
 
 
 def _run_app(app: GreenprofApp) -> int:
@@ -129,10 +130,13 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    if len(args.runs) < 2:
-        print("greenprof: error: compare needs two or more runs", file=sys.stderr)
-        return 2
     from greenprof.tui.app import GreenprofApp
 
     path, refs = _resolve(args.db, list(args.runs))
+    if len(refs) < 2:
+        print(
+            "greenprof: error: compare needs two or more runs (or a job of several ranks)",
+            file=sys.stderr,
+        )
+        return 2
     return _run_app(GreenprofApp(path, "compare", refs))
