@@ -1,6 +1,6 @@
 """Export SVG screenshots of the live (demo), history and compare screens for the docs.
 
-    python -m greenprof.tui.screenshots [OUTPUT_DIR]   (default: docs/screenshots)
+    .venv/bin/python tools/make_screenshots.py [OUTPUT_DIR]   (default: docs/screenshots)
 
 Runs simulated training (fake sensors, labelled SIMULATED) into a temporary database:
 two short completed runs at batch sizes 64 and 128, then a third run watched live.
