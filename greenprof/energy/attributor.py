@@ -1,0 +1,276 @@
+"""Step attribution for one device: step intervals x the knot curve -> energy per step.
+
+The energy of a step is ``Ê(end) - Ê(start)`` on a reconstruction Ê that passes through
+every knot of :class:`~greenprof.energy.curve.KnotCurve` and, inside a knot interval,
+follows :func:`~greenprof.energy.split.split_interval`. Because contiguous steps share
+their boundary value, their energies telescope: the sum of step energies equals the
+counter delta over the steps exactly (conservation by construction, whatever the
+accuracy of the split inside each knot interval).
+
+**Readiness and memory.** A step is ready when the knot interval holding its end can no
+longer change: a knot exists at or after the end, the next step has been added past that
+knot (so the boundaries inside the interval are known), and two more knots follow (for
+the rate on the right). Each finished knot interval is split once and kept, so work per
+reading and per step is O(log n); history older than :data:`RETENTION_S` before the
+oldest pending step is dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+
+from greenprof.energy.buffer import RowBuffer
+from greenprof.energy.curve import RATE_INTERVALS, KnotCurve
+from greenprof.energy.split import Split, split_interval
+from greenprof.records import Reading
+
+__all__ = ["MAX_KNOTS", "RETENTION_S", "StepAttributor", "StepEnergy"]
+
+RETENTION_S = 10.0
+"""History kept before the oldest pending step, for ``energy_between`` (idle baselines
+over the last seconds) and the rates that splits read left of an interval."""
+MAX_KNOTS = 36_000
+"""Hard cap on retained knots (one hour at 10 Hz) when a step stays pending for long."""
+
+_Steps = tuple[list[int], list[float], list[float]]
+
+
+@dataclass(frozen=True, slots=True)
+class StepEnergy:
+    """Energy of one step on one device."""
+
+    step: int
+    energy_j: float
+    interpolated: bool
+    """The step is shorter than the sensor's update period (or lies beyond the last
+    reading): its energy is interpolated; sums over windows of such steps stay exact."""
+
+
+class _Splits:
+    """Splits of knot intervals by run-wide index.
+
+    Final splits (the interval can no longer change) are kept until their knots are
+    trimmed. The others are valid until the next input only; keeping them that long
+    spares many steps inside one knot interval from re-splitting it once per step.
+    """
+
+    __slots__ = ("final", "provisional")
+
+    def __init__(self) -> None:
+        self.final: dict[int, Split] = {}
+        self.provisional: dict[int, Split] = {}
+
+    def get(self, j: int) -> Split | None:
+        split = self.final.get(j)
+        return split if split is not None else self.provisional.get(j)
+
+    def new_input(self) -> None:
+        if self.provisional:
+            self.provisional.clear()
+
+    def evict(self, first: int, stop: int) -> None:
+        for j in range(first, stop):
+            self.final.pop(j, None)
+
+
+class StepAttributor:
+    """Incremental attribution of ONE device's energy to step intervals.
+
+    Feed readings (in time order) and steps (in step order, non-overlapping, on the same
+    monotonic clock) as they come; collect results with :meth:`pop_ready` and, at the end
+    of the run, :meth:`finish`. ``update_period_s`` is the sensor's declared update
+    period, a prior for the update lattice (see :mod:`greenprof.energy.lattice`).
+
+    Example::
+
+        attributor = StepAttributor()
+        for reading in readings:
+            attributor.add_reading(reading)
+        attributor.add_step(0, start_s=1.0, end_s=2.0)
+        done = attributor.pop_ready() + attributor.finish()
+    """
+
+    def __init__(self, *, update_period_s: float | None = None) -> None:
+        self.curve = KnotCurve(update_period_s=update_period_s)
+        self._steps: RowBuffer[_Steps] = RowBuffer(([], [], []))
+        self._s_step, self._s_start, self._s_end = self._steps.columns
+        self._next = 0  # run-wide index of the next step to emit
+        self._anchor: tuple[float, float] | None = None  # (end, Ê) of the last emitted step
+        self._splits = _Splits()
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def total_energy_j(self) -> float:
+        """Device energy between its first and last reading."""
+        return self.curve.total_j
+
+    @property
+    def update_period_s(self) -> float | None:
+        """Detected update period of the counter (None until known, or for power)."""
+        return self.curve.update_period_s
+
+    @property
+    def retained_steps(self) -> int:
+        """Steps held in memory: the pending ones and a few seconds before them."""
+        return len(self._steps)
+
+    def add_reading(self, reading: Reading) -> None:
+        """Add one reading of this device (in time order)."""
+        self._splits.new_input()
+        self.curve.add_reading(reading)
+
+    def add_step(self, step: int, start_s: float, end_s: float) -> None:
+        """Add a finished step (in step order; an overlap with the previous is clipped)."""
+        if end_s < start_s:
+            raise ValueError(f"step {step} ends before it starts ({start_s} > {end_s})")
+        self._splits.new_input()
+        ends = self._s_end
+        if ends and start_s < ends[-1]:
+            start_s = ends[-1]
+            end_s = max(end_s, start_s)
+        self._s_step.append(step)
+        self._s_start.append(start_s)
+        ends.append(end_s)
+
+    def pop_ready(self) -> list[StepEnergy]:
+        """Steps whose energy can no longer change; each returned once, in order."""
+        ready: list[StepEnergy] = []
+        ends, times = self._s_end, self.curve.times
+        first = self._next - self._steps.base
+        if first < len(ends) and len(times) > RATE_INTERVALS:
+            # the last final knot: two knots after it, and a step ending at or after it
+            last = len(times) - 1 - RATE_INTERVALS
+            if ends[-1] < times[last]:
+                last = bisect_right(times, ends[-1]) - 1
+            if last >= 0:
+                stop = bisect_right(ends, times[last], first)
+                self._emit_until(stop, ready, final=True)
+        self._trim()
+        return ready
+
+    def finish(self) -> list[StepEnergy]:
+        """End of run: every remaining step, attributed with what is known."""
+        done: list[StepEnergy] = []
+        self._emit_until(len(self._s_end), done, final=False)
+        self._trim()
+        return done
+
+    def energy_between(self, t0_s: float, t1_s: float) -> float:
+        """Energy on the reconstructed curve within the retained history."""
+        times = self.curve.times
+        if len(times) < 2:
+            return 0.0
+        lo_s, hi_s = times[0], times[-1]
+        t0_s, t1_s = min(max(t0_s, lo_s), hi_s), min(max(t1_s, lo_s), hi_s)
+        return self._energy_at(t1_s, final=False) - self._energy_at(t0_s, final=False)
+
+    # ------------------------------------------------------------------ steps → energies
+
+    def _is_final(self, j: int) -> bool:
+        """Knot interval j (run-wide index of its right knot) can no longer change."""
+        times = self.curve.times
+        i = j - self.curve.knots.base
+        if i + RATE_INTERVALS >= len(times):
+            return False  # the rate right of the interval needs two more knots
+        return bool(self._s_end) and self._s_end[-1] >= times[i]
+
+    def _emit_until(self, stop: int, out: list[StepEnergy], *, final: bool) -> None:
+        """Emit the pending steps before position ``stop``, in order.
+
+        Every step boundary inside a knot interval is a point of that interval's split,
+        so a step's end is looked up by walking the split's points: one bisect per knot
+        interval, not per step. A step starting where the previous one ended shares its
+        value (contiguous steps telescope).
+        """
+        first = self._next - self._steps.base
+        if stop <= first:
+            return
+        steps, starts, ends = self._s_step, self._s_start, self._s_end
+        times, knot_base = self.curve.times, self.curve.knots.base
+        lo_s = times[0] if times else math.inf
+        hi_s = times[-1] if times else -math.inf
+        resolution_s = self.curve.resolution_s()
+        anchor_s, anchor_j = self._anchor if self._anchor is not None else (math.nan, 0.0)
+        points: list[float] = []
+        cumulative: list[float] = []
+        k = 0
+        u1 = -math.inf
+        for idx in range(first, stop):
+            start_s, end_s = starts[idx], ends[idx]
+            if lo_s < end_s < hi_s:
+                if end_s > u1:  # into the next knot interval holding a step end
+                    points, cumulative = self._interval(
+                        knot_base + bisect_left(times, end_s), final=final
+                    )
+                    u1, k = points[-1], 1
+                while points[k] < end_s:
+                    k += 1
+                t0, t1 = points[k - 1], points[k]
+                end_j = cumulative[k]
+                if t1 != end_s and t1 > t0:  # not a boundary of the split (never, in practice)
+                    e0 = cumulative[k - 1]
+                    end_j = e0 + (end_j - e0) * (end_s - t0) / (t1 - t0)
+            else:
+                end_j = self._energy_at(end_s, final=final)
+            shared = start_s == anchor_s  # contiguous steps telescope
+            start_j = anchor_j if shared else self._energy_at(start_s, final=final)
+            anchor_s, anchor_j = end_s, end_j
+            interpolated = start_s < lo_s or end_s > hi_s or end_s - start_s < resolution_s
+            out.append(StepEnergy(steps[idx], end_j - start_j, interpolated))
+        self._anchor = (anchor_s, anchor_j)
+        self._next = self._steps.base + stop
+
+    def _energy_at(self, t_s: float, *, final: bool) -> float:
+        """Ê(t): the reconstructed cumulative energy (extrapolated outside the knots)."""
+        curve = self.curve
+        times, energies = curve.times, curve.energies
+        if not times:
+            return 0.0
+        if t_s <= times[0]:
+            return energies[0] - curve.edge_rate_w(first=True) * (times[0] - t_s)
+        if t_s >= times[-1]:
+            return energies[-1] + curve.edge_rate_w(first=False) * (t_s - times[-1])
+        i = bisect_left(times, t_s)
+        points, cumulative = self._interval(curve.knots.base + i, final=final)
+        k = min(bisect_right(points, t_s), len(points) - 1)
+        t0, t1 = points[k - 1], points[k]
+        e0, e1 = cumulative[k - 1], cumulative[k]
+        return e0 + (e1 - e0) * (t_s - t0) / (t1 - t0) if t1 > t0 else e1
+
+    def _interval(self, j: int, *, final: bool) -> Split:
+        """Knot interval j (run-wide index of its right knot) split at step boundaries.
+
+        With ``final``, a split that can no longer change is kept for good, and the knots
+        it used are frozen (a later lattice refit does not move them).
+        """
+        splits = self._splits
+        split = splits.get(j)
+        if split is None:
+            i = j - self.curve.knots.base
+            split = split_interval(self.curve, i, self._s_start, self._s_end)
+            splits.provisional[j] = split
+        if final and j not in splits.final and self._is_final(j):
+            splits.final[j] = split
+            self.curve.frozen = max(self.curve.frozen, j)
+        return split
+
+    # ------------------------------------------------------------------ memory
+
+    def _trim(self) -> None:
+        """Drop history no longer needed (amortized O(1): in chunks)."""
+        curve = self.curve
+        times = curve.times
+        if not times:
+            return
+        pending = self._next - self._steps.base
+        pending_s = self._s_start[pending] if pending < len(self._s_start) else math.inf
+        cutoff_s = min(pending_s, times[-1]) - RETENTION_S
+        k = max(bisect_left(times, cutoff_s) - RATE_INTERVALS - 1, len(times) - MAX_KNOTS)
+        if curve.knots.drop_oldest(k):
+            self._splits.evict(curve.knots.base - k, curve.knots.base)
+        curve.readings.drop_oldest(bisect_left(curve.power_times, times[0] - RETENTION_S))
+        s = min(pending - 1, bisect_left(self._s_end, cutoff_s))
+        self._steps.drop_oldest(s)
