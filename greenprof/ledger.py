@@ -11,7 +11,7 @@ hooks that stamp GPU completion times).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -89,10 +89,16 @@ class StepLedger:
         devices: Sequence[str],
         *,
         origin_s: float,
-        attributor: Callable[[str], StepAttributor] = lambda _device: StepAttributor(),
+        update_periods_s: Mapping[str, float | None] | None = None,
+        attributor: Callable[[str], StepAttributor] | None = None,
     ) -> None:
+        """``update_periods_s``: each device's declared counter update period (the sensor's
+        ``update_period_s``), the prior of its update lattice. ``attributor`` makes each
+        device's attributor instead (it then ignores ``update_periods_s``)."""
         self._origin_s = origin_s
-        self._attributors = {device: attributor(device) for device in devices}
+        periods_s = dict(update_periods_s or {})
+        make = attributor or (lambda d: StepAttributor(update_period_s=periods_s.get(d)))
+        self._attributors = {device: make(device) for device in devices}
         self._live = set(self._attributors)
         self._seen: set[str] = set()  # devices that gave at least one reading
         self._waiting: dict[int, set[str]] = {}  # step -> devices yet to attribute it
@@ -228,6 +234,8 @@ class StepLedger:
                 continue
             attributor = self._attributors[device]
             attributor.add_reading(reading)
+            if reading.power_w is None:
+                self._remember_energy(device, reading.time_s, attributor.total_energy_j)
             self._seen.add(device)
             self._last_seen_s[device] = reading.time_s
             self.last_time_s = max(self.last_time_s, reading.time_s)
@@ -355,16 +363,25 @@ class StepLedger:
         self._problems = any(self._problem_times.values())
         return near
 
+    def _remember_energy(self, device: str, time_s: float, energy_j: float) -> None:
+        """Keep the device's (time, total energy) over the last :data:`POWER_WINDOW_S` (and
+        one point before it), for :meth:`power_w`."""
+        window = self._recent[device]
+        window.append((time_s, energy_j))
+        while len(window) > 2 and time_s - window[1][0] >= POWER_WINDOW_S:
+            window.popleft()
+
     def power_w(self, reading: Reading) -> float | None:
-        """The reading's power, or the counter's average power over the last second."""
+        """The reading's power, or, for the latest reading of a device without one, its
+        counter's average power over the last second (None until half a second is known).
+
+        Pure: the window is kept by :meth:`add_readings`, so asking twice gives the same
+        answer and asking never changes a later one.
+        """
         if reading.power_w is not None:
             return reading.power_w
-        attributor = self._attributors.get(reading.device)
-        if attributor is None:
-            return None
-        window = self._recent[reading.device]
-        window.append((reading.time_s, attributor.total_energy_j))
-        while len(window) > 2 and reading.time_s - window[1][0] >= POWER_WINDOW_S:
-            window.popleft()
+        window = self._recent.get(reading.device)
+        if not window or window[-1][0] != reading.time_s:
+            return None  # not the device's latest reading (or never added): nothing known
         (t0, e0), (t1, e1) = window[0], window[-1]
         return (e1 - e0) / (t1 - t0) if t1 - t0 >= POWER_WINDOW_S / 2 else None

@@ -174,3 +174,26 @@ def test_the_time_before_the_first_step_is_setup_not_a_step() -> None:
     assert [s.step for s in steps] == [0, 1]
     assert (ledger.setup_s, ledger.setup_energy_j) == (2.0, pytest.approx(200.0, rel=1e-3))
     assert ledger.step_energy_j == pytest.approx(200.0, rel=1e-3)
+
+
+def test_power_from_a_counter_is_the_same_however_often_it_is_asked() -> None:
+    """Asking for a reading's power twice (or not at all) changes no answer, then or later."""
+
+    def powers(asks: int) -> list[float | None]:
+        ledger = StepLedger(["gpu:0"], origin_s=0.0)
+        out = []
+        for i in range(40):
+            reading = Reading("gpu:0", i * 0.1, 100.0 * (i * 0.1) ** 2, None)
+            ledger.add_readings([reading])
+            answers = {ledger.power_w(reading) for _ in range(asks if i % 3 else 1)}
+            assert len(answers) == 1
+            out.append(answers.pop())
+        return out
+
+    once = powers(1)
+    assert once == powers(3)
+    assert once[-1] == pytest.approx(100.0 * (3.9 + 2.9), rel=0.02)  # the mean over 2.9-3.9 s
+    ledger = StepLedger(["gpu:0"], origin_s=0.0)
+    ledger.add_readings([Reading("gpu:0", 0.0, 0.0, None), Reading("gpu:0", 1.0, 50.0, None)])
+    assert ledger.power_w(Reading("gpu:0", 0.0, 0.0, None)) is None  # not the latest: unknown
+    assert ledger.power_w(Reading("gpu:0", 1.0, 50.0, 75.0)) == 75.0  # its own power first
