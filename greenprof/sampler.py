@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from greenprof.records import Reading
-from greenprof.sensors.base import PowerSensor
+from greenprof.sensors.base import Sensor, as_sensor
 from greenprof.sensors.guard import (
     READ_ERROR,
     READ_TIMEOUT,
@@ -125,7 +125,7 @@ class _Reader:
         "wedged",
     )
 
-    def __init__(self, sensor: PowerSensor, guard: ReadingGuard, sampler: Sampler) -> None:
+    def __init__(self, sensor: Sensor, guard: ReadingGuard, sampler: Sampler) -> None:
         self.sensor = sensor
         self.guard = guard
         self.busy = False
@@ -192,7 +192,7 @@ class Sampler:
     :class:`~greenprof.sensors.guard.ReadingGuard`.
 
     Args:
-        sensors: one per device.
+        sensors: one per device (an incomplete one is completed by :func:`~greenprof.sensors.base.as_sensor`).
         interval_s: the nominal time between polls.
         consumer: gets each poll's readings (possibly empty).
         on_error: gets a one-line message for each problem, once per device and kind.
@@ -213,7 +213,7 @@ class Sampler:
 
     def __init__(
         self,
-        sensors: Sequence[PowerSensor],
+        sensors: Sequence[Sensor],
         *,
         interval_s: float,
         consumer: ReadingsConsumer,
@@ -224,7 +224,7 @@ class Sampler:
         read_timeout_s: float | None = None,
         on_rejected: RejectedCallback | None = None,
     ) -> None:
-        self._sensors = tuple(sensors)
+        self._sensors = tuple(as_sensor(sensor) for sensor in sensors)
         self._interval_s = interval_s
         self._consumer = consumer
         self._on_error = on_error
@@ -488,7 +488,7 @@ class Sampler:
             self._loop_cpu_s = time.thread_time() - started
 
 
-def close_sensors(sensors: Iterable[PowerSensor], *, timeout_s: float = 0.5) -> tuple[str, ...]:
+def close_sensors(sensors: Iterable[Sensor], *, timeout_s: float = 0.5) -> tuple[str, ...]:
     """Close every sensor, each on its own daemon thread, waiting ``timeout_s`` in all.
 
     A wedged sensor's ``close()`` may block as its ``read()`` did; this returns anyway.
@@ -497,7 +497,7 @@ def close_sensors(sensors: Iterable[PowerSensor], *, timeout_s: float = 0.5) -> 
     """
     threads: list[tuple[str, threading.Thread]] = []
     for sensor in sensors:
-        device = str(getattr(sensor, "device", "?"))
+        device = sensor.device
         thread = threading.Thread(
             target=_close_one, args=(sensor, device), name=f"greenprof-close-{device}", daemon=True
         )
@@ -512,7 +512,7 @@ def close_sensors(sensors: Iterable[PowerSensor], *, timeout_s: float = 0.5) -> 
     return late
 
 
-def _close_one(sensor: PowerSensor, device: str) -> None:
+def _close_one(sensor: Sensor, device: str) -> None:
     try:
         sensor.close()
     except Exception as exc:

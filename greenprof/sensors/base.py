@@ -1,46 +1,201 @@
-"""The sensor protocol: anything that can be polled for one device's energy or power."""
+"""The sensor contract: what every sensor offers, and the one adapter for those that offer less.
+
+A :class:`Sensor` reads one device. Everything the sampler, the reading guard, the
+apportioning wrappers and the profiler need from it is a required member, so none of
+them probes a sensor with ``getattr``:
+
+- ``device``: the device id, ``gpu:0``, ``cpu:0``, ``dram:0``.
+- ``info``: a :class:`~greenprof.records.DeviceInfo` (kind, method, name, power limit,
+  UUID, caveats), stored once per run and used as the guard's power ceiling.
+- ``update_period_s``: how often the underlying counter or power value changes, when
+  known (None: unknown or every read); the profiler keeps reading about one period after
+  the last step so the last step's energy is seen.
+- ``energy_wrap_j``: the value at which a raw energy counter wraps to 0, for a counter
+  the sensor does not unwrap itself (None: it never wraps, or the sensor unwraps it).
+- ``read()`` and ``close()``.
+
+Sensors written before this contract (``device``, ``read()`` and ``close()`` only) still
+work: :func:`as_sensor` wraps them once, at the boundary, with an ``info`` derived from
+the device id. An optional capability is a protocol of its own (:class:`ShareableSensor`),
+checked with ``isinstance``, never guessed from attribute names.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, get_args, runtime_checkable
 
 from greenprof.records import DeviceInfo, DeviceKind, Method, Reading
 
+if TYPE_CHECKING:
+    from greenprof.sensors.share import ShareSource
+
+DEVICE_KINDS: dict[str, DeviceKind] = {"gpu": "gpu", "cpu": "cpu", "dram": "dram"}
+"""Device id prefix → kind; any other prefix is ``other``."""
+
+NODE_WIDE_KINDS = frozenset({"cpu", "dram"})
+"""Kinds that measure the whole node (one local rank reads them)."""
+
+
+def device_kind(device: str) -> DeviceKind:
+    """The kind named by a device id's prefix: ``gpu:1`` → ``gpu``, ``fan:0`` → ``other``."""
+    return DEVICE_KINDS.get(device.split(":", 1)[0], "other")
+
 
 @runtime_checkable
-class PowerSensor(Protocol):
-    """Reads one device.
+class Sensor(Protocol):
+    """Reads one device; see the module docstring for what each member means.
 
-    Required: ``device`` (e.g. ``gpu:0``), ``read()`` and ``close()``. Optional
-    attributes that greenprof uses when present: ``info`` (a
-    :class:`~greenprof.records.DeviceInfo`), ``update_period_s`` (how often the
-    underlying counter changes, when known).
+    Members are read-only properties here so that a plain attribute, a property and a
+    frozen dataclass field all conform.
     """
 
-    device: str
+    @property
+    def device(self) -> str:
+        """The device id, e.g. ``gpu:0``."""
+        ...
+
+    @property
+    def info(self) -> DeviceInfo:
+        """What is known about the device."""
+        ...
+
+    @property
+    def update_period_s(self) -> float | None:
+        """How often the sensor's value changes, when known."""
+        ...
+
+    @property
+    def energy_wrap_j(self) -> float | None:
+        """Where a raw energy counter wraps to 0, when the sensor does not unwrap it."""
+        ...
 
     def read(self) -> Reading:
-        """Poll the device now. May raise; the sampler logs and skips the reading."""
+        """Poll the device now. May raise; the sampler counts the failure and goes on."""
         ...
 
     def close(self) -> None:
-        """Release handles; further reads are not allowed."""
+        """Release handles; further reads are not allowed. Idempotent."""
         ...
 
 
-def describe(sensor: PowerSensor) -> DeviceInfo:
-    """The sensor's :class:`DeviceInfo`, or one derived from what it offers."""
-    info = getattr(sensor, "info", None)
-    if isinstance(info, DeviceInfo):
-        return info
-    device = sensor.device
-    prefix = device.split(":", 1)[0]
-    kind: DeviceKind = prefix if prefix in ("gpu", "cpu", "dram") else "other"  # type: ignore[assignment]
-    method: Method = getattr(sensor, "method", "counter")
-    return DeviceInfo(
-        device=device,
-        kind=kind,
-        method=method,
-        name=str(getattr(sensor, "name", type(sensor).__name__)),
-        node_wide=kind in ("cpu", "dram"),
+PowerSensor = Sensor
+"""The name before the contract was explicit (kept: the profiler and users import it)."""
+
+
+@runtime_checkable
+class ShareableSensor(Sensor, Protocol):
+    """A sensor of a device other processes may use too (a GPU), that can say how much of
+    it is this run's. :func:`greenprof.sensors.share.apportion` wraps it with its source."""
+
+    def share_source(
+        self, own_pids: Callable[[], Collection[int]] | None = None
+    ) -> ShareSource | None:
+        """This run's share of the device, or None when it cannot be told (a MIG slice)."""
+        ...
+
+
+@runtime_checkable
+class _MinimalSensor(Protocol):
+    """What a sensor written before the contract offers."""
+
+    @property
+    def device(self) -> str: ...
+
+    def read(self) -> Reading: ...
+
+    def close(self) -> None: ...
+
+
+class DerivedSensor:
+    """A sensor with only ``device``, ``read()`` and ``close()``, made to conform.
+
+    ``info`` is derived from the device id (the kind from its prefix, node-wide for CPU and
+    DRAM) and the sensor's own ``name`` and ``method`` attributes where it has them; the
+    update period and the wrap are unknown.
+    """
+
+    update_period_s: float | None = None
+    energy_wrap_j: float | None = None
+
+    def __init__(self, inner: _MinimalSensor, *, name: str, method: Method) -> None:
+        self.inner = inner
+        self.device = inner.device
+        kind = device_kind(self.device)
+        self.info = DeviceInfo(
+            device=self.device,
+            kind=kind,
+            method=method,
+            name=name,
+            node_wide=kind in NODE_WIDE_KINDS,
+        )
+
+    def read(self) -> Reading:
+        """The inner sensor's reading."""
+        return self.inner.read()
+
+    def close(self) -> None:
+        """Close the inner sensor."""
+        self.inner.close()
+
+
+def as_sensor(candidate: object) -> Sensor:
+    """``candidate`` itself when it conforms to :class:`Sensor`, else wrapped in a
+    :class:`DerivedSensor` when it has ``device``, ``read()`` and ``close()``.
+
+    This is the one place an incomplete sensor is completed: call it where sensors enter
+    greenprof (``Profiler(sensors=...)``, the sampler). Raises TypeError for anything else.
+    """
+    if isinstance(candidate, Sensor) and isinstance(candidate.info, DeviceInfo):
+        return candidate
+    if isinstance(candidate, _MinimalSensor) and isinstance(candidate.device, str):
+        # The one place a sensor's optional extras are probed: this is the boundary.
+        name = getattr(candidate, "name", None)
+        method = getattr(candidate, "method", None)
+        return DerivedSensor(
+            candidate,
+            name=name if isinstance(name, str) else type(candidate).__name__,
+            method=_METHODS.get(method, "counter") if isinstance(method, str) else "counter",
+        )
+    raise TypeError(
+        f"{candidate!r} is not a sensor: a sensor has a `device` string, `read()` and"
+        " `close()` (see greenprof.sensors.Sensor)"
     )
+
+
+_METHODS: dict[str, Method] = {method: method for method in get_args(Method)}
+
+
+def describe(sensor: object) -> DeviceInfo:
+    """The sensor's :class:`DeviceInfo` (``as_sensor(sensor).info``; kept for callers that
+    accept sensors from before the contract)."""
+    return as_sensor(sensor).info
+
+
+@dataclass(frozen=True, slots=True)
+class GpuOpenResult:
+    """What a GPU backend opened: one sensor per GPU this process uses (devices
+    ``gpu:<CUDA index>``) and one note per decision (skipped GPUs, mapping caveats)."""
+
+    sensors: tuple[Sensor, ...]
+    notes: tuple[str, ...] = ()
+
+
+class GpuBackend(Protocol):
+    """One vendor's GPUs (NVML for NVIDIA; AMD SMI would be another).
+
+    Detection tries every backend in :data:`greenprof.sensors.detect.GPU_BACKENDS`, so a
+    new vendor is one module with a backend and one entry there.
+    """
+
+    @property
+    def name(self) -> str:
+        """How notes name the backend, e.g. ``NVML``."""
+        ...
+
+    def open(self, env: Mapping[str, str], clock: Callable[[], float]) -> GpuOpenResult:
+        """The GPUs this process sees (``env``: its environment, for
+        ``CUDA_VISIBLE_DEVICES`` and the like). Raises :class:`~greenprof.errors.SensorError`
+        when the backend cannot be used here (library or driver missing), saying why."""
+        ...

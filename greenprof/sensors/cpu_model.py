@@ -204,6 +204,7 @@ class CpuModelSensor:
             import psutil as psutil_module
         self.device = device
         self.update_period_s: float | None = None
+        self.energy_wrap_j: float | None = None
         self.tdp = tdp
         self._psutil = psutil_module
         self._clock = clock

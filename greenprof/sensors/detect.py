@@ -1,19 +1,21 @@
-"""Pick the best source per device and say why: NVML for GPUs, RAPL for CPU/DRAM, else a model."""
+"""Pick the best source per device and say why: each GPU backend (NVML), RAPL for CPU/DRAM,
+else a model; with several local ranks, each rank its own GPU and local rank 0 the node."""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from greenprof.errors import SensorError
-from greenprof.sensors.base import PowerSensor, describe
+from greenprof.sensors.base import GpuBackend, Sensor
 from greenprof.sensors.cpu_model import CPUINFO_PATH, open_cpu_model_sensor
-from greenprof.sensors.nvml import open_nvml
+from greenprof.sensors.nvml import NVML_BACKEND, NvmlBackend
+from greenprof.sensors.nvml_api import NvmlApi
 from greenprof.sensors.rapl import (
     POWERCAP_ROOT,
     RaplPermissionError,
@@ -25,13 +27,20 @@ logger = logging.getLogger(__name__)
 
 # Launchers' per-node rank variables: torchrun/accelerate, SLURM srun, Open MPI mpirun.
 LOCAL_RANK_VARS = ("LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK")
+# ... and their per-node process counts (SLURM's may read "4(x2)": 4 tasks on each of 2 nodes).
+LOCAL_WORLD_SIZE_VARS = (
+    "LOCAL_WORLD_SIZE",
+    "OMPI_COMM_WORLD_LOCAL_SIZE",
+    "SLURM_NTASKS_PER_NODE",
+    "SLURM_STEP_TASKS_PER_NODE",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Detection:
     """The sensors chosen for this process and one note per decision."""
 
-    sensors: tuple[PowerSensor, ...]
+    sensors: tuple[Sensor, ...]
     notes: tuple[str, ...]
 
     def close(self) -> None:
@@ -49,22 +58,91 @@ def local_rank(env: Mapping[str, str]) -> tuple[int, str] | None:
     return None
 
 
-def _detect_gpus(
-    pynvml_module: Any, env: Mapping[str, str], clock: Callable[[], float]
-) -> tuple[list[PowerSensor], list[str]]:
+GPU_BACKENDS: tuple[GpuBackend, ...] = (NVML_BACKEND,)
+"""Every GPU vendor detection tries, in order. A new vendor (AMD SMI, ...) is one module
+with a :class:`~greenprof.sensors.base.GpuBackend` and one entry here."""
+
+
+def _open_backend(
+    backend: GpuBackend, env: Mapping[str, str], clock: Callable[[], float]
+) -> tuple[tuple[Sensor, ...], list[str]]:
     try:
-        result = open_nvml(pynvml_module, env, clock)
+        result = backend.open(env, clock)
     except SensorError as exc:
-        return [], [f"gpu: {exc}"]
+        return (), [f"gpu: {exc}"]
     except Exception as exc:  # a broken driver stack must not stop training
-        logger.debug("NVML detection failed", exc_info=True)
-        return [], [f"gpu: NVML failed unexpectedly ({type(exc).__name__}: {exc})"]
-    notes = [f"gpu: {note}" for note in result.notes]
-    if not result.sensors:
+        logger.debug("%s detection failed", backend.name, exc_info=True)
+        return (), [f"gpu: {backend.name} failed unexpectedly ({type(exc).__name__}: {exc})"]
+    notes = [note if note.startswith("gpu:") else f"gpu: {note}" for note in result.notes]
+    return result.sensors, notes
+
+
+def _detect_gpus(
+    backends: Sequence[GpuBackend], env: Mapping[str, str], clock: Callable[[], float]
+) -> tuple[list[Sensor], list[str]]:
+    """Every backend's GPUs; a device id two backends both claim is kept from the first."""
+    sensors: list[Sensor] = []
+    notes: list[str] = []
+    for backend in backends:
+        opened, backend_notes = _open_backend(backend, env, clock)
+        notes.extend(backend_notes)
+        taken = {s.device for s in sensors}
+        for sensor in opened:
+            if sensor.device in taken:
+                notes.append(
+                    f"{sensor.device}: {backend.name} also offers this device id; measured by"
+                    " the backend listed first"
+                )
+                sensor.close()
+            else:
+                sensors.append(sensor)
+    owned, ownership_notes = _owned_gpus(sensors, env)
+    notes.extend(ownership_notes)
+    if not owned:
         notes.append("gpu: no GPU measured")
-    for sensor in result.sensors:
-        notes.append(f"{sensor.device}: NVML {sensor.info.method} ({sensor.info.name})")
-    return list(result.sensors), notes
+    return owned, notes
+
+
+def _local_world_size(env: Mapping[str, str]) -> int | None:
+    """Processes of this job on this node, where the launcher says (None: unknown)."""
+    for name in LOCAL_WORLD_SIZE_VARS:
+        value = env.get(name, "").strip()
+        digits = value.split("(", 1)[0]  # SLURM: "4(x2)"; "4,2" (uneven nodes) is unknown
+        if digits.isdigit() and int(digits) > 0:
+            return int(digits)
+    return None
+
+
+def _owned_gpus(sensors: list[Sensor], env: Mapping[str, str]) -> tuple[list[Sensor], list[str]]:
+    """The GPUs this rank uses when several local ranks see the same GPUs.
+
+    torchrun, accelerate and Lightning leave every GPU visible to every rank, and each
+    rank uses ``cuda:<local rank>``: measuring all of them would give every rank the whole
+    node's GPU energy. So with more than one local rank (the local world size says so, or
+    the local rank is above 0) and several GPUs visible, a rank keeps only
+    ``gpu:<local rank mod visible GPUs>`` (more ranks than GPUs share them; the share is
+    then apportioned). One GPU visible (``CUDA_VISIBLE_DEVICES`` per rank, SLURM's
+    ``--gpus-per-task``), one local process, or no launcher: every visible GPU is kept.
+    """
+    rank = local_rank(env)
+    gpus = [s for s in sensors if s.info.kind == "gpu"]
+    if rank is None or len(gpus) < 2:
+        return sensors, []
+    size = _local_world_size(env)
+    if size == 1 or (size is None and rank[0] == 0):
+        return sensors, []
+    keep = gpus[rank[0] % len(gpus)]
+    others = [s for s in gpus if s is not keep]
+    for sensor in others:
+        sensor.close()
+    of = "" if size is None else f" of {size}"
+    note = (
+        f"gpu: local rank {rank[0]}{of} ({rank[1]}={rank[0]}) measures {keep.device} only, the"
+        f" GPU it uses by the cuda:<local rank> convention; {', '.join(s.device for s in others)}"
+        " belong to the other local ranks (give each rank its own CUDA_VISIBLE_DEVICES to"
+        " choose otherwise)"
+    )
+    return [s for s in sensors if s not in others], [note]
 
 
 def _detect_rapl(
@@ -89,7 +167,7 @@ def _detect_node_wide(
     cpuinfo_path: Path,
     psutil_module: Any,
     clock: Callable[[], float],
-) -> tuple[list[PowerSensor], list[str]]:
+) -> tuple[list[Sensor], list[str]]:
     rapl, reason, notes = _detect_rapl(powercap_root, clock)
     if reason is None:
         return list(rapl), notes
@@ -107,24 +185,33 @@ def detect_sensors(
     *,
     env: Mapping[str, str] = os.environ,
     powercap_root: Path = POWERCAP_ROOT,
-    pynvml_module: Any = None,
+    pynvml_module: NvmlApi | None = None,
     include_node_wide: bool | None = None,
     include_gpus: bool = True,
     cpuinfo_path: Path = CPUINFO_PATH,
     psutil_module: Any = None,
     clock: Callable[[], float] = time.monotonic,
+    gpu_backends: Sequence[GpuBackend] = GPU_BACKENDS,
 ) -> Detection:
     """The best source per device for this process. Never raises for a missing source.
 
-    GPUs: NVML, mapped through CUDA_VISIBLE_DEVICES. CPU and DRAM: RAPL, else the
-    CPU load × TDP model. Node-wide sensors (CPU, DRAM) are opened only on local
-    rank 0 (``LOCAL_RANK``, ``SLURM_LOCALID``, ``OMPI_COMM_WORLD_LOCAL_RANK``) so a
+    GPUs: every backend of ``gpu_backends`` (NVML, mapped through CUDA_VISIBLE_DEVICES);
+    ``pynvml_module`` replaces the NVML backend's module (a stand-in such as
+    :class:`greenprof.sensors.testing.ScriptedNvml`). With several local ranks sharing
+    the visible GPUs, each rank measures its own (see :func:`_owned_gpus`). CPU and DRAM:
+    RAPL, else the CPU load × TDP model. Node-wide sensors (CPU, DRAM) are opened only on
+    local rank 0 (``LOCAL_RANK``, ``SLURM_LOCALID``, ``OMPI_COMM_WORLD_LOCAL_RANK``) so a
     node is counted once; ``include_node_wide`` overrides that choice.
     """
-    sensors: list[PowerSensor] = []
+    if pynvml_module is not None:
+        gpu_backends = [
+            NvmlBackend(pynvml_module) if isinstance(backend, NvmlBackend) else backend
+            for backend in gpu_backends
+        ]
+    sensors: list[Sensor] = []
     notes: list[str] = []
     if include_gpus:
-        gpu_sensors, gpu_notes = _detect_gpus(pynvml_module, env, clock)
+        gpu_sensors, gpu_notes = _detect_gpus(gpu_backends, env, clock)
         sensors.extend(gpu_sensors)
         notes.extend(gpu_notes)
     rank = local_rank(env)
@@ -149,7 +236,7 @@ def doctor_lines(detection: Detection) -> list[str]:
     """What ``greenprof doctor`` prints: one block per device, then the decisions."""
     lines = ["devices:"] if detection.sensors else ["devices: none measured"]
     for sensor in detection.sensors:
-        info = describe(sensor)
+        info = sensor.info
         extras = [f"uuid {info.uuid}"] if info.uuid else []
         if info.power_limit_w is not None:
             extras.append(f"power limit {info.power_limit_w:g} W")

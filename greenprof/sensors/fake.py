@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from greenprof.records import DeviceInfo, DeviceKind, Reading
+from greenprof.sensors.base import NODE_WIDE_KINDS, device_kind
 
 
 class FakeSensor:
@@ -50,16 +51,14 @@ class FakeSensor:
         self._report_power = report_power
         self._clock = clock
         self._resolution_s = resolution_s
-        prefix = device.split(":", 1)[0]
-        resolved_kind: DeviceKind = kind or (
-            prefix if prefix in ("gpu", "cpu", "dram") else "other"  # type: ignore[assignment]
-        )
+        self.energy_wrap_j: float | None = None
+        resolved_kind = kind or device_kind(device)
         self.info = DeviceInfo(
             device=device,
             kind=resolved_kind,
             method="simulated",
             name=name,
-            node_wide=resolved_kind in ("cpu", "dram"),
+            node_wide=resolved_kind in NODE_WIDE_KINDS,
             note="simulated sensor: not a measurement",
         )
         self._origin_s = clock()
@@ -124,14 +123,16 @@ class ReplaySensor:
         self._rows = list(rows)
         self._clock = clock
         self._start_s: float | None = None
-        prefix = device.split(":", 1)[0]
-        kind: DeviceKind = prefix if prefix in ("gpu", "cpu", "dram") else "other"  # type: ignore[assignment]
+        self.update_period_s: float | None = None
+        """Unknown: the trace's rows set it."""
+        self.energy_wrap_j: float | None = None
+        kind = device_kind(device)
         self.info = DeviceInfo(
             device=device,
             kind=kind,
             method="simulated",
             name=name,
-            node_wide=kind in ("cpu", "dram"),
+            node_wide=kind in NODE_WIDE_KINDS,
             note="replayed trace: not a live measurement",
         )
 

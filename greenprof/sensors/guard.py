@@ -34,10 +34,10 @@ Rules, in the order they are applied (the reason names are the keys of
      saw the older value, so ``ceiling × (t − that poll's time + JUMP_SLACK_S)`` bounds
      it (``JUMP_SLACK_S`` covers a read that lags its timestamp; before there is such a
      poll, ``FIRST_JUMP_SLACK_S``).
-   - A declared wrap (``wrap_j``; a sensor declares it as an optional ``energy_wrap_j``
-     attribute) that makes the decrease a plausible forward step (``counter_wrap``, not
-     a problem): unwrapped, passed on. :class:`~greenprof.sensors.rapl.RaplSensor`
-     already unwraps ``max_energy_range_uj`` itself, so its counter never decreases here.
+   - A declared wrap (``wrap_j``, the sensor's ``energy_wrap_j``) that makes the decrease
+     a plausible forward step (``counter_wrap``, not a problem): unwrapped, passed on.
+     :class:`~greenprof.sensors.rapl.RaplSensor` already unwraps ``max_energy_range_uj``
+     itself, so its counter never decreases here.
    - A small step back — less than ``STEP_BACK_FRACTION`` of the counter *and* less than
      ``STEP_BACK_MAX_J`` (``counter_step_back``): a glitch, reject. Later reads below the
      last passed value are rejected the same way until the counter passes it again, so a
@@ -77,9 +77,12 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from greenprof.records import DeviceInfo, Reading
+
+if TYPE_CHECKING:
+    from greenprof.sensors.base import Sensor
 
 DEFAULT_POWER_CEILING_W: Final = 10_000.0
 """Power no single device draws (a whole 8-GPU node is about 10 kW): above it a power
@@ -265,20 +268,19 @@ class ReadingGuard:
 
     @classmethod
     def for_sensor(
-        cls, sensor: object, *, on_problem: Callable[[GuardEvent], None] | None = None
+        cls, sensor: Sensor, *, on_problem: Callable[[GuardEvent], None] | None = None
     ) -> ReadingGuard:
         """A guard set up from what a sensor declares: ``device``, ``info.power_limit_w``
-        (the ceiling) and, optionally, ``energy_wrap_j`` (a raw counter's wrap value)."""
-        info = getattr(sensor, "info", None)
-        wrap = getattr(sensor, "energy_wrap_j", None)
-        try:
+        (the ceiling) and ``energy_wrap_j`` (a raw counter's wrap value, or None)."""
+        wrap = sensor.energy_wrap_j
+        try:  # a third-party sensor may declare it as any number type, or a bad one
             wrap_j = None if wrap is None else _real(wrap)
         except _NotANumber:
             wrap_j = None
         return cls(
-            str(getattr(sensor, "device", "?")),
-            ceiling_w=power_ceiling_w(info if isinstance(info, DeviceInfo) else None),
-            wrap_j=wrap_j if wrap_j is not None and math.isfinite(wrap_j) else None,
+            sensor.device,
+            ceiling_w=power_ceiling_w(sensor.info),
+            wrap_j=wrap_j if wrap_j is not None and math.isfinite(wrap_j) and wrap_j > 0 else None,
             on_problem=on_problem,
         )
 

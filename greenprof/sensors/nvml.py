@@ -9,14 +9,11 @@ Facts used here (sources in ``ref/measurement.md`` §1):
 - ``NVML_FI_DEV_POWER_INSTANT`` (field 186, R535+): current power, all
   architectures. ``nvmlDeviceGetPowerUsage`` (mW) is a 1 s average on Ampere and
   newer except A100, instantaneous before.
-- NVML ignores ``CUDA_VISIBLE_DEVICES`` and may order GPUs differently from CUDA,
-  so GPUs are mapped by UUID. NVML cannot measure a MIG slice: the whole parent
-  GPU is measured and labelled as such.
 
-- A GPU shared by several compute processes (``nvmlDeviceGetComputeRunningProcesses``)
-  is apportioned by :class:`GpuProcessShare`: this run's part of the SM utilization
-  NVML samples per process (``nvmlDeviceGetProcessUtilization``), else an equal split by
-  process count; :func:`greenprof.sensors.share.apportion` applies it.
+The parts: :mod:`~greenprof.sensors.nvml_api` (the typed NVML calls),
+:mod:`~greenprof.sensors.nvml_devices` (CUDA devices → physical GPUs by UUID),
+:mod:`~greenprof.sensors.nvml_share` (a GPU shared with other processes), and here the
+sensor, opening the process's GPUs, and :data:`NVML_BACKEND` for detection.
 
 ``pynvml`` (the ``nvidia-ml-py`` distribution) is imported only when a sensor is
 opened, never when this module is imported.
@@ -30,76 +27,65 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from greenprof.errors import SensorError
 from greenprof.records import DeviceInfo, Method, Reading
+from greenprof.sensors.base import GpuOpenResult
+from greenprof.sensors.nvml_api import (
+    NVML_FI_DEV_POWER_INSTANT,
+    NVML_TEMPERATURE_GPU,
+    NvmlApi,
+    NvmlHandle,
+    field_value,
+    init_failure,
+    is_unsupported,
+    load_pynvml,
+    text,
+)
+from greenprof.sensors.nvml_devices import GpuMapping, VisibleGpu, visible_gpus
+from greenprof.sensors.nvml_share import DEFAULT_SHARE_PERIOD_S, GpuProcessShare
 
-NvmlModule = Any
-"""The ``pynvml`` module, or a stand-in with the same functions, constants and ``NVMLError``."""
+NvmlModule = NvmlApi
+"""The name before the NVML API was typed (kept for callers)."""
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-# nvml.h: NVML_FI_DEV_POWER_INSTANT = 186 (older nvidia-ml-py releases lack the constant).
-_FI_POWER_INSTANT = 186
-# nvml.h nvmlValueType_t → the nvmlValue_t union member holding the value.
-_VALUE_MEMBER = {
-    0: "dVal",
-    1: "uiVal",
-    2: "ulVal",
-    3: "ullVal",
-    4: "sllVal",
-    5: "siVal",
-    6: "usVal",
-}
 # The energy counter and instant power refresh about every 100 ms (ML.ENERGY blog; Zeus docs).
 NVML_UPDATE_PERIOD_S = 0.1
 # nvmlDeviceGetUtilizationRates samples over 1/6 s to 1 s (nvml.h): reading it faster adds nothing.
 DEFAULT_DETAILS_PERIOD_S = 1.0
-# How often a GPU's compute processes and their utilization are listed for its share.
-DEFAULT_SHARE_PERIOD_S = 1.0
 
-
-def load_pynvml() -> NvmlModule:
-    """Import ``pynvml`` (nvidia-ml-py), or raise :class:`SensorError` saying how to install it."""
-    try:
-        import pynvml
-    except ImportError as exc:
-        raise SensorError("nvidia-ml-py is not installed (pip install nvidia-ml-py)") from exc
-    return pynvml
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _is_unsupported(pynvml: NvmlModule, exc: BaseException) -> bool:
-    codes = (
-        getattr(pynvml, "NVML_ERROR_NOT_SUPPORTED", 3),
-        getattr(pynvml, "NVML_ERROR_FUNCTION_NOT_FOUND", 13),
-    )
-    return getattr(exc, "value", None) in codes
-
-
-def _init_failure(pynvml: NvmlModule, exc: BaseException) -> str:
-    code = getattr(exc, "value", None)
-    if code == getattr(pynvml, "NVML_ERROR_LIBRARY_NOT_FOUND", 12):
-        return "NVML not available (libnvidia-ml.so.1 not found: no NVIDIA driver)"
-    if code == getattr(pynvml, "NVML_ERROR_DRIVER_NOT_LOADED", 9):
-        return "NVML not available (the NVIDIA driver is not loaded)"
-    return f"NVML not available (nvmlInit failed: {exc})"
+__all__ = [
+    "DEFAULT_DETAILS_PERIOD_S",
+    "DEFAULT_SHARE_PERIOD_S",
+    "NVML_BACKEND",
+    "NVML_UPDATE_PERIOD_S",
+    "GpuMapping",
+    "GpuProcessShare",
+    "NvmlBackend",
+    "NvmlModule",
+    "NvmlOpenResult",
+    "NvmlSensor",
+    "NvmlSession",
+    "VisibleGpu",
+    "load_pynvml",
+    "open_nvml",
+    "open_nvml_sensors",
+    "visible_gpus",
+]
 
 
 class NvmlSession:
     """One ``nvmlInit``; ``nvmlShutdown`` when the last holder releases it."""
 
-    def __init__(self, pynvml: NvmlModule) -> None:
+    def __init__(self, pynvml: NvmlApi) -> None:
         try:
             pynvml.nvmlInit()
         except pynvml.NVMLError as exc:
-            raise SensorError(_init_failure(pynvml, exc)) from exc
+            raise SensorError(init_failure(exc)) from exc
         self.pynvml = pynvml
         self._refs = 1
         self._lock = threading.Lock()
@@ -123,148 +109,6 @@ class NvmlSession:
             logger.debug("nvmlShutdown failed: %s", exc)
 
 
-@dataclass(frozen=True, slots=True)
-class VisibleGpu:
-    """A GPU the training process sees, and the physical GPU NVML measures for it."""
-
-    index: int
-    """The CUDA index in this process (position in CUDA_VISIBLE_DEVICES): device ``gpu:<index>``."""
-    handle: Any
-    """NVML handle of the physical GPU (the parent GPU for a MIG slice)."""
-    uuid: str
-    """UUID of the physical GPU (``GPU-…``)."""
-    mig_id: str | None = None
-    """The MIG slice the process uses, as written in CUDA_VISIBLE_DEVICES."""
-
-    @property
-    def device(self) -> str:
-        """Device id, ``gpu:<index>``."""
-        return f"gpu:{self.index}"
-
-    @property
-    def note(self) -> str:
-        """Caveat to store with the device (the MIG label), or empty."""
-        if self.mig_id is None:
-            return ""
-        return (
-            f"MIG slice {self.mig_id}: NVML measures only the whole parent GPU {self.uuid};"
-            " energy includes other slices"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class GpuMapping:
-    """The process's GPUs and what was decided while mapping them."""
-
-    gpus: tuple[VisibleGpu, ...]
-    notes: tuple[str, ...] = ()
-
-
-def _resolve_gpu_uuid(entry: str, uuids: list[str]) -> int | None:
-    """NVML index of the one GPU whose UUID starts with ``entry`` (CUDA accepts unique prefixes)."""
-    hits = [i for i, uuid in enumerate(uuids) if uuid.lower().startswith(entry.lower())]
-    return hits[0] if len(hits) == 1 else None
-
-
-def _resolve_entry(
-    pynvml: NvmlModule, entry: str, handles: list[Any], uuids: list[str]
-) -> tuple[Any, str, str | None] | None:
-    """``(physical handle, physical uuid, mig id)`` for one CUDA_VISIBLE_DEVICES entry, or None."""
-    index: int | None
-    mig_id: str | None = None
-    if entry.isdigit():
-        index = int(entry) if int(entry) < len(handles) else None
-    elif entry.startswith("GPU-"):
-        index = _resolve_gpu_uuid(entry, uuids)
-    elif entry.startswith("MIG-GPU-"):  # legacy (before R470): MIG-GPU-<uuid>/<gi>/<ci>
-        index = _resolve_gpu_uuid(entry[len("MIG-") :].split("/", 1)[0], uuids)
-        mig_id = entry
-    elif entry.startswith("MIG-"):
-        try:
-            mig = pynvml.nvmlDeviceGetHandleByUUID(entry)
-            parent = pynvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(mig)
-            return parent, _text(pynvml.nvmlDeviceGetUUID(parent)), entry
-        except pynvml.NVMLError:
-            return None
-    else:
-        return None
-    return None if index is None else (handles[index], uuids[index], mig_id)
-
-
-def _order_note(pynvml: NvmlModule, handles: list[Any], cuda_device_order: str | None) -> str:
-    """A warning when integer CUDA ids may not be NVML indices (mixed models, FASTEST_FIRST)."""
-    if cuda_device_order == "PCI_BUS_ID" or len(handles) < 2:
-        return ""
-    names = sorted({_text(pynvml.nvmlDeviceGetName(h)) for h in handles})
-    if len(names) < 2:
-        return ""
-    return (
-        f"this node mixes GPU models ({', '.join(names)}) and CUDA_DEVICE_ORDER is not"
-        " PCI_BUS_ID: CUDA's default FASTEST_FIRST order can differ from NVML's, so integer"
-        " GPU ids may name other GPUs than measured; set CUDA_DEVICE_ORDER=PCI_BUS_ID or use"
-        " GPU-<uuid> ids"
-    )
-
-
-def visible_gpus(
-    pynvml: NvmlModule, cuda_visible_devices: str | None, cuda_device_order: str | None = None
-) -> GpuMapping:
-    """Map the process's CUDA devices to the physical GPUs NVML measures.
-
-    ``cuda_visible_devices`` is parsed as CUDA does: comma-separated entries, each
-    an NVML index, ``GPU-<uuid>`` (or a unique prefix of it), ``MIG-<uuid>`` or the
-    legacy ``MIG-GPU-<uuid>/<gi>/<ci>``; the first entry that names no GPU ends the
-    list. None (unset) means all GPUs; an empty string means none. A physical GPU
-    listed twice (e.g. two MIG slices of one GPU) is measured once, under its first
-    index, so its energy is not counted twice. NVML must be initialized.
-    """
-    handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
-    uuids = [_text(pynvml.nvmlDeviceGetUUID(h)) for h in handles]
-    notes: list[str] = []
-    resolved: list[tuple[Any, str, str | None]]
-    if cuda_visible_devices is None:
-        resolved = [(h, u, None) for h, u in zip(handles, uuids, strict=True)]
-        uses_integers = True
-    else:
-        resolved = []
-        entries = [e.strip() for e in cuda_visible_devices.split(",")]
-        if entries == [""]:
-            notes.append("CUDA_VISIBLE_DEVICES is empty: no GPU is visible to this process")
-            entries = []
-        for entry in entries:
-            target = _resolve_entry(pynvml, entry, handles, uuids)
-            if target is None:
-                notes.append(
-                    f"CUDA_VISIBLE_DEVICES entry {entry!r} names no GPU on this node:"
-                    " it and the entries after it are ignored, as CUDA does"
-                )
-                break
-            resolved.append(target)
-        uses_integers = any(e.isdigit() for e in entries[: len(resolved)])
-    gpus: list[VisibleGpu] = []
-    first_index: dict[str, int] = {}
-    for index, (handle, uuid, mig_id) in enumerate(resolved):
-        if uuid in first_index:
-            notes.append(
-                f"gpu:{index} is the same physical GPU {uuid} as gpu:{first_index[uuid]}:"
-                f" measured once, as gpu:{first_index[uuid]}"
-            )
-            continue
-        first_index[uuid] = index
-        gpus.append(VisibleGpu(index=index, handle=handle, uuid=uuid, mig_id=mig_id))
-    order_note = _order_note(pynvml, handles, cuda_device_order) if uses_integers else ""
-    if order_note and gpus:
-        notes.append(order_note)
-    return GpuMapping(gpus=tuple(gpus), notes=tuple(notes))
-
-
-def _field_value(field: Any, success: int) -> float | None:
-    """The number in one ``nvmlFieldValue_t``, or None when NVML returned an error for it."""
-    if field.nvmlReturn != success:
-        return None
-    return float(getattr(field.value, _VALUE_MEMBER.get(int(field.valueType), "uiVal")))
-
-
 class NvmlSensor:
     """One physical NVIDIA GPU: its energy counter in J, else its power in W.
 
@@ -283,8 +127,8 @@ class NvmlSensor:
 
     def __init__(
         self,
-        pynvml: NvmlModule,
-        handle: Any,
+        pynvml: NvmlApi,
+        handle: NvmlHandle,
         *,
         device: str = "gpu:0",
         uuid: str | None = None,
@@ -297,15 +141,15 @@ class NvmlSensor:
         self.device = device
         self.mig_id = mig_id
         self.update_period_s: float | None = NVML_UPDATE_PERIOD_S
+        self.energy_wrap_j: float | None = None
+        """None: the 64-bit mJ counter does not wrap; a decrease is a driver reload."""
         self._nvml = pynvml
         self._handle = handle
         self._clock = clock
         self._details_period_s = details_period_s
-        self._success = getattr(pynvml, "NVML_SUCCESS", 0)
-        self._power_field = getattr(pynvml, "NVML_FI_DEV_POWER_INSTANT", _FI_POWER_INSTANT)
         try:
-            name = _text(pynvml.nvmlDeviceGetName(handle))
-            uuid = uuid or _text(pynvml.nvmlDeviceGetUUID(handle))
+            name = text(pynvml.nvmlDeviceGetName(handle))
+            uuid = uuid or text(pynvml.nvmlDeviceGetUUID(handle))
             self._has_counter = self._probe(pynvml.nvmlDeviceGetTotalEnergyConsumption)
             self._power_source = self._probe_power()
         except pynvml.NVMLError as exc:
@@ -340,11 +184,11 @@ class NvmlSensor:
             session.acquire()
         self._closed = False
 
-    def _probe(self, call: Callable[[Any], object]) -> bool:
+    def _probe(self, call: Callable[[NvmlHandle], object]) -> bool:
         try:
             call(self._handle)
         except self._nvml.NVMLError as exc:
-            if _is_unsupported(self._nvml, exc):
+            if is_unsupported(exc):
                 return False
             raise
         return True
@@ -355,7 +199,7 @@ class NvmlSensor:
             if self._read_power_field() is not None:
                 return "NVML_FI_DEV_POWER_INSTANT"
         except self._nvml.NVMLError as exc:
-            if not _is_unsupported(self._nvml, exc):
+            if not is_unsupported(exc):
                 raise
         if self._probe(self._nvml.nvmlDeviceGetPowerUsage):
             return "nvmlDeviceGetPowerUsage"
@@ -368,8 +212,8 @@ class NvmlSensor:
             return None
 
     def _read_power_field(self) -> float | None:
-        fields = self._nvml.nvmlDeviceGetFieldValues(self._handle, [self._power_field])
-        milliwatts = _field_value(fields[0], self._success)
+        fields = self._nvml.nvmlDeviceGetFieldValues(self._handle, [NVML_FI_DEV_POWER_INSTANT])
+        milliwatts = field_value(fields[0])
         return None if milliwatts is None else milliwatts / 1000.0
 
     def _read_power_w(self) -> float | None:
@@ -385,7 +229,7 @@ class NvmlSensor:
         try:
             return call()
         except self._nvml.NVMLError as exc:
-            if _is_unsupported(self._nvml, exc):
+            if is_unsupported(exc):
                 self._disabled.add(key)
             return None
 
@@ -400,7 +244,7 @@ class NvmlSensor:
         memory = self._optional("memory", lambda: int(nvml.nvmlDeviceGetMemoryInfo(handle).used))
         temp = self._optional(
             "temperature",
-            lambda: float(nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU)),
+            lambda: float(nvml.nvmlDeviceGetTemperature(handle, NVML_TEMPERATURE_GPU)),
         )
         self._details_at_s = now_s
         self._details = (util, memory, temp)
@@ -463,133 +307,6 @@ class NvmlSensor:
             self._session.release()
 
 
-def _run_pids() -> Callable[[], Collection[int]]:
-    from greenprof.sensors.share import RunProcesses, psutil_world
-
-    return RunProcesses(psutil_world()).pids
-
-
-SM_SHARE = "SM-utilization share"
-EQUAL_SPLIT = "equal split by process count"
-
-
-class GpuProcessShare:
-    """This run's share of one GPU that several compute processes use.
-
-    Every ``period_s`` the GPU's compute processes are listed. Alone on it (or it idle)
-    the share is 1: a single process is unchanged. So it is too when this run is not in
-    the list — it has no CUDA context yet, or a container's PID namespace hides its host
-    PID (NVML reports host PIDs) — and the note says so. With others on it, the share is
-    this run's sum of per-process SM utilization samples since the last listing over all
-    processes' (``nvmlDeviceGetProcessUtilization``); where that is unsupported, has no
-    samples or sums to 0, an equal split by process count. Both are labelled estimates;
-    ``method`` names the ones used. Never raises from :meth:`share`.
-    """
-
-    def __init__(
-        self,
-        pynvml: NvmlModule,
-        handle: Any,
-        *,
-        own_pids: Callable[[], Collection[int]] | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        period_s: float = DEFAULT_SHARE_PERIOD_S,
-    ) -> None:
-        self._nvml = pynvml
-        self._handle = handle
-        self._own_pids = own_pids
-        self._clock = clock
-        self.period_s = period_s
-        self.value = 1.0
-        self.methods: list[str] = []
-        """The methods used while the GPU was shared, in order of first use."""
-        self.most_others = 0
-        """The most other compute processes seen on the GPU with this run."""
-        self.most_unlisted = 0
-        """The most compute processes seen while this run was not among them."""
-        self._last_seen_us = 0
-        self._utilization = True
-        self._listing = True
-        self._last_s: float | None = None
-        self.share()  # a GPU already shared when the run starts is labelled from the start
-
-    @property
-    def method(self) -> str:
-        return " and ".join(self.methods) if self.methods else SM_SHARE
-
-    @property
-    def note(self) -> str:
-        if self.most_others:
-            return (
-                f"shared GPU (up to {self.most_others} other compute process(es)): apportioned"
-                f" by {self.method}, an estimate"
-            )
-        if self.most_unlisted:
-            return (
-                f"{self.most_unlisted} other compute process(es) on this GPU while this run"
-                " was not among them (no CUDA context yet, or a container PID namespace):"
-                " not apportioned then"
-            )
-        return ""
-
-    def share(self) -> float:
-        """The latest share, refreshed every ``period_s``."""
-        now_s = self._clock()
-        if self._listing and (self._last_s is None or now_s - self._last_s >= self.period_s):
-            self._last_s = now_s
-            try:
-                self.value = self._refresh()
-            except Exception as exc:  # NVML errors and broken psutil alike: keep the share
-                if _is_unsupported(self._nvml, exc):
-                    self._listing = False
-                    self.value = 1.0
-                logger.debug("GPU process listing failed: %s", exc)
-        return self.value
-
-    def _refresh(self) -> float:
-        nvml = self._nvml
-        pids = {int(p.pid) for p in nvml.nvmlDeviceGetComputeRunningProcesses(self._handle)}
-        if len(pids) < 2:
-            return 1.0
-        if self._own_pids is None:
-            self._own_pids = _run_pids()
-        own = pids & set(self._own_pids())
-        if not own:
-            self.most_unlisted = max(self.most_unlisted, len(pids))
-            return 1.0
-        self.most_others = max(self.most_others, len(pids - own))
-        share = self._sm_share(own)
-        method = SM_SHARE
-        if share is None:
-            share, method = len(own) / len(pids), EQUAL_SPLIT
-        if method not in self.methods:
-            self.methods.append(method)
-        return share
-
-    def _sm_share(self, own: set[int]) -> float | None:
-        """Own SM utilization over all processes' since the last call, or None."""
-        if not self._utilization:
-            return None
-        try:
-            samples = self._nvml.nvmlDeviceGetProcessUtilization(self._handle, self._last_seen_us)
-        except self._nvml.NVMLError as exc:  # NOT_FOUND: no sample since the last call
-            if _is_unsupported(self._nvml, exc):
-                self._utilization = False
-            return None
-        total = mine = 0.0
-        newest = self._last_seen_us
-        for sample in samples:
-            stamp_us = int(sample.timeStamp)
-            if stamp_us <= self._last_seen_us:
-                continue
-            newest = max(newest, stamp_us)
-            total += float(sample.smUtil)
-            if int(sample.pid) in own:
-                mine += float(sample.smUtil)
-        self._last_seen_us = newest
-        return mine / total if total > 0.0 else None
-
-
 @dataclass(frozen=True, slots=True)
 class NvmlOpenResult:
     """The opened GPU sensors and one note per decision (skipped GPUs, mapping caveats)."""
@@ -599,7 +316,7 @@ class NvmlOpenResult:
 
 
 def open_nvml(
-    pynvml_module: NvmlModule = None,
+    pynvml_module: NvmlApi | None = None,
     env: Mapping[str, str] = os.environ,
     clock: Callable[[], float] = time.monotonic,
     *,
@@ -647,9 +364,35 @@ def open_nvml(
 
 
 def open_nvml_sensors(
-    pynvml_module: NvmlModule = None,
+    pynvml_module: NvmlApi | None = None,
     env: Mapping[str, str] = os.environ,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[NvmlSensor]:
     """The NVML sensors of the GPUs this process sees (see :func:`open_nvml`)."""
     return list(open_nvml(pynvml_module, env, clock).sensors)
+
+
+@dataclass(frozen=True, slots=True)
+class NvmlBackend:
+    """NVIDIA GPUs, for detection (:data:`greenprof.sensors.detect.GPU_BACKENDS`).
+
+    ``module``: the NVML module (default: ``pynvml``, imported when opened), or a stand-in
+    such as :class:`greenprof.sensors.testing.ScriptedNvml`.
+    """
+
+    module: NvmlApi | None = None
+    details_period_s: float | None = DEFAULT_DETAILS_PERIOD_S
+    name: str = "NVML"
+
+    def open(self, env: Mapping[str, str], clock: Callable[[], float]) -> GpuOpenResult:
+        """The NVIDIA GPUs this process sees (see :func:`open_nvml`)."""
+        result = open_nvml(self.module, env, clock, details_period_s=self.details_period_s)
+        notes = [
+            *result.notes,
+            *(f"{s.device}: NVML {s.info.method} ({s.info.name})" for s in result.sensors),
+        ]
+        return GpuOpenResult(sensors=result.sensors, notes=tuple(notes))
+
+
+NVML_BACKEND = NvmlBackend()
+"""The production NVML backend (``pynvml`` imported when it is opened)."""

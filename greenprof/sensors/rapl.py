@@ -104,6 +104,8 @@ class RaplSensor:
     ) -> None:
         self.device = device
         self.update_period_s: float | None = _RAPL_UPDATE_PERIOD_S
+        self.energy_wrap_j: float | None = None
+        """None: the 32-bit counter's wrap is undone here, from ``max_energy_range_uj``."""
         self._clock = clock
         self._read_text = read_text
         self._energy_path = zone_dir / "energy_uj"

@@ -47,7 +47,7 @@ from typing import Any, Protocol
 from greenprof.energy import counter_delta
 from greenprof.errors import SensorError
 from greenprof.records import DeviceInfo, Reading
-from greenprof.sensors.base import PowerSensor, describe
+from greenprof.sensors.base import Sensor, ShareableSensor
 from greenprof.sensors.guard import GuardEvent, ReadingGuard
 
 logger = logging.getLogger(__name__)
@@ -381,11 +381,13 @@ class ApportionedSensor:
         cpu.read().energy_j  # this run's share;  cpu.node_energy_j: the whole node
     """
 
-    def __init__(self, inner: PowerSensor, share_source: ShareSource) -> None:
+    def __init__(self, inner: Sensor, share_source: ShareSource) -> None:
         self.inner = inner
         self.share_source = share_source
         self.device = inner.device
-        self.update_period_s: float | None = getattr(inner, "update_period_s", None)
+        self.update_period_s = inner.update_period_s
+        self.energy_wrap_j: float | None = None
+        """None: the inner counter's wrap is undone by this wrapper's own guard."""
         self.share = 1.0
         self.node_energy_j = 0.0
         self.energy_j = 0.0
@@ -407,7 +409,7 @@ class ApportionedSensor:
     @property
     def info(self) -> DeviceInfo:
         """The inner sensor's info, its method kept, with the share's caveat in the note."""
-        base = describe(self.inner)
+        base = self.inner.info
         extra = self.share_source.note
         if not extra:
             return base
@@ -491,20 +493,20 @@ class ApportionedSensor:
 # ---------------------------------------------------------------------- choosing
 
 
-def is_apportionable(sensor: PowerSensor) -> bool:
+def is_apportionable(sensor: Sensor) -> bool:
     """A node-wide sensor that measures or models real hardware (simulated ones are not
     apportioned: their figures are scripted, and already this run's)."""
-    info = describe(sensor)
+    info = sensor.info
     return info.node_wide and info.method != "simulated"
 
 
 def apportion(
-    sensors: Sequence[PowerSensor],
+    sensors: Sequence[Sensor],
     *,
     env: Mapping[str, str] = os.environ,
     share_source_factory: Callable[[], ShareSource] | None = None,
     gpu_share: bool = True,
-) -> list[PowerSensor]:
+) -> list[Sensor]:
     """The sensors to sample, each shared device wrapped in an :class:`ApportionedSensor`.
 
     Node-wide sensors (CPU, DRAM; see :func:`is_apportionable`) share one source from
@@ -515,7 +517,7 @@ def apportion(
     returned as is. When the CPU times cannot be read at all (no psutil), node-wide sensors
     stay whole and a warning is logged: a figure too large, never a missing one.
     """
-    out: list[PowerSensor] = []
+    out: list[Sensor] = []
     cpu_source: ShareSource | None = None
     cpu_failed = False
     for sensor in sensors:
@@ -530,14 +532,14 @@ def apportion(
                     logger.warning("greenprof: node-wide energy not apportioned (%s)", exc)
                     cpu_failed = True
             out.append(sensor if cpu_source is None else ApportionedSensor(sensor, cpu_source))
-        elif gpu_share and callable(getattr(sensor, "share_source", None)):
+        elif gpu_share and isinstance(sensor, ShareableSensor):
             out.append(_with_own_share(sensor))
         else:
             out.append(sensor)
     return out
 
 
-def _with_own_share(sensor: Any) -> PowerSensor:
+def _with_own_share(sensor: ShareableSensor) -> Sensor:
     """``sensor`` wrapped with the source it offers (None: it cannot be shared, e.g. MIG)."""
     try:
         source = sensor.share_source()
@@ -547,6 +549,6 @@ def _with_own_share(sensor: Any) -> PowerSensor:
     return sensor if source is None else ApportionedSensor(sensor, source)
 
 
-def summaries(sensors: Iterable[PowerSensor]) -> list[ApportionSummary]:
+def summaries(sensors: Iterable[Sensor]) -> list[ApportionSummary]:
     """The summaries of the apportioned sensors among ``sensors``."""
     return [s.summary() for s in sensors if isinstance(s, ApportionedSensor)]

@@ -14,7 +14,7 @@ from greenprof.sensors.base import describe
 from greenprof.sensors.detect import Detection, detect_sensors, doctor_lines, local_rank
 from greenprof.sensors.fake import FakeSensor
 from greenprof.sensors.rapl import RaplPermissionError
-from tests.sensors.scripted_pynvml import FakeClock, ScriptedGpu, ScriptedNvml
+from greenprof.sensors.testing import FakeClock, ScriptedGpu, ScriptedNvml
 
 UUID_A = "GPU-aaaaaaaa-1111-2222-3333-444444444444"
 UUID_B = "GPU-bbbbbbbb-1111-2222-3333-444444444444"
@@ -121,8 +121,8 @@ def test_node_wide_sensors_only_on_local_rank_zero(
 ) -> None:
     rank1 = detect_sensors(env={variable: "1"}, pynvml_module=nvml, powercap_root=powercap)
     rank0 = detect_sensors(env={variable: "0"}, pynvml_module=nvml, powercap_root=powercap)
-    assert devices(rank1) == ["gpu:0", "gpu:1"]
-    assert devices(rank0) == ["gpu:0", "gpu:1", "cpu:0", "dram:0"]
+    assert devices(rank1) == ["gpu:1"]  # its own GPU, not the node's
+    assert devices(rank0) == ["gpu:0", "gpu:1", "cpu:0", "dram:0"]  # local world size unknown
     assert any(f"local rank 0 only ({variable}=1" in n for n in rank1.notes)
     rank0.close()
     rank1.close()

@@ -6,7 +6,7 @@ import pytest
 
 from greenprof.sensors.base import PowerSensor, describe
 from greenprof.sensors.fake import FakeSensor, ReplaySensor
-from tests.sensors.scripted_pynvml import FakeClock
+from greenprof.sensors.testing import FakeClock
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from greenprof.records import DeviceInfo, Reading
 from greenprof.sensors import guard as g
 from greenprof.sensors.guard import GuardEvent, GuardStats, ReadingGuard, power_ceiling_w
+from greenprof.sensors.fake import FakeSensor
 from greenprof.sensors.rapl import RaplSensor
 
 DEV = "gpu:0"
@@ -164,13 +165,12 @@ def test_the_ceiling_comes_from_the_declared_power_limit() -> None:
     assert power_ceiling_w(info) == g.POWER_LIMIT_FACTOR * 300.0
     assert power_ceiling_w(dataclasses.replace(info, power_limit_w=math.nan)) == 10_000.0
 
-    class Sensor:
-        device = DEV
-
-    sensor = Sensor()
-    sensor.info = info  # type: ignore[attr-defined]
+    sensor = FakeSensor(DEV)
+    sensor.info = info
     guard = ReadingGuard.for_sensor(sensor)
     assert guard.device == DEV and guard.ceiling_w == 900.0 and guard.wrap_j is None
+    sensor.energy_wrap_j = 2.0**32 / 1e6
+    assert ReadingGuard.for_sensor(sensor).wrap_j == 2.0**32 / 1e6
 
 
 def test_bad_details_are_dropped_not_the_reading() -> None:

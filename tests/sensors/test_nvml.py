@@ -10,7 +10,7 @@ from greenprof.errors import SensorError
 from greenprof.sensors.base import PowerSensor
 from greenprof.sensors.nvml import NvmlSensor, open_nvml, open_nvml_sensors
 from greenprof.sensors.share import ApportionedSensor, apportion
-from tests.sensors.scripted_pynvml import FakeClock, ScriptedGpu, ScriptedNvml
+from greenprof.sensors.testing import FakeClock, ScriptedGpu, ScriptedNvml
 
 UUID_A = "GPU-aaaaaaaa-1111-2222-3333-444444444444"
 UUID_B = "GPU-bbbbbbbb-1111-2222-3333-444444444444"

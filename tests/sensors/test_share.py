@@ -28,7 +28,7 @@ from greenprof.sensors.share import (
     psutil_world,
     summaries,
 )
-from tests.sensors.scripted_pynvml import FakeClock
+from greenprof.sensors.testing import FakeClock
 
 
 class Gone(Exception):
@@ -127,6 +127,7 @@ class Counter:
         self.energy_j = energy_j
         self.power_w: float | None = None
         self.update_period_s = 0.001
+        self.energy_wrap_j: float | None = None
         self.info = DeviceInfo(device, "cpu", "counter", "RAPL package-0", node_wide=True)
         self.closed = False
 
@@ -145,6 +146,7 @@ class PowerModel:
         self.clock = clock
         self.power_w = power_w
         self.update_period_s = None
+        self.energy_wrap_j = None
         self.info = DeviceInfo(
             "cpu:0", "cpu", "model", "CPU (estimated)", node_wide=True, note="load × TDP"
         )
@@ -419,7 +421,7 @@ def test_a_one_read_dip_to_zero_is_dropped() -> None:
 def test_a_declared_wrap_is_unwrapped_before_the_share() -> None:
     clock = FakeClock()
     counter = Counter(clock, energy_j=990.0)
-    counter.energy_wrap_j = 1_000.0  # type: ignore[attr-defined]
+    counter.energy_wrap_j = 1_000.0
     sensor = make_half(clock, counter)
     sensor.read()
     clock.advance(1.0)
