@@ -10,6 +10,7 @@ from pathlib import Path
 from greenprof.errors import StoreError
 from greenprof.records import RunStatus
 from greenprof.store.dialect import Db
+from greenprof.store.location import StoreLocation
 from greenprof.store.sink import is_url
 
 MARK_ENDED_SQL = (
@@ -20,7 +21,12 @@ MARK_ENDED_SQL = (
 
 
 def mark_ended(
-    db: str | os.PathLike[str], run_id: int, status: RunStatus, error: str, *, now: float
+    db: str | os.PathLike[str] | StoreLocation,
+    run_id: int,
+    status: RunStatus,
+    error: str,
+    *,
+    now: float,
 ) -> None:
     """A run already marked failed or interrupted keeps its status; the cause goes first in
     ``error``, before what the run had recorded. Failures are one-line StoreErrors."""
@@ -30,7 +36,7 @@ def mark_ended(
 
         from greenprof.store.postgres.connect import connect_url, describe_error
 
-        url = str(db)
+        url = db.target if isinstance(db, StoreLocation) else str(db)
         conn = connect_url(url)
         try:
             Db.of(conn).execute(MARK_ENDED_SQL, params)
@@ -41,7 +47,7 @@ def mark_ended(
         return
     from greenprof.store.schema import connect, describe_sqlite_error
 
-    path = Path(db)
+    path = db.path if isinstance(db, StoreLocation) else Path(db)
     sqlite_conn = connect(path, create=False)
     try:
         Db.of(sqlite_conn).execute(MARK_ENDED_SQL, params)

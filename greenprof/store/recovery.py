@@ -32,6 +32,7 @@ from greenprof.errors import StoreError
 from greenprof.records import STEP_RECOVERED, Reading
 from greenprof.store.dialect import Db
 from greenprof.store.liveness import STALE_AFTER_S, pid_alive, run_is_dead
+from greenprof.store.location import StoreLocation
 from greenprof.store.schema import connect, describe_sqlite_error
 from greenprof.store.sink import is_url
 
@@ -160,7 +161,7 @@ def repair_dead_runs(conn: Any, *, host: str, now: float, exclude: int | None = 
 
 
 def repair(
-    db: str | os.PathLike[str],
+    db: str | os.PathLike[str] | StoreLocation,
     *,
     run_ids: Sequence[int] | None = None,
     host: str | None = None,
@@ -172,7 +173,7 @@ def repair(
     if is_url(db):
         from greenprof.store.postgres.connect import connect_url, describe_error
 
-        url = str(db)
+        url = db.target if isinstance(db, StoreLocation) else str(db)
         pg = connect_url(url)
         try:
             return _repair(pg, run_ids, host, wall_clock(), alive)
@@ -180,7 +181,7 @@ def repair(
             raise StoreError(describe_error(url, exc)) from exc
         finally:
             pg.close()
-    path = Path(db)
+    path = db.path if isinstance(db, StoreLocation) else Path(db)
     conn = connect(path, create=False)
     try:
         return _repair(conn, run_ids, host, wall_clock(), alive)

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Protocol
 
 from greenprof.records import RunStatus
+from greenprof.store.location import StoreLocation, is_server_url
 from greenprof.store.rows import PreparedBatch, RunSpec
-
-URL_SCHEMES = ("postgresql://", "postgres://")
 
 
 class Sink(Protocol):
@@ -55,15 +54,17 @@ class Sink(Protocol):
 
 def is_url(db: object) -> bool:
     """Whether ``db`` names a PostgreSQL database rather than a SQLite file."""
-    return isinstance(db, str) and db.startswith(URL_SCHEMES)
+    if isinstance(db, StoreLocation):
+        return db.kind == "postgresql"
+    return isinstance(db, str) and is_server_url(db)
 
 
-def open_sink(db: str | os.PathLike[str]) -> Sink:
+def open_sink(db: str | os.PathLike[str] | StoreLocation) -> Sink:
     """The sink for a SQLite path or a ``postgresql://`` URL (connected, schema checked)."""
     if is_url(db):
         from greenprof.store.postgres.sink import PostgresSink
 
-        return PostgresSink(str(db))
+        return PostgresSink(db.target if isinstance(db, StoreLocation) else str(db))
     from greenprof.store.sqlite_sink import SqliteSink
 
-    return SqliteSink(Path(db))
+    return SqliteSink(db.path if isinstance(db, StoreLocation) else Path(db))

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from greenprof.records import RunStatus
+from greenprof.store.location import StoreLocation, parse_location
 from greenprof.store.rows import (
     MAX_ERROR_CHARS,
     Batch,
@@ -46,7 +47,7 @@ from greenprof.store.rows import (
     WriterHealth,
     prepare,
 )
-from greenprof.store.sink import Sink, is_url, open_sink
+from greenprof.store.sink import Sink, open_sink
 from greenprof.store.sqlite_sink import insert_rows
 
 __all__ = [
@@ -378,22 +379,22 @@ class StoreWriter:
 
 
 def open_writer(
-    db: str | os.PathLike[str] | None, *, flush_interval_s: float = 0.3, **options: Any
+    db: str | os.PathLike[str] | StoreLocation | None,
+    *,
+    flush_interval_s: float = 0.3,
+    **options: Any,
 ) -> StoreWriter:
     """A writer for ``db``: a SQLite path, a ``postgresql://`` URL, or None for the default
-    database (``$GREENPROF_DB``, else the user data directory). Raises a one-line
-    StoreError when the store cannot be opened (a down server, bad credentials)."""
-    if db is None:
-        from greenprof.store.paths import default_db_path
-
-        configured = os.environ.get("GREENPROF_DB", "")
-        db = configured if is_url(configured) else default_db_path()
-    target: Path | str = str(db) if is_url(db) else Path(db).expanduser()
+    store (``$GREENPROF_DB``, else the user data directory). Raises a one-line StoreError
+    when the store cannot be opened (a down server, bad credentials, a foreign database).
+    ``options``: the other keywords of :class:`StoreWriter`."""
+    location = parse_location(db)
+    target: Path | str = location.target if location.kind == "postgresql" else location.path
     return StoreWriter(target, flush_interval_s=flush_interval_s, **options)
 
 
 def mark_run_ended(
-    path: Path | str,
+    path: Path | str | StoreLocation,
     run_id: int,
     status: RunStatus,
     error: str,
