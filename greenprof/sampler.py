@@ -192,7 +192,8 @@ class Sampler:
     :class:`~greenprof.sensors.guard.ReadingGuard`.
 
     Args:
-        sensors: one per device (an incomplete one is completed by :func:`~greenprof.sensors.base.as_sensor`).
+        sensors: one per device (one written before the contract is completed by
+            :func:`~greenprof.sensors.base.as_sensor`).
         interval_s: the nominal time between polls.
         consumer: gets each poll's readings (possibly empty).
         on_error: gets a one-line message for each problem, once per device and kind.

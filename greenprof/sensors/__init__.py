@@ -1,20 +1,32 @@
 """Power and energy sensors, one module per source.
 
-- ``base``: the :class:`PowerSensor` protocol.
+- ``base``: the contract: :class:`Sensor` (what every sensor offers), :func:`as_sensor`
+  (completes a sensor written before it), :class:`GpuBackend` (one GPU vendor).
 - ``guard``: :class:`ReadingGuard`, the validation every reading passes before use.
-- ``nvml``: NVIDIA GPUs through NVML (energy counter, else power integration).
+- ``nvml``: NVIDIA GPUs through NVML (energy counter, else power integration), written
+  against ``nvml_api.NvmlApi``, the typed list of NVML calls it makes.
 - ``rapl``: CPU package and DRAM energy through Linux powercap (RAPL).
 - ``cpu_model``: CPU-load × TDP estimate where RAPL is closed (labelled ``model``).
 - ``fake``: simulated and replayed sensors for demos and tests.
 - ``share``: :func:`apportion`, a shared device's energy attributed to this run (node-wide
   CPU/DRAM by CPU-time share, a shared GPU by its processes' SM utilization).
-- ``detect``: picks the best available source per device.
+- ``detect``: picks the best available source per device (GPUs from ``GPU_BACKENDS``).
+- ``testing``: :class:`~greenprof.sensors.testing.ScriptedNvml`, a scripted NVML to test
+  code that measures GPUs without one (imported only when asked for).
 """
 
 from typing import TYPE_CHECKING, Any
 
 from greenprof.records import Reading
-from greenprof.sensors.base import PowerSensor, describe
+from greenprof.sensors.base import (
+    GpuBackend,
+    GpuOpenResult,
+    PowerSensor,
+    Sensor,
+    ShareableSensor,
+    as_sensor,
+    describe,
+)
 
 if TYPE_CHECKING:
     from greenprof.sensors.guard import GuardStats, ReadingGuard
@@ -50,10 +62,15 @@ __all__ = [
     "ApportionSummary",
     "ApportionedSensor",
     "CpuTimeShare",
+    "GpuBackend",
+    "GpuOpenResult",
     "GuardStats",
     "PowerSensor",
     "Reading",
     "ReadingGuard",
+    "Sensor",
+    "ShareableSensor",
     "apportion",
+    "as_sensor",
     "describe",
 ]

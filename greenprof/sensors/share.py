@@ -383,7 +383,8 @@ class ApportionedSensor:
 
     def __init__(self, inner: Sensor, share_source: ShareSource) -> None:
         self.inner = inner
-        self.share_source = share_source
+        self.source = share_source
+        """Where the share comes from (named apart from :class:`ShareableSensor`'s method)."""
         self.device = inner.device
         self.update_period_s = inner.update_period_s
         self.energy_wrap_j: float | None = None
@@ -410,7 +411,7 @@ class ApportionedSensor:
     def info(self) -> DeviceInfo:
         """The inner sensor's info, its method kept, with the share's caveat in the note."""
         base = self.inner.info
-        extra = self.share_source.note
+        extra = self.source.note
         if not extra:
             return base
         note = f"{base.note}; {extra}" if base.note else extra
@@ -422,7 +423,7 @@ class ApportionedSensor:
     def read(self) -> Reading:
         """The inner reading, apportioned. Raises what the inner sensor raises."""
         raw = self.inner.read()
-        share = min(max(float(self.share_source.share()), 0.0), 1.0)
+        share = min(max(float(self.source.share()), 0.0), 1.0)
         self._problem_message = None
         passed = self._guard.check(raw)
         if not passed:
@@ -477,7 +478,7 @@ class ApportionedSensor:
         low, high = self._share_range or (1.0, 1.0)
         return ApportionSummary(
             device=self.device,
-            method=self.share_source.method,
+            method=self.source.method,
             energy_j=self.energy_j,
             device_energy_j=self.node_energy_j,
             shared=low < 1.0,

@@ -5,15 +5,19 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
 
+from greenprof.errors import SensorError
 from greenprof.sensors import detect
-from greenprof.sensors.base import describe
+from greenprof.sensors.base import GpuOpenResult, describe
 from greenprof.sensors.detect import Detection, detect_sensors, doctor_lines, local_rank
 from greenprof.sensors.fake import FakeSensor
+from greenprof.sensors.nvml import NVML_BACKEND, NvmlBackend, NvmlSensor
 from greenprof.sensors.rapl import RaplPermissionError
+from greenprof.sensors.share import ApportionedSensor
 from greenprof.sensors.testing import FakeClock, ScriptedGpu, ScriptedNvml
 
 UUID_A = "GPU-aaaaaaaa-1111-2222-3333-444444444444"
@@ -215,3 +219,183 @@ def test_importing_the_sensor_modules_loads_no_vendor_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+# GPU backends: a second vendor plugs in as one more entry
+
+
+class SecondVendor:
+    """A test-only GPU backend, as an AMD one would be: its GPUs are simulated sensors."""
+
+    name = "second vendor"
+
+    def __init__(self, devices: tuple[str, ...] = ("gpu:1",), error: str | None = None) -> None:
+        self.devices = devices
+        self.error = error
+        self.opened: list[FakeSensor] = []
+
+    def open(self, env: Mapping[str, str], clock: Callable[[], float]) -> GpuOpenResult:
+        if self.error is not None:
+            raise SensorError(self.error)
+        self.opened = [FakeSensor(d, clock=clock, name="Vendor X GPU") for d in self.devices]
+        return GpuOpenResult(sensors=tuple(self.opened), notes=("vendor library 1.0",))
+
+
+def one_gpu(clock: FakeClock) -> NvmlBackend:
+    return NvmlBackend(ScriptedNvml([ScriptedGpu(UUID_A)], clock))
+
+
+def test_nvml_is_the_one_production_backend() -> None:
+    assert detect.GPU_BACKENDS == (NVML_BACKEND,)
+    assert NVML_BACKEND.name == "NVML"
+
+
+def test_a_second_backend_adds_its_gpus_after_nvmls(clock: FakeClock, tmp_path: Path) -> None:
+    other = SecondVendor()
+    detection = detect_sensors(
+        env={}, gpu_backends=(one_gpu(clock), other), include_node_wide=False, clock=clock
+    )
+    assert devices(detection) == ["gpu:0", "gpu:1"]
+    assert [s.info.name for s in detection.sensors] == ["NVIDIA A100-SXM4-40GB", "Vendor X GPU"]
+    assert "gpu: vendor library 1.0" in detection.notes
+    assert "gpu:0: NVML counter (NVIDIA A100-SXM4-40GB)" in detection.notes
+
+
+def test_a_device_id_two_backends_claim_is_measured_once(clock: FakeClock) -> None:
+    other = SecondVendor(devices=("gpu:0", "gpu:5"))
+    detection = detect_sensors(
+        env={}, gpu_backends=(one_gpu(clock), other), include_node_wide=False, clock=clock
+    )
+    assert devices(detection) == ["gpu:0", "gpu:5"]
+    assert detection.sensors[0].info.method == "counter"  # NVML's, listed first
+    assert any("gpu:0: second vendor also offers this device id" in n for n in detection.notes)
+
+
+def test_a_backend_that_cannot_be_used_here_is_a_note(clock: FakeClock) -> None:
+    broken = SecondVendor(error="vendor library not installed")
+    detection = detect_sensors(
+        env={}, gpu_backends=(broken, one_gpu(clock)), include_node_wide=False, clock=clock
+    )
+    assert devices(detection) == ["gpu:0"]
+    assert "gpu: vendor library not installed" in detection.notes
+
+
+def test_pynvml_module_replaces_only_the_nvml_backend(clock: FakeClock) -> None:
+    nvml = ScriptedNvml([ScriptedGpu(UUID_A)], clock)
+    detection = detect_sensors(
+        env={},
+        pynvml_module=nvml,
+        gpu_backends=(NVML_BACKEND, SecondVendor()),
+        include_node_wide=False,
+        clock=clock,
+    )
+    assert devices(detection) == ["gpu:0", "gpu:1"]
+    assert nvml.init_count == 1
+
+
+# GPU ownership per rank (issue 9): every rank measures its own GPU, each GPU once
+
+
+def node(clock: FakeClock, count: int) -> ScriptedNvml:
+    uuids = [f"GPU-{i:08x}-1111-2222-3333-444444444444" for i in range(count)]
+    return ScriptedNvml(
+        [ScriptedGpu(uuid, power_w=100 + 10 * i) for i, uuid in enumerate(uuids)], clock
+    )
+
+
+def rank_env(rank: int, size: int, visible: str | None = None) -> dict[str, str]:
+    env = {"LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(size), "RANK": str(rank)}
+    if visible is not None:
+        env["CUDA_VISIBLE_DEVICES"] = visible
+    return env
+
+
+def test_four_ranks_on_a_four_gpu_node_each_measure_only_their_gpu(clock: FakeClock) -> None:
+    nvml = node(clock, 4)
+    ranks = [
+        detect_sensors(env=rank_env(r, 4), pynvml_module=nvml, include_node_wide=False, clock=clock)
+        for r in range(4)
+    ]
+    assert [devices(d) for d in ranks] == [["gpu:0"], ["gpu:1"], ["gpu:2"], ["gpu:3"]]
+    uuids = [d.sensors[0].info.uuid for d in ranks]
+    assert uuids == [gpu.uuid for gpu in nvml.gpus]  # each GPU once, by its own rank
+    (note,) = [n for n in ranks[2].notes if "local rank" in n]
+    assert note.startswith("gpu: local rank 2 of 4 (LOCAL_RANK=2) measures gpu:2 only")
+    assert "gpu:0, gpu:1, gpu:3 belong to the other local ranks" in note
+    first = [d.sensors[0].read().energy_j or 0.0 for d in ranks]
+    clock.advance(2.0)
+    used_j = [(d.sensors[0].read().energy_j or 0.0) - j for d, j in zip(ranks, first, strict=True)]
+    assert used_j == pytest.approx([200.0, 220.0, 240.0, 260.0])  # each its own GPU's power
+    for detection in ranks:
+        detection.close()
+    assert not nvml.initialized
+
+
+def test_ranks_with_their_own_cuda_visible_devices_keep_it(clock: FakeClock) -> None:
+    nvml = node(clock, 4)
+    detection = detect_sensors(
+        env=rank_env(3, 4, visible="3"), pynvml_module=nvml, include_node_wide=False, clock=clock
+    )
+    assert devices(detection) == ["gpu:0"]  # cuda:0 in that process
+    assert detection.sensors[0].info.uuid == nvml.gpus[3].uuid
+    assert not any("local rank" in n for n in detection.notes)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1"}, ["gpu:0", "gpu:1", "gpu:2", "gpu:3"]),
+        ({"LOCAL_RANK": "0"}, ["gpu:0", "gpu:1", "gpu:2", "gpu:3"]),  # size unknown
+        ({"SLURM_LOCALID": "1", "SLURM_STEP_TASKS_PER_NODE": "2(x3)"}, ["gpu:1"]),
+        ({"OMPI_COMM_WORLD_LOCAL_RANK": "5", "OMPI_COMM_WORLD_LOCAL_SIZE": "8"}, ["gpu:1"]),
+        ({}, ["gpu:0", "gpu:1", "gpu:2", "gpu:3"]),
+    ],
+)
+def test_one_local_process_or_no_launcher_keeps_every_visible_gpu(
+    clock: FakeClock, env: dict[str, str], expected: list[str]
+) -> None:
+    detection = detect_sensors(
+        env=env, pynvml_module=node(clock, 4), include_node_wide=False, clock=clock
+    )
+    assert devices(detection) == expected
+    detection.close()
+
+
+def test_two_jobs_sharing_an_eight_gpu_node_count_every_gpu_once(clock: FakeClock) -> None:
+    nvml = node(clock, 8)
+    for gpu in nvml.gpus:
+        gpu.power_w = 200
+    # job A: 5 ranks on GPUs 0-4 (pids 200-204); job B: 4 ranks on GPUs 4-7 (pids 300-303)
+    jobs = {"A": ("0,1,2,3,4", 5, 200), "B": ("4,5,6,7", 4, 300)}
+    opened: dict[tuple[str, int], tuple[int, NvmlSensor]] = {}
+    for job, (visible, size, first_pid) in jobs.items():
+        for rank in range(size):
+            detection = detect_sensors(
+                env=rank_env(rank, size, visible),
+                pynvml_module=nvml,
+                include_node_wide=False,
+                clock=clock,
+            )
+            (gpu,) = detection.sensors
+            assert isinstance(gpu, NvmlSensor)
+            physical = int(visible.split(",")[rank])
+            assert gpu.info.uuid == nvml.gpus[physical].uuid
+            nvml.gpus[physical].sm_util_by_pid[first_pid + rank] = 60
+            opened[job, rank] = (first_pid + rank, gpu)
+    runs: dict[tuple[str, int], ApportionedSensor] = {}
+    for key, (pid, gpu) in opened.items():
+        source = gpu.share_source(own_pids=lambda pid=pid: {pid}, period_s=1.0)
+        assert source is not None
+        runs[key] = ApportionedSensor(gpu, source)
+    for sensor in runs.values():
+        sensor.read()
+    for _ in range(4):
+        clock.advance(1.0)
+        for sensor in runs.values():
+            sensor.read()
+    energy = {key: sensor.summary().energy_j for key, sensor in runs.items()}
+    assert energy["A", 4] == pytest.approx(400.0)  # GPU 4: half of 200 W × 4 s each
+    assert energy["B", 0] == pytest.approx(400.0)
+    assert runs["A", 4].summary().shared and runs["B", 0].summary().shared
+    assert energy["A", 0] == energy["B", 3] == pytest.approx(800.0)  # alone: all of it
+    assert sum(energy.values()) == pytest.approx(8 * 800.0)  # the node's GPUs, each once

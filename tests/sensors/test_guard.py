@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from greenprof.records import DeviceInfo, Reading
 from greenprof.sensors import guard as g
-from greenprof.sensors.guard import GuardEvent, GuardStats, ReadingGuard, power_ceiling_w
 from greenprof.sensors.fake import FakeSensor
+from greenprof.sensors.guard import GuardEvent, GuardStats, ReadingGuard, power_ceiling_w
 from greenprof.sensors.rapl import RaplSensor
 
 DEV = "gpu:0"

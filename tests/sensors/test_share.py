@@ -512,7 +512,7 @@ def test_apportion_wraps_node_wide_sensors_with_one_source_and_nothing_else() ->
     out = apportion([gpu, cpu, dram, simulated_cpu], share_source_factory=factory)
     assert out[0] is gpu and out[3] is simulated_cpu
     assert isinstance(out[1], ApportionedSensor) and isinstance(out[2], ApportionedSensor)
-    assert out[1].share_source is out[2].share_source is made[0]
+    assert out[1].source is out[2].source is made[0]
     assert len(made) == 1
     assert apportion(out, share_source_factory=factory) == out  # never wrapped twice
 
@@ -533,7 +533,7 @@ def test_apportion_defaults_to_the_cpu_time_share_of_this_process_and_its_job() 
     env = {"LOCAL_RANK": "0", "RANK": "0", "TORCHELASTIC_RUN_ID": "xyz"}
     (wrapped,) = apportion([Counter(FakeClock())], env=env)
     assert isinstance(wrapped, ApportionedSensor)
-    assert isinstance(wrapped.share_source, CpuTimeShare)
-    assert wrapped.share_source.world.process.pid == psutil.Process().pid
-    assert wrapped.share_source.world.job_id == "torchrun-xyz"
+    assert isinstance(wrapped.source, CpuTimeShare)
+    assert wrapped.source.world.process.pid == psutil.Process().pid
+    assert wrapped.source.world.job_id == "torchrun-xyz"
     assert "its job's other local ranks" in wrapped.info.note
