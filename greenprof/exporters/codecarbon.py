@@ -83,13 +83,11 @@ def _models(names: list[str]) -> str:
 
 def _utilization(store: RunStore, run_id: int) -> dict[str, float]:
     """Mean utilization per CodeCarbon column prefix, from the run's samples."""
-    rows = store.connection.execute(
-        "SELECT d.kind, AVG(s.utilization_pct) FROM samples AS s"
-        " JOIN devices AS d ON d.run_id = s.run_id AND d.device = s.device"
-        " WHERE s.run_id = ? AND s.utilization_pct IS NOT NULL GROUP BY d.kind",
-        (run_id,),
-    ).fetchall()
-    return {_KIND_COLUMN[kind]: float(mean) for kind, mean in rows if kind in _KIND_COLUMN}
+    return {
+        _KIND_COLUMN[kind]: mean
+        for kind, mean in store.utilization_by_kind(run_id).items()
+        if kind in _KIND_COLUMN
+    }
 
 
 def emissions_row(store: RunStore, run: RunInfo, country_names: dict[str, str]) -> list[object]:

@@ -13,12 +13,14 @@ Steps come in two shapes, both long (a fixed set of columns, whatever devices a 
 ``steps`` has one row per step with the energy of all devices together; ``step-devices``
 has one row per step per device. Pivot ``step-devices`` yourself for one column per device.
 
-Large tables (steps, step-devices, samples) are streamed from SQLite with one query per
-run (joined in SQLite, not through ``RunStore.iter_steps``: several times faster), in
-bounded batches of ``_FETCH`` rows, so memory stays flat however long the run. Each batch
+Large tables (steps, step-devices, samples) are streamed by the store
+(:meth:`~greenprof.store.RunStore.export_batches`: one query per run, joined in the
+database, not through ``RunStore.iter_steps``: several times faster), in bounded batches
+of ``_FETCH`` rows, so memory stays flat however long the run. Each batch
 is formatted with one ``%`` per row (no csv.writer, no per-row function call) and its
-ISO times built in Python from integer milliseconds with a per-second cache (SQLite's
-strftime was half the cost); the output is byte-for-byte what csv.writer would write.
+ISO times built in Python from the integer milliseconds the store gives, with a
+per-second cache (SQLite's strftime was half the cost); the output is byte-for-byte
+what csv.writer would write.
 Floats are written as Python's ``repr`` (shortest round-trip form), as before.
 
 Text cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
@@ -34,16 +36,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from greenprof.exporters._common import iso_utc
 from greenprof.records import RunInfo
 from greenprof.textsafe import csv_value
 
 if TYPE_CHECKING:
+    from greenprof.store.api import ExportTable
     from greenprof.store.reader import RunStore
 
 RUNS_COLUMNS = (
@@ -192,26 +194,20 @@ def write_csv(store: RunStore, runs: Sequence[RunInfo], table: str, out: TextIO)
         writer.writerows([[csv_value(value) for value in row] for row in small])
         return len(small)
     count = 0
+    stream = cast("ExportTable", table)
     for run in runs:
-        sql, params = _stream_query(table, run)
         render = _Renderer(table, run)
-        for rows in _batches(store.connection.execute(sql, params)):
+        batches = store.export_batches(
+            stream,
+            run.run_id,
+            started_at=run.started_at,
+            co2_g_per_j=co2_factor(run),
+            batch_rows=_FETCH,
+        )
+        for rows in batches:
             out.write(render(rows))
             count += len(rows)
     return count
-
-
-def _batches(cursor: sqlite3.Cursor) -> Iterator[list[Any]]:
-    """``cursor``'s rows in lists of at most ``_FETCH``; closes it when done or abandoned.
-
-    One thread: a helper thread fetching ahead was slower than none once the formatting
-    got cheap (the two threads trade the GIL for every row SQLite steps).
-    """
-    try:
-        while rows := cursor.fetchmany(_FETCH):
-            yield rows
-    finally:
-        cursor.close()
 
 
 def _run_row(run: RunInfo) -> tuple[object, ...]:
@@ -292,66 +288,8 @@ def _epoch_rows(store: RunStore, runs: Sequence[RunInfo]) -> Iterable[tuple[obje
             )
 
 
-def _stream_query(table: str, run: RunInfo) -> tuple[str, dict[str, object]]:
-    """One SQL query producing the rows of a large table for one run.
-
-    The columns are the CSV's without ``run_id`` and ``run_name`` (the same for every
-    row; :class:`_Renderer` adds them) and with each ISO time as integer Unix
-    milliseconds (:class:`_Renderer` formats them). Nullable numbers come as ``''`` for
-    NULL, so a row formats with ``%s`` alone.
-    """
-    params: dict[str, object] = {
-        "at": run.started_at,
-        "factor": co2_factor(run),
-        "run_id": run.run_id,
-    }
-    if table == "steps":
-        return (
-            "SELECT step, epoch, start_s, end_s, end_s - start_s,"
-            f" {_ms('start_s')}, {_ms('end_s')},"
-            " ifnull(samples, ''), energy_j, ifnull(energy_j * :factor, ''), interpolated,"
-            " ifnull(loss, '')"
-            " FROM steps WHERE run_id = :run_id ORDER BY step",
-            params,
-        )
-    if table == "step-devices":
-        return (
-            "SELECT s.step, s.epoch, e.device, d.method, s.start_s, s.end_s,"
-            f" {_ms('s.start_s')}, e.energy_j, ifnull(e.energy_j * :factor, '')"
-            " FROM steps AS s"
-            " JOIN step_energy AS e ON e.run_id = s.run_id AND e.step = s.step"
-            " LEFT JOIN devices AS d ON d.run_id = e.run_id AND d.device = e.device"
-            " WHERE s.run_id = :run_id ORDER BY s.step, e.device",
-            params,
-        )
-    if table == "samples":
-        return (
-            f"SELECT device, time_s, {_ms('time_s')},"
-            " ifnull(energy_j, ''), ifnull(power_w, ''), ifnull(utilization_pct, ''),"
-            " ifnull(memory_used_bytes, ''), ifnull(temperature_c, '')"
-            " FROM samples WHERE run_id = :run_id ORDER BY time_s, device",
-            params,
-        )
-    raise ValueError(f"unknown table {table!r}")
-
-
-_MS_SQL = (
-    "CAST(round({m}) AS INTEGER)"
-    " - (round({m}) - {m} = 0.5 AND CAST(round({m}) AS INTEGER) % 2 <> 0)"
-    " + ({m} - round({m}) = 0.5 AND CAST(round({m}) AS INTEGER) % 2 <> 0)"
-)
-"""Unix milliseconds ``m`` (a REAL) to the nearest integer, ties to even like Python's
-``round`` in :func:`iso_utc` (SQLite's round() takes ties away from zero, and its
-strftime('%f') is off by 1 ms for about 1 time in 130: it rounds through a Julian day)."""
-
-
-def _ms(column: str) -> str:
-    """SQL for the run's start plus ``column`` seconds, as integer Unix milliseconds."""
-    return _MS_SQL.format(m=f"((:at + {column}) * 1000)")
-
-
 _TIME_COLUMNS = {"steps": (5, 6), "step-devices": (6,), "samples": (2,)}
-"""Which columns of :func:`_stream_query`'s rows are Unix milliseconds, per table."""
+"""Which columns of the store's export rows are Unix milliseconds, per table."""
 
 _CACHED = 4096
 """Most entries kept by a :class:`_IsoSeconds` or :class:`_Cells` cache."""
@@ -402,7 +340,7 @@ def _iso_ms(ms: int | None) -> str:
 
 
 class _Renderer:
-    """Formats batches of :func:`_stream_query` rows of one run as CSV text.
+    """Formats batches of the store's export rows of one run as CSV text.
 
     The fast path is one ``%`` format per row, with the constant ``run_id`` and
     ``run_name`` cells baked into the line, floats written by ``str`` (``repr``, like

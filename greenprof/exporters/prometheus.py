@@ -41,15 +41,17 @@ import errno
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from greenprof.errors import ConfigError, GreenprofError
 from greenprof.exporters._common import ExportError
-from greenprof.store.liveness import STALE_AFTER_S
+from greenprof.store.api import DeviceEnergy, MetricRun
+from greenprof.store.location import StoreLocation
 from greenprof.store.reader import RunStore
+from greenprof.units import J_PER_KWH
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -60,14 +62,13 @@ _RUN_LABELS = ("run", "run_id", "host", "rank")
 _DEVICE_LABELS = (*_RUN_LABELS, "device", "method")
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Run:
-    """What the collector keeps about one run between scrapes."""
+    """What the collector keeps about one run between scrapes: its devices are read again
+    only when the run's heartbeat moves."""
 
     heartbeat_at: float
-    row: tuple[Any, ...]
-    devices: list[tuple[str, str, float]] = field(default_factory=list)
-    """(device, method, energy_j)"""
+    devices: tuple[DeviceEnergy, ...]
 
 
 class StoreCollector:
@@ -79,7 +80,7 @@ class StoreCollector:
 
     def __init__(
         self,
-        db_path: str | os.PathLike[str] | None,
+        db_path: str | os.PathLike[str] | StoreLocation | None,
         *,
         run_ids: Sequence[int] | None = None,
         wall_clock: Callable[[], float] = time.time,
@@ -107,50 +108,33 @@ class StoreCollector:
         with self._lock:
             if self._store is None:
                 try:
-                    self._store = RunStore(self._db_path)
+                    self._store = RunStore(self._db_path, wall_clock=self._wall_clock)
                 except GreenprofError:
                     return iter(())  # no database yet: an empty but valid scrape
             return iter(self._families(self._store))
 
-    def _refresh(self, store: RunStore) -> list[_Run]:
-        conn = store.connection
-        rows = conn.execute(
-            "SELECT run_id, name, status, heartbeat_at, started_at, ended_at, host, rank,"
-            " framework, greenprof_version, pue, intensity_g_per_kwh, steps, samples,"
-            " energy_j, step_energy_j, duration_s FROM runs ORDER BY run_id"
-        ).fetchall()
-        if self._run_ids is not None:
-            rows = [row for row in rows if row[0] in self._run_ids]
-        changed = [
-            row[0]
-            for row in rows
-            if row[0] not in self._cache or self._cache[row[0]].heartbeat_at != row[3]
-        ]
-        for row in rows:
-            cached = self._cache.get(row[0])
-            if cached is None or cached.heartbeat_at != row[3]:
-                self._cache[row[0]] = _Run(heartbeat_at=row[3], row=row)
-        for start in range(0, len(changed), 500):
-            chunk = changed[start : start + 500]
-            for run_id in chunk:
-                self._cache[run_id].devices = []
-            marks = ",".join("?" * len(chunk))
-            for run_id, device, method, energy in conn.execute(
-                "SELECT run_id, device, method, energy_j FROM devices"
-                f" WHERE run_id IN ({marks}) ORDER BY run_id, device",
-                chunk,
-            ):
-                self._cache[run_id].devices.append((device, method, float(energy)))
-        present = {row[0] for row in rows}
+    def _refresh(self, store: RunStore) -> list[tuple[MetricRun, tuple[DeviceEnergy, ...]]]:
+        """Every run's row (status evaluated now), with devices re-read only for the runs
+        that wrote since the last scrape."""
+        runs = store.metric_runs(self._run_ids)
+        changed = {
+            run.run_id: run.heartbeat_at
+            for run in runs
+            if run.run_id not in self._cache
+            or self._cache[run.run_id].heartbeat_at != run.heartbeat_at
+        }
+        energies = store.device_energies(list(changed))
+        for run_id, heartbeat_at in changed.items():
+            self._cache[run_id] = _Run(heartbeat_at, energies.get(run_id, ()))
+        present = {run.run_id for run in runs}
         for run_id in [run_id for run_id in self._cache if run_id not in present]:
             del self._cache[run_id]
-        return [self._cache[row[0]] for row in rows]
+        return [(run, self._cache[run.run_id].devices) for run in runs]
 
     def _families(self, store: RunStore) -> list[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         runs = self._refresh(store)
-        now = self._wall_clock()
 
         def counter(name: str, doc: str, labels: Sequence[str]) -> CounterMetricFamily:
             return CounterMetricFamily(name, doc, labels=labels)
@@ -190,54 +174,47 @@ class StoreCollector:
         )
         pue_gauge = gauge("greenprof_pue", "Power usage effectiveness assumed.", _RUN_LABELS)
 
-        for run in runs:
-            run_id, name, state, heartbeat, start, end, host, rank = run.row[:8]
-            framework, version, pue, grid, n_steps, n_samples = run.row[8:14]
-            energy_j, step_energy_j, duration_s = run.row[14:]
-            if state == "running" and now - float(heartbeat) > STALE_AFTER_S:
-                state = "interrupted"
-            labels = [str(name), str(run_id), str(host), "" if rank is None else str(rank)]
-            for device, method, device_j in run.devices:
-                energy.add_metric([*labels, device, method], device_j)
-            if state == "running":
-                for device, method, watts in _latest_power(store, run_id, run.devices):
-                    power.add_metric([*labels, device, method], watts)
-            step_energy.add_metric(labels, float(step_energy_j))
-            if grid is not None:
-                co2 = float(energy_j) / 3.6e6 * float(pue) * float(grid)
+        for run, devices in runs:
+            labels = [
+                run.name,
+                str(run.run_id),
+                run.host,
+                "" if run.rank is None else str(run.rank),
+            ]
+            for device in devices:
+                energy.add_metric([*labels, device.device, device.method], device.energy_j)
+            if run.status == "running":
+                for name, method, watts in _latest_power(store, run.run_id, devices):
+                    power.add_metric([*labels, name, method], watts)
+            step_energy.add_metric(labels, run.step_energy_j)
+            if run.intensity_g_per_kwh is not None:
+                co2 = run.energy_j / J_PER_KWH * run.pue * run.intensity_g_per_kwh
                 emissions.add_metric(labels, co2)
-                intensity.add_metric(labels, float(grid))
-            steps.add_metric(labels, float(n_steps))
-            if n_samples is not None:
-                samples.add_metric(labels, float(n_samples))
-            info.add_metric([*labels, str(framework), str(version)], 1.0)
+                intensity.add_metric(labels, run.intensity_g_per_kwh)
+            steps.add_metric(labels, float(run.steps))
+            if run.samples is not None:
+                samples.add_metric(labels, float(run.samples))
+            info.add_metric([*labels, run.framework, run.greenprof_version], 1.0)
             for candidate in STATUSES:
-                status.add_metric([*labels, candidate], 1.0 if candidate == state else 0.0)
-            started.add_metric(labels, float(start))
-            if end is not None:
-                ended.add_metric(labels, float(end))
-            duration.add_metric(labels, float(duration_s))
-            pue_gauge.add_metric(labels, float(pue))
+                status.add_metric([*labels, candidate], 1.0 if candidate == run.status else 0.0)
+            started.add_metric(labels, run.started_at)
+            if run.ended_at is not None:
+                ended.add_metric(labels, run.ended_at)
+            duration.add_metric(labels, run.duration_s)
+            pue_gauge.add_metric(labels, run.pue)
         families = [energy, power, step_energy, emissions, steps, samples, info, status]
         return [*families, started, ended, duration, intensity, pue_gauge]
 
 
 def _latest_power(
-    store: RunStore, run_id: int, devices: Iterable[tuple[str, str, float]]
+    store: RunStore, run_id: int, devices: Sequence[DeviceEnergy]
 ) -> Iterator[tuple[str, str, float]]:
-    """Newest power per device: the sensor's power, else the last energy delta / time."""
-    for device, method, _ in devices:
-        rows = store.connection.execute(
-            "SELECT time_s, energy_j, power_w FROM samples WHERE run_id = ? AND device = ?"
-            " ORDER BY time_s DESC LIMIT 2",
-            (run_id, device),
-        ).fetchall()
-        if not rows:
-            continue
-        if rows[0][2] is not None:
-            yield device, method, float(rows[0][2])
-        elif len(rows) == 2 and None not in (rows[0][1], rows[1][1]) and rows[0][0] > rows[1][0]:
-            yield device, method, (rows[0][1] - rows[1][1]) / (rows[0][0] - rows[1][0])
+    """Newest power per device (the store's rule: the sensor's power, else the last energy
+    delta over time), with the device's method."""
+    power = store.latest_power_w(run_id, [device.device for device in devices])
+    for device in devices:
+        if device.device in power:
+            yield device.device, device.method, power[device.device]
 
 
 def make_registry(

@@ -76,34 +76,24 @@ class Timeline:
 
 
 def timeline(store: RunStore, run: RunInfo, points: int = CHART_POINTS) -> Timeline:
-    """Bucket a run's samples (else its steps) into about ``points`` intervals, in SQL."""
-    conn = store.connection
+    """Bucket a run's samples (else its steps) into about ``points`` intervals (the store
+    does the bucketing)."""
     span = run.duration_s
     if span <= 0:
-        row = conn.execute("SELECT MAX(time_s) FROM samples WHERE run_id = ?", (run.run_id,))
-        span = float(row.fetchone()[0] or 0.0)
+        span = store.last_sample_time_s(run.run_id) or 0.0
     width = max(span / points, 1e-3)
-    rows = conn.execute(
-        "SELECT device, MIN(CAST(time_s / ? AS INTEGER), ?) AS b, AVG(power_w), MAX(energy_j)"
-        " FROM samples WHERE run_id = ? GROUP BY device, b ORDER BY b",
-        (width, points - 1, run.run_id),
-    ).fetchall()
+    cells = store.sample_timeline(run.run_id, width_s=width, points=points)
     source = "samples"
-    if not rows:
+    if not cells:
         source = "steps"
-        rows = conn.execute(
-            "SELECT e.device, MIN(CAST(s.start_s / ? AS INTEGER), ?) AS b, NULL, SUM(e.energy_j)"
-            " FROM steps AS s JOIN step_energy AS e ON e.run_id = s.run_id AND e.step = s.step"
-            " WHERE s.run_id = ? GROUP BY e.device, b ORDER BY b",
-            (width, points - 1, run.run_id),
-        ).fetchall()
-    buckets = max((int(r[1]) for r in rows), default=-1) + 1
-    devices = sorted({str(r[0]) for r in rows})
+        cells = store.step_timeline(run.run_id, width_s=width, points=points)
+    buckets = max((cell.bucket for cell in cells), default=-1) + 1
+    devices = sorted({cell.device for cell in cells})
     power: dict[str, list[float | None]] = {d: [None] * buckets for d in devices}
     level: dict[str, list[float | None]] = {d: [None] * buckets for d in devices}
-    for device, bucket, mean_w, energy in rows:
-        power[device][bucket] = None if mean_w is None else float(mean_w)
-        level[device][bucket] = None if energy is None else float(energy)
+    for cell in cells:
+        power[cell.device][cell.bucket] = cell.power_w
+        level[cell.device][cell.bucket] = cell.energy_j
     cumulative: list[float | None] = [None] * buckets
     for device in devices:
         running, previous = 0.0, 0.0
@@ -121,6 +111,12 @@ def timeline(store: RunStore, run: RunInfo, points: int = CHART_POINTS) -> Timel
             cumulative[b] = (cumulative[b] or 0.0) + running
     times = [(b + 0.5) * width for b in range(buckets)]
     return Timeline(times, power, cumulative, source)
+
+
+def _source_name(store: RunStore) -> str:
+    """The database file's name (not its directories), or a server store's display."""
+    location = store.location
+    return location.path.name if location.kind == "sqlite" else location.display
 
 
 def _run_label(run: RunInfo) -> str:
@@ -349,7 +345,8 @@ def build_report(store: RunStore, runs: Sequence[RunInfo]) -> list[Block]:
     blocks: list[Block] = [
         Heading(title, 1),
         Paragraph(
-            f"Generated {iso_utc(time.time())} by greenprof from {store.path.name}. All times UTC."
+            f"Generated {iso_utc(time.time())} by greenprof from {_source_name(store)}."
+            " All times UTC."
         ),
     ]
     if any(dev.method == "simulated" for run in runs for dev in run.devices):

@@ -1,8 +1,13 @@
-"""SQLite persistence: the schema (``schema``), one batching writer thread per process
-(``writer``), and the read API (``reader.RunStore``). The database file is the interface
-between the training process and everything that looks at it."""
+"""Run stores: a SQLite file (the embedded default) or a PostgreSQL database.
 
+``location`` says which (:func:`parse_location`), ``schema`` and ``writer`` write,
+``api`` is the read contract every backend implements and ``reader.RunStore`` the read
+façade over it. The store is the interface between the training process and everything
+that looks at it, and the only package that speaks SQL.
+"""
+
+from greenprof.store.location import StoreLocation, parse_location
 from greenprof.store.paths import default_db_path
 from greenprof.store.reader import RunStore
 
-__all__ = ["RunStore", "default_db_path"]
+__all__ = ["RunStore", "StoreLocation", "default_db_path", "parse_location"]

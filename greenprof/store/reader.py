@@ -1,72 +1,67 @@
-"""RunStore: the read API over a run database, used by the CLI, the TUI and exporters.
+"""RunStore: the read API over a run store, used by the CLI, the TUI and exporters.
 
-Every query is a short read transaction, so readers never block the writing process and
-never starve WAL checkpoints. Incremental readers pass ``after_step`` / ``after_s``.
+``RunStore(db)`` picks a backend from the location (:func:`~greenprof.store.location.
+parse_location`): a SQLite file (:class:`~greenprof.store.sqlite_read.SqliteReadBackend`)
+or a PostgreSQL URL (``greenprof.store.postgres.reader.PostgresReadBackend``, imported
+only then). Every method is the backend's (see :class:`~greenprof.store.api.ReadBackend`
+for what each must return); callers never see SQL or a connection. Incremental readers
+pass ``after_step`` / ``after_s``.
 """
 
 from __future__ import annotations
 
-import functools
-import json
+import importlib
 import os
-import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from greenprof.errors import RunNotFound, StoreError
-from greenprof.records import (
-    STEP_FLAG_NAMES,
-    CarbonSettings,
-    DeviceInfo,
-    EpochRecord,
-    RunInfo,
-    RunStatus,
-    SampleRecord,
-    StepRecord,
+from greenprof.errors import StoreError
+from greenprof.records import DeviceInfo, EpochRecord, RunInfo, RunStatus, SampleRecord, StepRecord
+from greenprof.store.api import (
+    DeviceEnergy,
+    ExportTable,
+    MetricRun,
+    ReadBackend,
+    StepAggregate,
+    StepBucket,
+    StepColumns,
+    TimelineCell,
 )
-from greenprof.store.liveness import STALE_AFTER_S, pid_alive, run_is_dead
-from greenprof.store.paths import resolve_db_path
-from greenprof.store.schema import connect_read_only, describe_sqlite_error
+from greenprof.store.liveness import STALE_AFTER_S, RunLiveness, pid_alive
+from greenprof.store.location import StoreLocation, parse_location
 
-__all__ = ["STALE_AFTER_S", "RunStore"]
+__all__ = ["STALE_AFTER_S", "RunStore", "open_read_backend"]
 
-P = ParamSpec("P")
-R = TypeVar("R")
+POSTGRES_READER = "greenprof.store.postgres.reader"
 
 
-def _one_line_errors(
-    method: Callable[Concatenate[RunStore, P], R],
-) -> Callable[Concatenate[RunStore, P], R]:
-    """SQLite failures (a damaged page, a lock) become one :class:`StoreError` line that
-    names the file, never a traceback."""
+def open_read_backend(location: StoreLocation, liveness: RunLiveness) -> ReadBackend:
+    """The backend for ``location``: SQLite here, PostgreSQL imported on first use (so
+    ``import greenprof`` never loads a server driver)."""
+    if location.kind == "sqlite":
+        from greenprof.store.sqlite_read import SqliteReadBackend
 
-    @functools.wraps(method)
-    def wrapper(self: RunStore, *args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(self, *args, **kwargs)
-        except sqlite3.Error as exc:
-            raise StoreError(describe_sqlite_error(self.path, exc)) from exc
-
-    return wrapper  # type: ignore[return-value]
-
-
-_RUN_COLUMNS = (
-    "run_id, name, status, started_at, ended_at, heartbeat_at, host, pid, rank, framework, tags,"
-    " expected_steps, country, region, pue, intensity_g_per_kwh, intensity_source, steps, samples,"
-    " energy_j, step_energy_j, duration_s, error, greenprof_version, lost_steps, job_id,"
-    " local_rank, world_size, setup_s, setup_energy_j"
-)
+        return SqliteReadBackend(location, liveness=liveness)
+    try:
+        module = importlib.import_module(POSTGRES_READER)
+    except ImportError as exc:
+        if exc.name not in (POSTGRES_READER, "greenprof.store.postgres"):
+            raise
+        raise StoreError(
+            f"cannot read {location.display}: this greenprof has no PostgreSQL backend"
+        ) from None
+    backend: ReadBackend = module.PostgresReadBackend(location, liveness=liveness)
+    return backend
 
 
 class RunStore:
-    """Read access to a greenprof database.
+    """Read access to a greenprof store (a SQLite file or a PostgreSQL database).
 
     Example::
 
-        store = RunStore("runs.db")
+        store = RunStore("runs.db")          # or RunStore("postgresql://me@db/greenprof")
         for run in store.runs():
             print(run.name, run.energy_j)
         for step in store.steps(store.run("resnet18").run_id):
@@ -75,19 +70,27 @@ class RunStore:
 
     def __init__(
         self,
-        db: str | os.PathLike[str] | None = None,
+        db: str | os.PathLike[str] | StoreLocation | None = None,
         *,
         env: Mapping[str, str] = os.environ,
         wall_clock: Callable[[], float] = time.time,
         alive: Callable[[int], bool] = pid_alive,
     ) -> None:
-        self.path: Path = resolve_db_path(db, env)
-        self._conn = connect_read_only(self.path)
-        self._wall_clock = wall_clock
-        self._alive = alive
+        self.location = parse_location(db, env)
+        self._backend = open_read_backend(
+            self.location, RunLiveness(wall_clock=wall_clock, alive=alive)
+        )
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file. A server store has none: :class:`StoreError` (use
+        :attr:`location`, whose ``display`` is safe to print)."""
+        if self.location.kind != "sqlite":
+            raise StoreError(f"{self.location.display} is a PostgreSQL store, not a file")
+        return self.location.path
 
     def close(self) -> None:
-        self._conn.close()
+        self._backend.close()
 
     def __enter__(self) -> RunStore:
         return self
@@ -100,14 +103,8 @@ class RunStore:
     ) -> None:
         self.close()
 
-    @property
-    def connection(self) -> sqlite3.Connection:
-        """The underlying connection, for ad-hoc read queries (do not write through it)."""
-        return self._conn
+    # Runs -------------------------------------------------------------------------
 
-    # Runs -----------------------------------------------------------------
-
-    @_one_line_errors
     def runs(
         self,
         *,
@@ -117,159 +114,33 @@ class RunStore:
         limit: int | None = None,
     ) -> list[RunInfo]:
         """Runs, newest first, optionally filtered by (displayed) status, name and job."""
-        where, params = [], []
-        if name is not None:
-            where.append("name = ?")
-            params.append(name)
-        if job is not None:
-            where.append("job_id = ?")
-            params.append(job)
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY started_at DESC, run_id DESC"
-        rows = self._conn.execute(sql, params).fetchall()
-        devices = self._devices([row[0] for row in rows])
-        runs = [self._run_info(row, devices.get(row[0], ())) for row in rows]
-        if status is not None:
-            runs = [run for run in runs if run.status == status]
-        return runs[:limit] if limit is not None else runs
+        return self._backend.runs(status=status, name=name, job=job, limit=limit)
 
-    @_one_line_errors
     def run(self, ref: int | str) -> RunInfo:
         """One run by id, or by name (its newest run). Raises :class:`RunNotFound`."""
-        row = None
-        if _is_run_id(ref):
-            row = self._conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (int(ref),)
-            ).fetchone()
-        if row is None and isinstance(ref, str):
-            row = self._conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE name = ?"
-                " ORDER BY started_at DESC, run_id DESC LIMIT 1",
-                (ref,),
-            ).fetchone()
-        if row is None:
-            raise RunNotFound(
-                f"no run {ref!r} in {self.path}: `greenprof runs` lists run ids and names"
-            )
-        return self._run_info(row, self._devices([row[0]]).get(row[0], ()))
+        return self._backend.run(ref)
 
-    def _devices(self, run_ids: list[int]) -> dict[int, tuple[DeviceInfo, ...]]:
-        if not run_ids:
-            return {}
-        found: dict[int, list[DeviceInfo]] = {}
-        for chunk_start in range(0, len(run_ids), 500):
-            chunk = run_ids[chunk_start : chunk_start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self._conn.execute(
-                "SELECT run_id, device, kind, method, name, uuid, power_limit_w, idle_power_w,"
-                f" node_wide, note FROM devices WHERE run_id IN ({marks}) ORDER BY run_id, device",
-                chunk,
-            ):
-                found.setdefault(row[0], []).append(
-                    DeviceInfo(
-                        device=row[1],
-                        kind=row[2],
-                        method=row[3],
-                        name=row[4],
-                        uuid=row[5],
-                        power_limit_w=row[6],
-                        idle_power_w=row[7],
-                        node_wide=bool(row[8]),
-                        note=row[9],
-                    )
-                )
-        return {run_id: tuple(devices) for run_id, devices in found.items()}
+    def stored_status(self, run_id: int) -> str | None:
+        """The run's status as stored (no liveness rule), None for an unknown run."""
+        return self._backend.stored_status(run_id)
 
-    @_one_line_errors
+    def devices(self, run_ids: Sequence[int]) -> dict[int, tuple[DeviceInfo, ...]]:
+        """Each run's devices."""
+        return self._backend.devices(run_ids)
+
     def device_energy_j(self, run_id: int) -> dict[str, float]:
         """Each device's energy over the whole run."""
-        return dict(
-            self._conn.execute(
-                "SELECT device, energy_j FROM devices WHERE run_id = ? ORDER BY device", (run_id,)
-            ).fetchall()
-        )
+        return self._backend.device_energy_j(run_id)
 
-    def _run_info(self, row: tuple[Any, ...], devices: tuple[DeviceInfo, ...]) -> RunInfo:
-        (
-            run_id,
-            name,
-            status,
-            started_at,
-            ended_at,
-            heartbeat_at,
-            host,
-            pid,
-            rank,
-            framework,
-            tags,
-            expected_steps,
-            country,
-            region,
-            pue,
-            intensity,
-            source,
-            steps,
-            samples,
-            energy_j,
-            step_energy_j,
-            duration_s,
-            error,
-            version,
-            lost_steps,
-            job_id,
-            local_rank,
-            world_size,
-            setup_s,
-            setup_energy_j,
-        ) = row
-        if status == "running" and run_is_dead(
-            host=str(host),
-            pid=int(pid),
-            age_s=self._wall_clock() - float(heartbeat_at),
-            alive=self._alive,
-        ):
-            status = "interrupted"
-        carbon = None
-        if intensity is not None:
-            carbon = CarbonSettings(
-                intensity_g_per_kwh=float(intensity),
-                pue=float(pue),
-                source=str(source or ""),
-                country=country,
-                region=region,
-            )
-        return RunInfo(
-            run_id=int(run_id),
-            name=str(name),
-            status=status,
-            started_at=float(started_at),
-            ended_at=None if ended_at is None else float(ended_at),
-            host=str(host),
-            pid=int(pid),
-            rank=rank,
-            framework=str(framework),
-            tags=_tags(tags),
-            devices=devices,
-            carbon=carbon,
-            steps=int(steps),
-            samples=samples,
-            energy_j=float(energy_j),
-            step_energy_j=float(step_energy_j),
-            duration_s=float(duration_s),
-            expected_steps=expected_steps,
-            error=error,
-            greenprof_version=str(version),
-            lost_steps=int(lost_steps),
-            job_id=job_id,
-            local_rank=local_rank,
-            world_size=world_size,
-            setup_s=float(setup_s),
-            setup_energy_j=float(setup_energy_j),
-        )
+    def device_energies(self, run_ids: Sequence[int]) -> dict[int, tuple[DeviceEnergy, ...]]:
+        """Method and energy of each device of each run."""
+        return self._backend.device_energies(run_ids)
 
-    # Steps ----------------------------------------------------------------
+    def metric_runs(self, run_ids: Collection[int] | None = None) -> list[MetricRun]:
+        """One row per run for the Prometheus collector, ordered by run id."""
+        return self._backend.metric_runs(run_ids)
+
+    # Steps ------------------------------------------------------------------------
 
     def steps(
         self, run_id: int, *, after_step: int | None = None, limit: int | None = None
@@ -290,7 +161,7 @@ class RunStore:
         remaining = limit
         while remaining is None or remaining > 0:
             size = batch_size if remaining is None else min(batch_size, remaining)
-            batch = self._step_batch(run_id, last, size)
+            batch = self._backend.step_batch(run_id, after_step=last, size=size)
             yield from batch
             if len(batch) < size:
                 return
@@ -298,109 +169,80 @@ class RunStore:
             if remaining is not None:
                 remaining -= len(batch)
 
-    @_one_line_errors
-    def _step_batch(self, run_id: int, after_step: int, size: int) -> list[StepRecord]:
-        rows = self._conn.execute(
-            "SELECT step, epoch, start_s, end_s, samples, energy_j, interpolated, loss, flags"
-            " FROM steps"
-            " WHERE run_id = ? AND step > ? ORDER BY step LIMIT ?",
-            (run_id, after_step, size),
-        ).fetchall()
-        if not rows:
-            return []
-        per_device: dict[int, dict[str, float]] = {}
-        for step, device, energy in self._conn.execute(
-            "SELECT step, device, energy_j FROM step_energy"
-            " WHERE run_id = ? AND step BETWEEN ? AND ?",
-            (run_id, rows[0][0], rows[-1][0]),
-        ):
-            per_device.setdefault(step, {})[device] = energy
-        return [
-            StepRecord(
-                run_id=run_id,
-                step=step,
-                epoch=epoch,
-                start_s=start_s,
-                end_s=end_s,
-                samples=samples,
-                energy_j=energy_j,
-                device_energy_j=per_device.get(step, {}),
-                interpolated=bool(interpolated),
-                loss=loss,
-                flags=flags,
-            )
-            for step, epoch, start_s, end_s, samples, energy_j, interpolated, loss, flags in rows
-        ]
+    def step_batch(self, run_id: int, *, after_step: int, size: int) -> list[StepRecord]:
+        """At most ``size`` steps after ``after_step``."""
+        return self._backend.step_batch(run_id, after_step=after_step, size=size)
 
-    @_one_line_errors
     def step_flag_counts(self, run_id: int) -> dict[str, int]:
         """How many of a run's steps carry each flag (``recovered``, ``device_missing``,
         ``reading_rejected``); flags no step carries are left out."""
-        counts: dict[str, int] = {}
-        for bit, name in STEP_FLAG_NAMES.items():
-            (n,) = self._conn.execute(
-                "SELECT count(*) FROM steps WHERE run_id = ? AND flags & ? != 0", (run_id, bit)
-            ).fetchone()
-            if n:
-                counts[name] = int(n)
-        return counts
+        return self._backend.step_flag_counts(run_id)
 
-    @_one_line_errors
     def pending_steps(self, run_id: int) -> int:
         """Steps whose boundaries are stored but whose energy is not: a run whose process
         died before attributing them (``greenprof repair`` attributes them)."""
-        row = self._conn.execute(
-            "SELECT count(*) FROM pending_steps WHERE run_id = ?"
-            " AND step NOT IN (SELECT step FROM steps WHERE run_id = ?)",
-            (run_id, run_id),
-        ).fetchone()
-        return int(row[0])
+        return self._backend.pending_steps(run_id)
 
-    @_one_line_errors
     def epochs(self, run_id: int) -> list[EpochRecord]:
         """Per-epoch totals of a run."""
-        return [
-            EpochRecord(run_id, epoch, steps, start_s, end_s, samples, energy_j)
-            for epoch, steps, start_s, end_s, samples, energy_j in self._conn.execute(
-                "SELECT epoch, steps, start_s, end_s, samples, energy_j FROM epochs"
-                " WHERE run_id = ? ORDER BY epoch",
-                (run_id,),
-            )
-        ]
+        return self._backend.epochs(run_id)
 
-    # Samples --------------------------------------------------------------
+    def step_aggregate(self, run_id: int) -> StepAggregate:
+        """Count, energy, samples and last step of a run's stored steps."""
+        return self._backend.step_aggregate(run_id)
 
-    @_one_line_errors
+    def step_range(self, run_id: int) -> tuple[int, int] | None:
+        """First and last stored step numbers."""
+        return self._backend.step_range(run_id)
+
+    def step_columns(self, run_id: int) -> StepColumns:
+        """Every step's energy, samples and loss, in step order."""
+        return self._backend.step_columns(run_id)
+
+    def step_buckets(self, run_id: int, *, width: int, head: int) -> list[StepBucket]:
+        """A long run's steps condensed into ranges of ``width`` step numbers."""
+        return self._backend.step_buckets(run_id, width=width, head=head)
+
+    # Samples ----------------------------------------------------------------------
+
     def samples(
         self, run_id: int, *, device: str | None = None, after_s: float | None = None
     ) -> list[SampleRecord]:
         """Raw sensor samples of a run in time order; ``after_s`` for increments."""
-        sql = (
-            "SELECT device, time_s, energy_j, power_w, utilization_pct, memory_used_bytes,"
-            " temperature_c FROM samples WHERE run_id = ?"
+        return self._backend.samples(run_id, device=device, after_s=after_s)
+
+    def last_sample_time_s(self, run_id: int, device: str | None = None) -> float | None:
+        """Time of the newest sample of ``device`` (any device when None)."""
+        return self._backend.last_sample_time_s(run_id, device)
+
+    def latest_power_w(self, run_id: int, devices: Sequence[str]) -> dict[str, float]:
+        """Newest power of each device."""
+        return self._backend.latest_power_w(run_id, devices)
+
+    def sample_timeline(self, run_id: int, *, width_s: float, points: int) -> list[TimelineCell]:
+        """Samples bucketed by time per device."""
+        return self._backend.sample_timeline(run_id, width_s=width_s, points=points)
+
+    def step_timeline(self, run_id: int, *, width_s: float, points: int) -> list[TimelineCell]:
+        """Per-device step energies bucketed by step start."""
+        return self._backend.step_timeline(run_id, width_s=width_s, points=points)
+
+    def utilization_by_kind(self, run_id: int) -> dict[str, float]:
+        """Mean sample utilization per device kind."""
+        return self._backend.utilization_by_kind(run_id)
+
+    # Exports ----------------------------------------------------------------------
+
+    def export_batches(
+        self,
+        table: ExportTable,
+        run_id: int,
+        *,
+        started_at: float,
+        co2_g_per_j: float | None,
+        batch_rows: int = 5_000,
+    ) -> Iterator[list[tuple[object, ...]]]:
+        """One run's rows of a large CSV table in bounded batches."""
+        return self._backend.export_batches(
+            table, run_id, started_at=started_at, co2_g_per_j=co2_g_per_j, batch_rows=batch_rows
         )
-        params: list[object] = [run_id]
-        if device is not None:
-            sql += " AND device = ?"
-            params.append(device)
-        if after_s is not None:
-            sql += " AND time_s > ?"
-            params.append(after_s)
-        sql += " ORDER BY time_s, device"
-        return [SampleRecord(run_id, *row) for row in self._conn.execute(sql, params)]
-
-
-def _is_run_id(ref: int | str) -> bool:
-    """An int, or a string of at most 19 ASCII digits (SQLite's 64-bit integer range)."""
-    if isinstance(ref, int):
-        return 0 <= ref < 2**63
-    return ref.isascii() and ref.isdigit() and len(ref) <= 18
-
-
-def _tags(raw: object) -> dict[str, str]:
-    """The run's tags; an edited, unparseable value reads as no tags rather than a crash."""
-    try:
-        tags = json.loads(str(raw))
-    except ValueError:
-        return {}
-    return {str(k): str(v) for k, v in tags.items()} if isinstance(tags, dict) else {}

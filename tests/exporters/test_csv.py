@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -148,14 +150,18 @@ def test_failure_mid_export_keeps_the_previous_file(
 ) -> None:
     out = tmp_path / "steps.csv"
     out.write_text("previous export\n")
-    real = csv_export._stream_query
+    from greenprof.store.reader import RunStore
 
-    def half_then_fail(table: str, run: object) -> tuple[str, dict[str, object]]:
-        if getattr(run, "run_id", 0) == 3:
+    real = RunStore.export_batches
+
+    def half_then_fail(
+        store: RunStore, table: str, run_id: int, **kwargs: Any
+    ) -> Iterator[list[tuple[object, ...]]]:
+        if run_id == 3:
             raise RuntimeError("disk on fire")
-        return real(table, run)  # type: ignore[arg-type]
+        return real(store, table, run_id, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(csv_export, "_stream_query", half_then_fail)
+    monkeypatch.setattr(RunStore, "export_batches", half_then_fail)
     with pytest.raises(RuntimeError, match="disk on fire"):
         main(["export", "csv", "--db", str(db), "-o", str(out)])
     assert out.read_text() == "previous export\n"
@@ -213,11 +219,14 @@ def test_streamed_rows_are_what_csv_writer_writes(
             for run in runs:
                 factor = csv_export.co2_factor(run)
                 if table == "steps":
-                    for step, ep, s0, s1, n, e, interp, loss in store.connection.execute(
-                        "SELECT step, epoch, start_s, end_s, samples, energy_j, interpolated,"
-                        " loss FROM steps WHERE run_id = ? ORDER BY step",
-                        (run.run_id,),
-                    ):
+                    for rec in store.iter_steps(run.run_id):
+                        step, ep, s0, s1 = rec.step, rec.epoch, rec.start_s, rec.end_s
+                        n, e, interp, loss = (
+                            rec.samples,
+                            rec.energy_j,
+                            int(rec.interpolated),
+                            rec.loss,
+                        )
                         writer.writerow(
                             (run.run_id, run.name, step, ep, s0, s1, s1 - s0,
                              _iso_or_empty(run.started_at + s0),
@@ -226,11 +235,10 @@ def test_streamed_rows_are_what_csv_writer_writes(
                         )  # fmt: skip
                 else:
                     methods = {d.device: d.method for d in run.devices}
-                    for step, ep, dev, s0, s1, e in store.connection.execute(
-                        "SELECT s.step, s.epoch, e.device, s.start_s, s.end_s, e.energy_j"
-                        " FROM steps AS s JOIN step_energy AS e USING (run_id, step)"
-                        " WHERE run_id = ? ORDER BY s.step, e.device",
-                        (run.run_id,),
+                    for step, ep, dev, s0, s1, e in (
+                        (rec.step, rec.epoch, dev, rec.start_s, rec.end_s, e)
+                        for rec in store.iter_steps(run.run_id)
+                        for dev, e in sorted(rec.device_energy_j.items())
                     ):
                         writer.writerow(
                             (run.run_id, run.name, step, ep, dev, methods.get(dev), s0, s1,

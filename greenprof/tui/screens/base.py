@@ -1,4 +1,4 @@
-"""What every screen shares: its own read connection and a help text."""
+"""What every screen shares: its own store (one read connection) and a help text."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class StoreScreen(Screen[None]):
         self.db_path = db_path
         self._store: RunStore | None = None
         self.store_lock = threading.RLock()
-        """Held by every worker while it reads, and to close the connection."""
+        """Held by every worker while it reads, and to close the store."""
 
     @property
     def store(self) -> RunStore:
@@ -37,7 +37,7 @@ class StoreScreen(Screen[None]):
         return self._store
 
     def on_unmount(self) -> None:
-        """Close the screen's connection."""
+        """Close the screen's store."""
         with self.store_lock:
             if self._store is not None:
                 self._store.close()

@@ -36,7 +36,7 @@ def load_summaries(screen: StoreScreen, refs: Sequence[str]) -> list[RunSummary]
     summaries = []
     for ref in refs:
         run = store.run(ref)
-        digest = step_digest(store.connection, run.run_id)
+        digest = step_digest(store, run.run_id)
         summaries.append(summarize(run, digest, store.device_energy_j(run.run_id)))
     return summaries
 

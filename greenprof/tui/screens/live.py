@@ -23,7 +23,6 @@ from greenprof.errors import StoreError
 from greenprof.records import RunInfo
 from greenprof.textsafe import terminal_text
 from greenprof.tui import format as fmt
-from greenprof.tui.queries import last_sample_time_s, step_aggregate
 from greenprof.tui.screens.base import StoreScreen
 from greenprof.tui.text import plain, plain_lines
 from greenprof.tui.view_models import LIVE_DEVICE_COLUMNS, LiveModel, LiveView
@@ -147,7 +146,7 @@ declared length (expected_steps) from the mean J/step so far."""
         """Start watching ``run``: totals of the stored steps, then the recent tail."""
         store = self.store
         model = LiveModel(run)
-        aggregate = step_aggregate(store.connection, run.run_id)
+        aggregate = store.step_aggregate(run.run_id)
         tail = store.steps(run.run_id, after_step=aggregate.last_step - model.window)
         model.seed_totals(
             aggregate.steps - len(tail),
@@ -157,7 +156,7 @@ declared length (expected_steps) from the mean J/step so far."""
         )
         model.add_steps(tail)
         for device in run.devices:
-            last = last_sample_time_s(store.connection, run.run_id, device.device)
+            last = store.last_sample_time_s(run.run_id, device.device)
             if last is not None:
                 model.last_sample_s[device.device] = last - SAMPLE_BACKFILL_S
         self.run_id = run.run_id
