@@ -9,7 +9,8 @@
 - ``cpu_model``: CPU-load × TDP estimate where RAPL is closed (labelled ``model``).
 - ``fake``: simulated and replayed sensors for demos and tests.
 - ``share``: :func:`apportion`, a shared device's energy attributed to this run (node-wide
-  CPU/DRAM by CPU-time share, a shared GPU by its processes' SM utilization).
+  CPU/DRAM by CPU-time share, ``cpu_share``; a shared GPU by its processes' SM
+  utilization, ``nvml_share``).
 - ``detect``: picks the best available source per device (GPUs from ``GPU_BACKENDS``).
 - ``testing``: :class:`~greenprof.sensors.testing.ScriptedNvml`, a scripted NVML to test
   code that measures GPUs without one (imported only when asked for).
@@ -29,20 +30,16 @@ from greenprof.sensors.base import (
 )
 
 if TYPE_CHECKING:
+    from greenprof.sensors.cpu_share import CpuTimeShare
     from greenprof.sensors.guard import GuardStats, ReadingGuard
-    from greenprof.sensors.share import (
-        ApportionedSensor,
-        ApportionSummary,
-        CpuTimeShare,
-        apportion,
-    )
+    from greenprof.sensors.share import ApportionedSensor, ApportionSummary, apportion
 
 _LAZY = {
     "GuardStats": "greenprof.sensors.guard",
     "ReadingGuard": "greenprof.sensors.guard",
     "ApportionSummary": "greenprof.sensors.share",
     "ApportionedSensor": "greenprof.sensors.share",
-    "CpuTimeShare": "greenprof.sensors.share",
+    "CpuTimeShare": "greenprof.sensors.cpu_share",
     "apportion": "greenprof.sensors.share",
 }
 """Loaded on first use: ``import greenprof`` stays light (the profiler imports them when

@@ -24,12 +24,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, get_args, runtime_checkable
+from typing import Protocol, get_args, runtime_checkable
 
 from greenprof.records import DeviceInfo, DeviceKind, Method, Reading
-
-if TYPE_CHECKING:
-    from greenprof.sensors.share import ShareSource
 
 DEVICE_KINDS: dict[str, DeviceKind] = {"gpu": "gpu", "cpu": "cpu", "dram": "dram"}
 """Device id prefix → kind; any other prefix is ``other``."""
@@ -82,6 +79,24 @@ class Sensor(Protocol):
 
 PowerSensor = Sensor
 """The name before the contract was explicit (kept: the profiler and users import it)."""
+
+
+class ShareSource(Protocol):
+    """Says which fraction of a shared device's energy belongs to this run, now."""
+
+    @property
+    def method(self) -> str:
+        """How the share is estimated, e.g. ``CPU-time share``."""
+        ...
+
+    @property
+    def note(self) -> str:
+        """The caveat a reader must see while the share applies (empty: nothing to say)."""
+        ...
+
+    def share(self) -> float:
+        """The current share, a fraction in [0, 1]. Never raises."""
+        ...
 
 
 @runtime_checkable

@@ -20,7 +20,7 @@ DEFAULT_SHARE_PERIOD_S = 1.0
 
 
 def _run_pids() -> Callable[[], Collection[int]]:
-    from greenprof.sensors.share import RunProcesses, psutil_world
+    from greenprof.sensors.cpu_share import RunProcesses, psutil_world
 
     return RunProcesses(psutil_world()).pids
 
