@@ -232,3 +232,102 @@ def test_the_server_schema_has_the_same_versions_as_sqlite_and_migrates_forward(
     ]
     uids = _query(pg_url, "SELECT uid FROM runs")
     assert len({u for (u,) in uids}) == 2 and all(uids)
+
+
+def _write_runs(db: object, *, wall_clock: float) -> None:
+    """The same three runs into any store: varied steps, devices, samples, flags, a live run."""
+    cpu = DeviceInfo("cpu:0", "cpu", "model", node_wide=True)
+    for name, steps, status in (
+        ("alpha", 40, "completed"),
+        ("beta", 25, "failed"),
+        ("live", 5, ""),
+    ):
+        writer = open_writer(db, flush_interval_s=3600, wall_clock=lambda: wall_clock)  # type: ignore[arg-type]
+        writer.create_run(
+            RunSpec(name, started_at=1000.0, interval_s=0.1, devices=[GPU, cpu], job_id="j1",
+                    tags={"bs": "8"}, pid=DEAD_PID if name == "beta" else 1)
+        )  # fmt: skip
+        writer.add_steps(
+            [(i, i // 10, 0.5 * i, 0.5 * i + 0.5, 8 if i % 3 else None, 2.5, i % 2,
+              None if i % 4 == 0 else 0.25 * i, 4 if i == 3 else 0) for i in range(steps)],
+            [(i, d, e) for i in range(steps) for d, e in (("gpu:0", 2.0), ("cpu:0", 0.5))],
+        )  # fmt: skip
+        writer.add_samples(
+            [(d, 0.25 * k, 0.5 * k, p if k % 2 else None, 50.0 if d == "gpu:0" else None,
+              2**32 + k, None) for k in range(30) for d, p in (("gpu:0", 100.0), ("cpu:0", 20.0))]
+        )  # fmt: skip
+        writer.add_pending_steps([(steps, 0, 0.5 * steps, 0.5 * steps + 0.5, 8, None)])
+        writer.set_totals(
+            RunTotals(steps, 8 * steps, 2.5 * steps, 2.5 * steps, 0.5 * steps, {"gpu:0": 2.0})
+        )
+        if status:
+            writer.close(status=status)  # type: ignore[arg-type]
+        else:
+            writer.flush()
+            writer.sink.close()
+
+
+def test_the_server_reads_exactly_what_the_sqlite_file_reads(pg_url: str, tmp_path: Any) -> None:
+    """Every read of the store contract, on the same runs written into both backends."""
+    from greenprof.store.reader import RunStore
+
+    path = tmp_path / "same.db"
+    _write_runs(path, wall_clock=2000.0)
+    _write_runs(pg_url, wall_clock=2000.0)
+    world = {"wall_clock": lambda: 2010.0, "alive": lambda pid: pid == 1}
+
+    def reads(store: RunStore) -> list[object]:
+        out: list[object] = [
+            store.runs(),
+            store.runs(status="running"),
+            store.runs(status="interrupted"),
+            store.runs(status="completed", limit=1),
+            store.runs(name="beta"),
+            store.runs(job="j1", limit=2),
+            store.run("alpha"),
+            store.run(2),
+            store.stored_status(3),
+            store.stored_status(99),
+            store.devices([1, 2, 3]),
+            store.device_energy_j(1),
+            store.device_energies([1, 2]),
+            store.metric_runs(),
+            store.metric_runs([2]),
+        ]
+        for run_id in (1, 2, 3, 99):
+            out += [
+                store.step_batch(run_id, after_step=2, size=7),
+                store.step_flag_counts(run_id),
+                store.pending_steps(run_id),
+                store.epochs(run_id),
+                store.step_aggregate(run_id),
+                store.step_range(run_id),
+                store.step_columns(run_id),
+                store.step_buckets(run_id, width=7, head=3),
+                store.samples(run_id),
+                store.samples(run_id, device="cpu:0", after_s=3.0),
+                store.last_sample_time_s(run_id),
+                store.last_sample_time_s(run_id, "gpu:0"),
+                store.latest_power_w(run_id, ["gpu:0", "cpu:0", "none"]),
+                store.sample_timeline(run_id, width_s=1.5, points=4),
+                store.step_timeline(run_id, width_s=2.0, points=5),
+                store.utilization_by_kind(run_id),
+            ]
+            for table in ("steps", "step-devices", "samples"):
+                for co2 in (None, 0.1):
+                    out.append(
+                        list(
+                            store.export_batches(
+                                table, run_id, started_at=1000.0005, co2_g_per_j=co2, batch_rows=9
+                            )
+                        )
+                    )
+        return out
+
+    with RunStore(path, **world) as lite, RunStore(pg_url, **world) as pg:  # type: ignore[arg-type]
+        expected, got = reads(lite), reads(pg)
+    assert [r.name for r in expected[0]] == ["live", "beta", "alpha"]  # type: ignore[attr-defined]
+    assert [r.status for r in expected[1]] == ["running"]  # type: ignore[attr-defined]
+    assert all(expected[15 + 16 : 15 + 22])  # run 1's six exports have rows
+    for index, (want, have) in enumerate(zip(expected, got, strict=True)):
+        assert have == want, index

@@ -1,0 +1,260 @@
+"""PostgreSQL queries that condense a run (screens, metrics) and stream it (CSV exports),
+with the semantics of :class:`~greenprof.store.api.ReadBackend` and the same results as
+the SQLite ones (``sqlite_summaries``, ``sqlite_exports``): sums of integers come back as
+``numeric`` here and are made ints, buckets truncate like SQLite's ``CAST(... AS INTEGER)``,
+and the exports' milliseconds round half to even like Python (done in Python here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from typing import Any
+
+from greenprof.store.api import (
+    ExportTable,
+    MetricRun,
+    StepAggregate,
+    StepBucket,
+    StepColumns,
+    TimelineCell,
+)
+from greenprof.store.liveness import RunLiveness
+
+Conn = Any  # a psycopg.Connection in autocommit mode
+
+_METRIC_COLUMNS = (
+    "run_id, name, status, heartbeat_at, started_at, ended_at, host, pid, rank, framework,"
+    " greenprof_version, pue, intensity_g_per_kwh, steps, samples, energy_j, step_energy_j,"
+    " duration_s"
+)
+
+
+def step_aggregate(conn: Conn, run_id: int) -> StepAggregate:
+    count, energy, samples, last = conn.execute(
+        "SELECT count(*), coalesce(sum(energy_j), 0), coalesce(sum(samples), 0), max(step)"
+        " FROM steps WHERE run_id = %s",
+        (run_id,),
+    ).fetchone()
+    return StepAggregate(int(count), float(energy), int(samples), -1 if last is None else last)
+
+
+def step_range(conn: Conn, run_id: int) -> tuple[int, int] | None:
+    first, last = conn.execute(
+        "SELECT min(step), max(step) FROM steps WHERE run_id = %s", (run_id,)
+    ).fetchone()
+    return None if first is None else (int(first), int(last))
+
+
+def step_columns(conn: Conn, run_id: int) -> StepColumns:
+    rows = conn.execute(
+        "SELECT energy_j, samples, loss FROM steps WHERE run_id = %s ORDER BY step", (run_id,)
+    ).fetchall()
+    if not rows:
+        return StepColumns((), (), ())
+    energy, samples, loss = zip(*rows, strict=True)
+    return StepColumns(energy, samples, loss)
+
+
+def step_buckets(conn: Conn, run_id: int, *, width: int, head: int) -> list[StepBucket]:
+    """Per-bucket sums in one grouped query and each bucket's first ``head`` steps in
+    another (a window function): two round trips to the server, whatever the run's length."""
+    span = step_range(conn, run_id)
+    if span is None:
+        return []
+    first, last = span
+    width = max(1, width)
+    sums = {
+        int(b): (float(energy), loss)
+        for b, energy, loss in conn.execute(
+            "SELECT (step - %s) / %s AS b, sum(energy_j), min(loss) FROM steps"
+            " WHERE run_id = %s GROUP BY b",
+            (first, width, run_id),
+        )
+    }
+    heads: dict[int, list[tuple[float, int | None]]] = {}
+    if head > 0:
+        for b, energy, samples in conn.execute(
+            "SELECT b, energy_j, samples FROM (SELECT (step - %s) / %s AS b, step, energy_j,"
+            " samples, row_number() OVER (PARTITION BY (step - %s) / %s ORDER BY step) AS k"
+            " FROM steps WHERE run_id = %s) AS ranked WHERE k <= %s ORDER BY step",
+            (first, width, first, width, run_id, head),
+        ):
+            heads.setdefault(int(b), []).append((float(energy), samples))
+    buckets = []
+    for index, low in enumerate(range(first, last + 1, width)):
+        energy, loss = sums.get(index, (0.0, None))
+        rows = heads.get(index, [])
+        buckets.append(
+            StepBucket(
+                first_step=low,
+                end_step=min(low + width, last + 1),
+                energy_j=energy,
+                min_loss=None if loss is None else float(loss),
+                head_energy_j=tuple(e for e, _ in rows),
+                head_samples=tuple(s for _, s in rows),
+            )
+        )
+    return buckets
+
+
+def last_sample_time_s(conn: Conn, run_id: int, device: str | None) -> float | None:
+    if device is None:
+        row = conn.execute("SELECT max(time_s) FROM samples WHERE run_id = %s", (run_id,))
+    else:
+        row = conn.execute(
+            "SELECT max(time_s) FROM samples WHERE run_id = %s AND device = %s", (run_id, device)
+        )
+    value = row.fetchone()[0]
+    return None if value is None else float(value)
+
+
+def latest_power_w(conn: Conn, run_id: int, devices: Sequence[str]) -> dict[str, float]:
+    newest: dict[str, list[tuple[float, float | None, float | None]]] = {}
+    for device, time_s, energy, power in conn.execute(
+        "SELECT device, time_s, energy_j, power_w FROM (SELECT device, time_s, energy_j,"
+        " power_w, row_number() OVER (PARTITION BY device ORDER BY time_s DESC) AS k"
+        " FROM samples WHERE run_id = %s AND device = ANY(%s)) AS ranked WHERE k <= 2"
+        " ORDER BY device, time_s DESC",
+        (run_id, list(devices)),
+    ):
+        newest.setdefault(device, []).append((time_s, energy, power))
+    power_w: dict[str, float] = {}
+    for device in devices:
+        rows = newest.get(device, [])
+        if not rows:
+            continue
+        if rows[0][2] is not None:
+            power_w[device] = float(rows[0][2])
+        elif len(rows) == 2 and None not in (rows[0][1], rows[1][1]) and rows[0][0] > rows[1][0]:
+            power_w[device] = (rows[0][1] - rows[1][1]) / (rows[0][0] - rows[1][0])  # type: ignore[operator]
+    return power_w
+
+
+def sample_timeline(conn: Conn, run_id: int, *, width_s: float, points: int) -> list[TimelineCell]:
+    return [
+        TimelineCell(str(device), int(bucket), power, energy)
+        for device, bucket, power, energy in conn.execute(
+            "SELECT device, least(trunc(time_s / %s)::bigint, %s) AS b, avg(power_w),"
+            " max(energy_j) FROM samples WHERE run_id = %s GROUP BY device, b"
+            " ORDER BY b, device",
+            (width_s, points - 1, run_id),
+        )
+    ]
+
+
+def step_timeline(conn: Conn, run_id: int, *, width_s: float, points: int) -> list[TimelineCell]:
+    return [
+        TimelineCell(str(device), int(bucket), None, energy)
+        for device, bucket, energy in conn.execute(
+            "SELECT e.device, least(trunc(s.start_s / %s)::bigint, %s) AS b, sum(e.energy_j)"
+            " FROM steps AS s JOIN step_energy AS e ON e.run_id = s.run_id AND e.step = s.step"
+            " WHERE s.run_id = %s GROUP BY e.device, b ORDER BY b, e.device",
+            (width_s, points - 1, run_id),
+        )
+    ]
+
+
+def utilization_by_kind(conn: Conn, run_id: int) -> dict[str, float]:
+    return {
+        str(kind): float(mean)
+        for kind, mean in conn.execute(
+            "SELECT d.kind, avg(s.utilization_pct) FROM samples AS s"
+            " JOIN devices AS d ON d.run_id = s.run_id AND d.device = s.device"
+            " WHERE s.run_id = %s AND s.utilization_pct IS NOT NULL GROUP BY d.kind",
+            (run_id,),
+        )
+    }
+
+
+def metric_runs(
+    conn: Conn, liveness: RunLiveness, run_ids: Collection[int] | None
+) -> list[MetricRun]:
+    sql = f"SELECT {_METRIC_COLUMNS} FROM runs"
+    if run_ids is None:
+        rows = conn.execute(sql + " ORDER BY run_id").fetchall()
+    else:
+        rows = conn.execute(
+            sql + " WHERE run_id = ANY(%s) ORDER BY run_id", (sorted(run_ids),)
+        ).fetchall()
+    out = []
+    for row in rows:
+        (run_id, name, status, heartbeat, started, ended, host, pid, rank, framework) = row[:10]
+        (version, pue, grid, steps, samples, energy, step_energy, duration) = row[10:]
+        out.append(
+            MetricRun(
+                run_id=int(run_id),
+                name=str(name),
+                status=liveness.status(
+                    str(status), host=str(host), pid=int(pid), heartbeat_at=float(heartbeat)
+                ),
+                heartbeat_at=float(heartbeat),
+                started_at=float(started),
+                ended_at=None if ended is None else float(ended),
+                host=str(host),
+                rank=rank,
+                framework=str(framework),
+                greenprof_version=str(version),
+                pue=float(pue),
+                intensity_g_per_kwh=None if grid is None else float(grid),
+                steps=int(steps),
+                samples=samples,
+                energy_j=float(energy),
+                step_energy_j=float(step_energy),
+                duration_s=float(duration),
+            )
+        )
+    return out
+
+
+EXPORT_SQL: dict[str, str] = {
+    "steps": "SELECT step, epoch, start_s, end_s, samples, energy_j, interpolated, loss"
+    " FROM steps WHERE run_id = %s ORDER BY step",
+    "step-devices": "SELECT s.step, s.epoch, e.device, d.method, s.start_s, s.end_s, e.energy_j"
+    " FROM steps AS s JOIN step_energy AS e ON e.run_id = s.run_id AND e.step = s.step"
+    " LEFT JOIN devices AS d ON d.run_id = e.run_id AND d.device = e.device"
+    " WHERE s.run_id = %s ORDER BY s.step, e.device",
+    "samples": "SELECT device, time_s, energy_j, power_w, utilization_pct, memory_used_bytes,"
+    " temperature_c FROM samples WHERE run_id = %s ORDER BY time_s, device",
+}
+
+
+def export_batches(
+    conn: Conn,
+    table: ExportTable,
+    run_id: int,
+    *,
+    started_at: float,
+    co2_g_per_j: float | None,
+    batch_rows: int,
+) -> Iterator[list[tuple[object, ...]]]:
+    """The rows of ``table`` in the columns the CSV writer expects (see the Protocol),
+    read through a server-side cursor ``batch_rows`` at a time."""
+    if table not in EXPORT_SQL:
+        raise ValueError(f"unknown table {table!r}")
+
+    def ms(offset_s: float) -> int:
+        return round((started_at + offset_s) * 1000)
+
+    def co2(energy_j: float) -> object:
+        return "" if co2_g_per_j is None else energy_j * co2_g_per_j
+
+    def blank(value: object) -> object:
+        return "" if value is None else value
+
+    def shape(row: tuple[Any, ...]) -> tuple[object, ...]:
+        if table == "steps":
+            step, epoch, start, end, samples, energy, interpolated, loss = row
+            timing = (start, end, end - start, ms(start), ms(end))
+            costs = (energy, co2(energy), interpolated, blank(loss))
+            return (step, epoch, *timing, blank(samples), *costs)
+        if table == "step-devices":
+            step, epoch, device, method, start, end, energy = row
+            return (step, epoch, device, method, start, end, ms(start), energy, co2(energy))
+        device, time_s, *rest = row
+        return (device, time_s, ms(time_s), *(blank(v) for v in rest))
+
+    with conn.transaction(), conn.cursor(name=f"greenprof_export_{run_id}") as cursor:
+        cursor.itersize = batch_rows
+        cursor.execute(EXPORT_SQL[table], (run_id,))
+        while rows := cursor.fetchmany(batch_rows):
+            yield [shape(row) for row in rows]
