@@ -191,7 +191,8 @@ def describe(sensor: object) -> DeviceInfo:
 @dataclass(frozen=True, slots=True)
 class GpuOpenResult:
     """What a GPU backend opened: one sensor per GPU this process uses (devices
-    ``gpu:<CUDA index>``) and one note per decision (skipped GPUs, mapping caveats)."""
+    ``gpu:<CUDA index>``) and one note per decision (skipped GPUs, mapping caveats);
+    detection prefixes the notes with ``gpu:`` and adds one line per opened GPU."""
 
     sensors: tuple[Sensor, ...]
     notes: tuple[str, ...] = ()

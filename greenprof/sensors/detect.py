@@ -73,7 +73,10 @@ def _open_backend(
     except Exception as exc:  # a broken driver stack must not stop training
         logger.debug("%s detection failed", backend.name, exc_info=True)
         return (), [f"gpu: {backend.name} failed unexpectedly ({type(exc).__name__}: {exc})"]
-    notes = [note if note.startswith("gpu:") else f"gpu: {note}" for note in result.notes]
+    notes = [f"gpu: {note}" for note in result.notes]
+    notes.extend(
+        f"{s.device}: {backend.name} {s.info.method} ({s.info.name})" for s in result.sensors
+    )
     return result.sensors, notes
 
 
@@ -113,6 +116,11 @@ def _local_world_size(env: Mapping[str, str]) -> int | None:
     return None
 
 
+def _gpu_index(sensor: Sensor) -> int | None:
+    prefix, _, index = sensor.device.partition(":")
+    return int(index) if prefix == "gpu" and index.isdigit() else None
+
+
 def _owned_gpus(sensors: list[Sensor], env: Mapping[str, str]) -> tuple[list[Sensor], list[str]]:
     """The GPUs this rank uses when several local ranks see the same GPUs.
 
@@ -125,23 +133,29 @@ def _owned_gpus(sensors: list[Sensor], env: Mapping[str, str]) -> tuple[list[Sen
     ``--gpus-per-task``), one local process, or no launcher: every visible GPU is kept.
     """
     rank = local_rank(env)
-    gpus = [s for s in sensors if s.info.kind == "gpu"]
+    gpus = {index: s for s in sensors if (index := _gpu_index(s)) is not None}
     if rank is None or len(gpus) < 2:
         return sensors, []
     size = _local_world_size(env)
     if size == 1 or (size is None and rank[0] == 0):
         return sensors, []
-    keep = gpus[rank[0] % len(gpus)]
-    others = [s for s in gpus if s is not keep]
+    target = rank[0] % (max(gpus) + 1)
+    keep = gpus.get(target)
+    others = [s for s in gpus.values() if s is not keep]
     for sensor in others:
         sensor.close()
     of = "" if size is None else f" of {size}"
-    note = (
-        f"gpu: local rank {rank[0]}{of} ({rank[1]}={rank[0]}) measures {keep.device} only, the"
-        f" GPU it uses by the cuda:<local rank> convention; {', '.join(s.device for s in others)}"
-        " belong to the other local ranks (give each rank its own CUDA_VISIBLE_DEVICES to"
-        " choose otherwise)"
-    )
+    who = f"local rank {rank[0]}{of} ({rank[1]}={rank[0]})"
+    if keep is None:
+        note = (
+            f"gpu: {who} uses cuda:{target} by the cuda:<local rank> convention; it is not measured"
+        )
+    else:
+        note = (
+            f"gpu: {who} measures {keep.device} only, the GPU it uses by the cuda:<local rank>"
+            f" convention; {', '.join(s.device for s in others)} belong to the other local"
+            " ranks (give each rank its own CUDA_VISIBLE_DEVICES to choose otherwise)"
+        )
     return [s for s in sensors if s not in others], [note]
 
 

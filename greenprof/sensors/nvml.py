@@ -27,11 +27,11 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from greenprof.errors import SensorError
 from greenprof.records import DeviceInfo, Method, Reading
-from greenprof.sensors.base import GpuOpenResult
+from greenprof.sensors.base import GpuOpenResult, ShareableSensor
 from greenprof.sensors.nvml_api import (
     NVML_FI_DEV_POWER_INSTANT,
     NVML_TEMPERATURE_GPU,
@@ -387,12 +387,14 @@ class NvmlBackend:
     def open(self, env: Mapping[str, str], clock: Callable[[], float]) -> GpuOpenResult:
         """The NVIDIA GPUs this process sees (see :func:`open_nvml`)."""
         result = open_nvml(self.module, env, clock, details_period_s=self.details_period_s)
-        notes = [
-            *result.notes,
-            *(f"{s.device}: NVML {s.info.method} ({s.info.name})" for s in result.sensors),
-        ]
-        return GpuOpenResult(sensors=result.sensors, notes=tuple(notes))
+        return GpuOpenResult(sensors=result.sensors, notes=result.notes)
 
 
 NVML_BACKEND = NvmlBackend()
 """The production NVML backend (``pynvml`` imported when it is opened)."""
+
+
+if TYPE_CHECKING:
+
+    def _offers_its_share(sensor: NvmlSensor) -> ShareableSensor:
+        return sensor  # mypy checks the GPU sensor against the capability apportion() uses

@@ -259,6 +259,7 @@ def test_a_second_backend_adds_its_gpus_after_nvmls(clock: FakeClock, tmp_path: 
     assert [s.info.name for s in detection.sensors] == ["NVIDIA A100-SXM4-40GB", "Vendor X GPU"]
     assert "gpu: vendor library 1.0" in detection.notes
     assert "gpu:0: NVML counter (NVIDIA A100-SXM4-40GB)" in detection.notes
+    assert "gpu:1: second vendor simulated (Vendor X GPU)" in detection.notes
 
 
 def test_a_device_id_two_backends_claim_is_measured_once(clock: FakeClock) -> None:
@@ -399,3 +400,18 @@ def test_two_jobs_sharing_an_eight_gpu_node_count_every_gpu_once(clock: FakeCloc
     assert runs["A", 4].summary().shared and runs["B", 0].summary().shared
     assert energy["A", 0] == energy["B", 3] == pytest.approx(800.0)  # alone: all of it
     assert sum(energy.values()) == pytest.approx(8 * 800.0)  # the node's GPUs, each once
+
+
+def test_a_rank_whose_gpu_cannot_be_measured_measures_no_other_ranks_gpu(
+    clock: FakeClock,
+) -> None:
+    nvml = node(clock, 4)
+    gpu = nvml.gpus[1]
+    gpu.has_counter = gpu.has_instant_field = gpu.has_power_usage = False
+    detection = detect_sensors(
+        env=rank_env(1, 4), pynvml_module=nvml, include_node_wide=False, clock=clock
+    )
+    assert devices(detection) == []
+    assert any("uses cuda:1" in n and "not measured" in n for n in detection.notes)
+    assert any(n.startswith("gpu: gpu:1 (") and "skipped" in n for n in detection.notes)
+    assert not nvml.initialized  # the other GPUs' sensors were closed
