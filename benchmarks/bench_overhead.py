@@ -115,9 +115,8 @@ def time_empty(n: int) -> list[int]:
 
 
 def pending_steps(prof: Profiler) -> int:
-    """Steps marked but not yet attributed (reads the profiler's ledger: benchmark only)."""
-    ledger = prof._ledger
-    return 0 if ledger is None else ledger._next_step - ledger.steps + len(prof._marks)
+    """Steps marked but not yet attributed (``Profiler.stats()``)."""
+    return prof.stats().pending_steps
 
 
 def settle(prof: Profiler, timeout_s: float = 30.0) -> None:
@@ -344,11 +343,10 @@ def sampler_share(
             time.sleep(seconds)
             steps = 0
         wall = time.perf_counter() - t0
-        sampler = prof._sampler  # the benchmark reads the sampler's own CPU clock
-        assert sampler is not None
-        cpu = sampler.cpu_time_s
+        stats = prof.stats()  # the sampler's own CPU clock and poll count
+        cpu = stats.sampler_cpu_s
         writer1 = thread_cpu_s("greenprof-writer")
-        polls = sampler.polls
+        polls = stats.polls
     writer = None if writer0 is None or writer1 is None else 100 * (writer1 - writer0) / wall
     return 100 * cpu / wall, writer, polls, steps / wall
 

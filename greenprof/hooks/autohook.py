@@ -40,12 +40,12 @@ import sys
 import types
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, overload
+from typing import Any, NoReturn
 
-from greenprof.errors import ConfigError, GreenprofError
+from greenprof.config import ProfilerConfig
+from greenprof.errors import GreenprofError
 from greenprof.profiler import Profiler
 from greenprof.redaction import redact_argv
-from greenprof.values import finite_from_text
 
 log = logging.getLogger("greenprof")
 
@@ -71,51 +71,21 @@ _LAUNCHER_SCRIPTS = frozenset({"torchrun", "accelerate-launch", "deepspeed"})
 _INTERPRETER_OPTIONS_WITH_VALUE = frozenset({"-W", "-X", "--check-hash-based-pycs"})
 
 
-def profiler_settings(env: Mapping[str, str]) -> dict[str, Any]:
-    """The :class:`Profiler` keyword arguments that the ``GREENPROF_*`` variables of
-    ``env`` ask for. Strict, so that a bad value is reported rather than half-applied
-    (an empty ``GREENPROF_PUE`` once became 1.0, ``0`` too): raises
-    :class:`~greenprof.errors.ConfigError` naming the variable. ``greenprof run`` calls
-    this in the parent to check the child's settings before starting it.
+def zero_code_config(env: Mapping[str, str]) -> ProfilerConfig:
+    """The whole-process run's settings: what the ``GREENPROF_*`` variables of ``env`` ask
+    for (:meth:`ProfilerConfig.from_env`, strict: a bad value raises a
+    :class:`~greenprof.errors.ConfigError` naming the variable), tagged with the command
+    (secrets redacted) and ambient, so that a script's own Profiler joins it.
+    ``greenprof run`` checks the same settings in the parent before starting the child.
 
     Example::
 
-        Profiler(**profiler_settings({"GREENPROF_PUE": "1.2"}))
+        Profiler.from_config(zero_code_config({"GREENPROF_PUE": "1.2"}))
     """
     command = env.get("GREENPROF_COMMAND") or " ".join(redact_argv(sys.argv))
-    return {
-        "run": env.get("GREENPROF_RUN_NAME") or None,
-        "country": env.get("GREENPROF_COUNTRY") or None,
-        "region": env.get("GREENPROF_REGION") or None,
-        "pue": _number(env, "GREENPROF_PUE", 1.0),
-        "intensity_g_per_kwh": _number(env, "GREENPROF_INTENSITY", None),
-        "interval_s": _number(env, "GREENPROF_INTERVAL_S", 0.1),
-        "expected_steps": _integer(env, "GREENPROF_EXPECTED_STEPS"),
-        "framework": env.get("GREENPROF_FRAMEWORK", "auto"),
-        "tags": {"command": command, "zero_code": "true"},
-        "env": env,
-    }
-
-
-@overload
-def _number(env: Mapping[str, str], name: str, default: float) -> float: ...
-@overload
-def _number(env: Mapping[str, str], name: str, default: None) -> float | None: ...
-def _number(env: Mapping[str, str], name: str, default: float | None) -> float | None:
-    value = env.get(name)
-    if not value:  # unset or empty: the default, as for the Profiler's own variables
-        return default
-    return finite_from_text(value, f"${name}")
-
-
-def _integer(env: Mapping[str, str], name: str) -> int | None:
-    value = env.get(name)
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"${name} must be an integer; got {value!r}") from None
+    return ProfilerConfig.from_env(
+        env, tags={"command": command, "zero_code": "true"}, framework="auto", ambient=True
+    )
 
 
 def is_launcher(argv: Sequence[str]) -> bool:
@@ -168,7 +138,7 @@ def start_from_env(
     profiler: Profiler | None = None
     try:
         # ambient: an explicit Profiler in the script joins this run instead of a second one
-        profiler = Profiler(**profiler_settings(env), ambient=True)
+        profiler = Profiler.from_config(zero_code_config(env), env=env)
         profiler.start()
     except Exception as exc:
         reason = str(exc) if isinstance(exc, GreenprofError) else repr(exc)
@@ -228,7 +198,7 @@ def _say_if_no_step(profiler: Profiler) -> None:
     """After a clean end, a run with no step says so: on stderr and on the run. Read from
     the store once the run is closed (every mark path counts: hooks, ``prof.step()``, a
     script's own Profiler that joined this run), so nothing watches the training thread."""
-    if profiler.run_id is None or "://" in str(profiler.db_path):
+    if profiler.run_id is None:
         return
     from greenprof.store.reader import RunStore
     from greenprof.store.writer import mark_run_ended

@@ -24,14 +24,14 @@ from types import FrameType
 from typing import Any
 
 from greenprof.cli import add_db_argument
+from greenprof.config import MAX_INTERVAL_S, MIN_INTERVAL_S, ProfilerConfig
 from greenprof.errors import ConfigError, GreenprofError
 from greenprof.records import RunStatus
 from greenprof.redaction import redact_argv
+from greenprof.store.location import StoreLocation
 from greenprof.values import finite_from_text
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-MAX_INTERVAL_S = 60.0
-"""Longest polling interval: beyond a minute a run gets too few readings to attribute."""
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -61,7 +61,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     run.add_argument("--pue", metavar="PUE", help="data-centre PUE, ≥ 1.0 (1.0)")
     run.add_argument("--intensity", metavar="G_PER_KWH", help="grid intensity, overrides country")
     run.add_argument(
-        "--interval-s", metavar="SECONDS", help=f"sensor polling interval, 0.01–{MAX_INTERVAL_S:g}"
+        "--interval-s",
+        metavar="SECONDS",
+        help=f"sensor polling interval, {MIN_INTERVAL_S:g}–{MAX_INTERVAL_S:g}",
     )
     run.add_argument("--expected-steps", metavar="N", help="planned steps, for live forecasts")
     run.add_argument("--prometheus-port", metavar="PORT", help="serve /metrics from the child")
@@ -92,7 +94,7 @@ def settings_environment(args: argparse.Namespace) -> dict[str, str]:
         intensity = _finite(args.intensity, "--intensity", "a finite number ≥ 0 (gCO2e/kWh)")
         settings["GREENPROF_INTENSITY"] = repr(intensity)
     if args.interval_s is not None:
-        what = f"a finite number of seconds, 0.01–{MAX_INTERVAL_S:g}"
+        what = f"a finite number of seconds, {MIN_INTERVAL_S:g}–{MAX_INTERVAL_S:g}"
         interval = _finite(args.interval_s, "--interval-s", what)
         if interval > MAX_INTERVAL_S:
             raise ConfigError(f"--interval-s must be {what}; got {args.interval_s!r}")
@@ -133,29 +135,26 @@ def _absolute_db(db: str) -> str:
 
 def check_child_settings(env: dict[str, str]) -> None:
     """Raise :class:`ConfigError` if the child would refuse these settings: the child's
-    own parsing and the Profiler's own checks (interval, steps, PUE, country, region,
-    inherited ``GREENPROF_*`` variables) run here, on a Profiler that is never started;
-    an existing database must be a greenprof database this version can write."""
-    from greenprof.hooks.autohook import profiler_settings
-    from greenprof.profiler import Profiler
-
+    own parsing and checks (:meth:`ProfilerConfig.from_env`: interval, steps, PUE,
+    country, region, inherited ``GREENPROF_*`` variables) run here; an existing database
+    must be a greenprof database this version can write."""
     try:
-        profiler = Profiler(**profiler_settings(env))
+        config = ProfilerConfig.from_env(env)
     except ConfigError:
         raise
     except (GreenprofError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc
-    _check_database(profiler.db_path)
+    _check_database(config.store)
 
 
-def _check_database(path: Path) -> None:
+def _check_database(store: StoreLocation) -> None:
     """A ``--db`` typo that names some other file must not cost an unprofiled run."""
     from greenprof.store.reader import RunStore
 
-    if "://" in str(path) or not path.exists():
+    if store.kind != "sqlite" or not store.path.exists():
         return  # a new file is created by the child; servers are checked there
     try:
-        RunStore(path).close()
+        RunStore(store.path).close()
     except GreenprofError as exc:
         raise ConfigError(str(exc)) from exc
 

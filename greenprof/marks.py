@@ -1,0 +1,141 @@
+"""The step API's hot path: one timestamped mark appended to a deque per step boundary.
+
+This is all the training thread ever does for greenprof: no lock (``deque.append`` is
+atomic), no I/O, no sensor read, no conversion of what the caller passes (a CUDA tensor
+converted here would synchronise the GPU). The sampler thread drains the marks
+(:meth:`StepMarks.drain`) and numbers the steps in the ledger.
+
+A :class:`~greenprof.Profiler` binds these methods onto itself, so ``prof.step_end()``
+costs one call, not two.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
+from typing import TypeVar
+
+from greenprof.ledger import BEGIN, END, EPOCH, Mark
+
+T = TypeVar("T")
+
+NS_CLOCKS: dict[Callable[[], float], Callable[[], int]] = {
+    time.monotonic: time.monotonic_ns,
+    time.perf_counter: time.perf_counter_ns,
+}
+"""Integer twins of the usual clocks (the marks are stamped in nanoseconds)."""
+
+
+def ns_clock(clock: Callable[[], float]) -> Callable[[], int]:
+    """``clock`` (seconds) in integer nanoseconds: its ``*_ns`` twin where there is one
+    (no float on the hot path), else a conversion (an injected test clock)."""
+    twin = NS_CLOCKS.get(clock)
+    if twin is not None:
+        return twin
+    return lambda: round(clock() * 1e9)
+
+
+class StepContext:
+    """``with prof.step(samples=n):`` — reused, so a step allocates nothing but its marks."""
+
+    __slots__ = ("_append", "_loss", "_now_ns", "_samples")
+
+    def __init__(self, append: Callable[[Mark], None], now_ns: Callable[[], int]) -> None:
+        self._append = append
+        self._now_ns = now_ns
+        self._samples: int | None = None
+        self._loss: float | None = None
+
+    def __call__(self, samples: int | None, loss: float | None) -> StepContext:
+        self._samples = samples
+        self._loss = loss
+        return self
+
+    def __enter__(self) -> None:
+        self._append((BEGIN, self._now_ns()))
+
+    def __exit__(self, *exc: object) -> None:
+        self._append((END, self._now_ns(), self._samples, self._loss))
+
+
+class StepMarks:
+    """The queue of step marks and the methods that fill it (any thread).
+
+    Args:
+        clock_ns: the mark's timestamp (``time.monotonic_ns``: the sensors' clock).
+        maxlen: bound the queue (a forked child's marks go nowhere: ``maxlen=1``).
+    """
+
+    __slots__ = ("_append", "_context", "_now_ns", "_queue")
+
+    def __init__(
+        self, clock_ns: Callable[[], int] = time.monotonic_ns, *, maxlen: int | None = None
+    ) -> None:
+        self._queue: deque[Mark] = deque(maxlen=maxlen)
+        self._append = self._queue.append
+        self._now_ns = clock_ns
+        self._context = StepContext(self._append, clock_ns)
+
+    def __len__(self) -> int:
+        """Marks queued and not yet drained."""
+        return len(self._queue)
+
+    def drain(self) -> list[Mark]:
+        """Take the marks queued so far, oldest first (the sampler thread)."""
+        queue = self._queue
+        return [queue.popleft() for _ in range(len(queue))]
+
+    def discard(self) -> None:
+        """From now on keep at most one mark (a forked child: nobody drains its queue).
+        In place, so that methods a hook holds on to are bounded too."""
+        self._queue = deque(maxlen=1)
+        self._append = self._queue.append
+        self._context = StepContext(self._append, self._now_ns)
+
+    def step(self, samples: int | None = None, *, loss: float | None = None) -> StepContext:
+        """Context manager around one training step: ``with prof.step(samples=64): ...``."""
+        return self._context(samples, loss)
+
+    def step_begin(self, *, time_ns: int | None = None) -> None:
+        """Mark the start of a step (``time_ns``: a stamp on the profiler's clock, default now)."""
+        self._append((BEGIN, self._now_ns() if time_ns is None else time_ns))
+
+    def step_end(
+        self, samples: int | None = None, *, loss: float | None = None, time_ns: int | None = None
+    ) -> None:
+        """Mark the end of a step. Without a matching begin, the step starts where the
+        previous one ended (contiguous steps)."""
+        self._append((END, self._now_ns() if time_ns is None else time_ns, samples, loss))
+
+    def steps(self, iterable: Iterable[T], samples: int | None = None) -> Iterator[T]:
+        """Loop wrapper: each iteration of the loop body is one step.
+
+        Samples per step: ``samples`` if given, else ``len()`` of the item's first
+        element when it has one (a ``(inputs, targets)`` batch).
+        """
+        append, now_ns = self._append, self._now_ns
+        for item in iterable:
+            append((BEGIN, now_ns()))
+            yield item
+            append((END, now_ns(), samples if samples is not None else batch_size(item), None))
+
+    def epoch_begin(self, epoch: int | None = None) -> None:
+        """Following steps belong to ``epoch`` (default: the next epoch number)."""
+        self._append((EPOCH, -1 if epoch is None else epoch))
+
+
+MARK_METHODS = ("step", "steps", "step_begin", "step_end", "epoch_begin")
+"""The step API a Profiler takes from its :class:`StepMarks` (or from the run it joined)."""
+
+
+def batch_size(item: object) -> int | None:
+    """Samples in a loop item: the first dimension (or ``len()``) of its first element
+    (``(inputs, targets)``), or of a dict batch's first value (``{"input_ids": ...}``)."""
+    first = item[0] if isinstance(item, (tuple, list)) and item else item
+    if isinstance(first, Mapping) and first:
+        first = next(iter(first.values()))
+    shape = getattr(first, "shape", None)
+    if shape is not None and len(shape) > 0:
+        return int(shape[0])
+    return len(first) if isinstance(first, Sized) else None

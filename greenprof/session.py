@@ -1,0 +1,416 @@
+"""A started run: the store's writer, the sensors, the sampler and the step ledger, together.
+
+A :class:`Session` exists only once all of them have started (:func:`open_session`
+releases whatever it opened if any part fails), so nothing in it is optional and a
+failed start leaves nothing open. It does the sampler thread's work (attribution,
+queueing rows for the writer) and, at :meth:`Session.close`, the run's end: each part
+bounded, each attempted whatever the others did. It knows nothing of exporters or of
+the process (signals, forks): the :class:`~greenprof.Profiler` façade handles those.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from greenprof.config import ProfilerConfig
+from greenprof.ledger import FinishedStep, StepLedger
+from greenprof.marks import StepMarks
+from greenprof.observers import PROGRESS_INTERVAL_S
+from greenprof.records import DeviceInfo, Reading, RunStatus
+from greenprof.sampler import Sampler, close_sensors
+from greenprof.sensors.base import PowerSensor, describe
+from greenprof.stats import ProfilerStats
+from greenprof.store.writer import RunSpec, RunTotals, SampleRow, StoreWriter, open_writer
+
+log = logging.getLogger("greenprof")
+
+STALE_DEVICE_S = 3.0
+"""A device without a valid reading for this long (or 20 polls, if longer) is given up on:
+its steps so far are attributed, later steps leave it out (flagged ``device_missing``)."""
+MAX_SETTLE_S = 0.15
+"""At stop, read sensors for at most this long so the last steps' energy is published."""
+SENSOR_CLOSE_TIMEOUT_S = 1.0
+"""Closing waits at most this long for the sensors' ``close()`` (a wedged driver must not
+hold the training script at exit)."""
+GAP_POLLS = 3.0
+"""A time between polls longer than this many intervals counts as a sampler gap."""
+
+OpenWriter = Callable[[ProfilerConfig], StoreWriter]
+
+
+def open_store_writer(config: ProfilerConfig) -> StoreWriter:
+    """The production writer: the run's store (SQLite or PostgreSQL), batching every
+    ``flush_interval_s``."""
+    return open_writer(config.db_path, flush_interval_s=config.flush_interval_s)
+
+
+@dataclass(frozen=True, slots=True)
+class SensorSet:
+    """The sensors of a run, and whether closing them is ours to do (detected ones are;
+    explicit ones belong to the caller until sampling has begun)."""
+
+    sensors: tuple[PowerSensor, ...]
+    owned: bool
+    notes: tuple[str, ...] = ()
+
+
+def detect(env: Mapping[str, str]) -> SensorSet:
+    """The best sensors available here, apportioned to this run where shared."""
+    from greenprof.sensors.detect import detect_sensors
+    from greenprof.sensors.share import apportion
+
+    detection = detect_sensors(env=env)
+    try:
+        # Node-wide sensors (and GPUs other processes use too) measure more than this run:
+        # its share is attributed, labelled as an estimate (greenprof.sensors.share).
+        sensors = apportion(list(detection.sensors), env=env)
+    except BaseException:
+        close_sensors(detection.sensors, timeout_s=SENSOR_CLOSE_TIMEOUT_S)
+        raise
+    return SensorSet(tuple(sensors), owned=True, notes=detection.notes)
+
+
+def open_session(
+    config: ProfilerConfig,
+    marks: StepMarks,
+    sensors: Callable[[], SensorSet],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
+    writer_for: OpenWriter = open_store_writer,
+    on_progress: Callable[[], None] = lambda: None,
+) -> Session:
+    """Open the store, the sensors and the run, and start sampling; on any failure,
+    release what was opened (the run, if created, is ended ``failed``) and raise.
+
+    The store first: a database that cannot be opened must not cost the sensors
+    (explicit ones belong to the caller, who may fix the path and start again)."""
+    writer = writer_for(config)
+    chosen: SensorSet | None = None
+    sampling = False
+    try:
+        chosen = sensors()
+        devices = tuple(describe(sensor) for sensor in chosen.sensors)
+        ledger = StepLedger([d.device for d in devices], origin_s=clock())
+        run_id = writer.create_run(_run_spec(config, devices, wall_clock()))
+        session = Session(
+            config,
+            marks,
+            writer=writer,
+            sensors=chosen,
+            devices=devices,
+            ledger=ledger,
+            run_id=run_id,
+            clock=clock,
+            on_progress=on_progress,
+        )
+        sampling = True  # from here the sensors are read: closing them is ours
+        session.sampler.start()
+    except BaseException:
+        if chosen is not None and (chosen.owned or sampling):
+            close_sensors(chosen.sensors, timeout_s=SENSOR_CLOSE_TIMEOUT_S)
+        try:
+            writer.close(status="failed", error="greenprof could not start")
+        except Exception as exc:
+            log.warning("greenprof: could not end the run that failed to start: %r", exc)
+        raise
+    return session
+
+
+def _run_spec(config: ProfilerConfig, devices: Sequence[DeviceInfo], started_at: float) -> RunSpec:
+    from greenprof import __version__
+
+    job = config.job
+    return RunSpec(
+        name=config.name,
+        started_at=started_at,
+        interval_s=config.interval_s,
+        devices=devices,
+        carbon=config.carbon,
+        framework=config.framework,
+        tags=dict(config.tags),
+        rank=job.rank,
+        world_size=job.world_size,
+        job_id=job.job_id,
+        local_rank=job.local_rank,
+        host=job.host,
+        expected_steps=config.expected_steps,
+        greenprof_version=__version__,
+    )
+
+
+class Session:
+    """One started run (see the module docstring); built by :func:`open_session`."""
+
+    def __init__(
+        self,
+        config: ProfilerConfig,
+        marks: StepMarks,
+        *,
+        writer: StoreWriter,
+        sensors: SensorSet,
+        devices: tuple[DeviceInfo, ...],
+        ledger: StepLedger,
+        run_id: int,
+        clock: Callable[[], float],
+        on_progress: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.config = config
+        self.run_id = run_id
+        self.devices = devices
+        self.detection_notes = sensors.notes
+        self.writer = writer
+        self.ledger = ledger
+        self._marks = marks
+        self._sensors = sensors.sensors
+        self._clock = clock
+        self._rejected: dict[str, int] = {}
+        self._steps_closed = 0
+        self._gaps = 0
+        self._longest_gap_s = 0.0
+        self._last_poll_s = clock()
+        self._on_progress = on_progress
+        self._next_progress_s = self._last_poll_s + PROGRESS_INTERVAL_S
+        self.pid = os.getpid()
+        self.sampler = Sampler(
+            self._sensors,
+            interval_s=config.interval_s,
+            consumer=self._consume,
+            on_error=self.note,
+            on_rejected=self._note_rejected,
+            clock=clock,
+        )
+
+    # Any thread -------------------------------------------------------------------
+
+    def note(self, message: str) -> None:
+        """Record a caveat on the run."""
+        self.writer.record_error(message)
+
+    @property
+    def energy_j(self) -> float:
+        """Energy of all devices so far (J, up to the sampler's last reading)."""
+        return sum(self.ledger.device_energy_j().values())
+
+    def stats(self) -> ProfilerStats:
+        """A snapshot of the counters (read without a lock: each is one int or float)."""
+        ledger = self.ledger
+        return ProfilerStats(
+            running=True,
+            run_id=self.run_id,
+            queued_marks=len(self._marks),
+            steps_closed=self._steps_closed,
+            steps_attributed=ledger.steps,
+            polls=self.sampler.polls,
+            gaps=self._gaps,
+            longest_gap_s=self._longest_gap_s,
+            sampler_cpu_s=self.sampler.cpu_time_s,
+            rejected_readings=dict(self._rejected),
+            unseen_devices=ledger.unseen_devices,
+            dead_devices=ledger.dead_devices,
+            energy_j=self.energy_j,
+            writer=self.writer.health(),
+        )
+
+    # Sampler thread ----------------------------------------------------------------
+
+    def _consume(self, readings: list[Reading]) -> None:
+        ledger, writer = self.ledger, self.writer
+        now_s = self._clock()
+        gap_s = now_s - self._last_poll_s
+        self._last_poll_s = now_s
+        if gap_s > GAP_POLLS * self.config.interval_s:
+            self._gaps += 1
+        self._longest_gap_s = max(self._longest_gap_s, gap_s)
+        self._drain_marks()
+        ledger.add_readings(readings)
+        self._check_devices(now_s)
+        writer.add_samples(self._sample_rows(readings))
+        self._store_steps(ledger.pop_finished())
+        writer.set_totals(self._totals())
+        if now_s >= self._next_progress_s:
+            self._next_progress_s = now_s + PROGRESS_INTERVAL_S
+            self._on_progress()
+
+    def _drain_marks(self) -> None:
+        """Number the steps marked since the last poll and store their boundaries now, before
+        their energy is known: a crash then loses no step the sampler has seen."""
+        ledger, writer = self.ledger, self.writer
+        ledger.add_marks(self._marks.drain())
+        closed = ledger.pop_closed()
+        if closed:
+            self._steps_closed += len(closed)
+            writer.add_pending_steps(closed)
+        for message in ledger.warnings:
+            log.warning("greenprof: %s", message)
+            writer.record_error(message)
+        ledger.warnings.clear()
+
+    def _check_devices(self, now_s: float) -> None:
+        """Flag rejected readings on steps and devices; give up on silent devices."""
+        writer = self.writer
+        for device, state in self.sampler.health().items():
+            rejected = state.stats.rejected
+            if rejected > self._rejected.get(device, 0):
+                self._rejected[device] = rejected
+                writer.update_device(device, rejected_readings=rejected)
+        stale_s = max(STALE_DEVICE_S, 20 * self.config.interval_s)
+        for device in self.ledger.expire(now_s, stale_s):
+            message = (
+                f"{device} gave no valid reading for {stale_s:.1f} s: later steps leave it out "
+                "(flagged device_missing)"
+            )
+            log.warning("greenprof: %s", message)
+            writer.update_device(device, note=f"no readings after {stale_s:.1f} s of silence")
+            writer.record_error(message)
+
+    def _note_rejected(self, device: str, time_s: float, _reason: str) -> None:
+        """A reading was rejected or repaired; flag the steps around it."""
+        self.ledger.note_rejected_reading(device, time_s)
+
+    def _sample_rows(self, readings: list[Reading]) -> list[SampleRow]:
+        ledger = self.ledger
+        energies = ledger.device_energy_j()
+        origin_s = ledger.origin_s
+        return [
+            (
+                r.device,
+                r.time_s - origin_s,
+                energies.get(r.device),
+                ledger.power_w(r),
+                r.utilization_pct,
+                r.memory_used_bytes,
+                r.temperature_c,
+            )
+            for r in readings
+        ]
+
+    def _store_steps(self, finished: list[FinishedStep]) -> None:
+        if not finished:
+            return
+        self.writer.add_steps(
+            [
+                (
+                    s.step,
+                    s.epoch,
+                    s.start_s,
+                    s.end_s,
+                    s.samples,
+                    s.energy_j,
+                    int(s.interpolated),
+                    s.loss,
+                    s.flags,
+                )
+                for s in finished
+            ],
+            [
+                (s.step, device, energy)
+                for s in finished
+                for device, energy in s.device_energy_j.items()
+            ],
+        )
+
+    def _totals(self) -> RunTotals:
+        ledger = self.ledger
+        device_energy = ledger.device_energy_j()
+        return RunTotals(
+            steps=ledger.steps,
+            samples=ledger.samples,
+            energy_j=sum(device_energy.values()),
+            step_energy_j=ledger.step_energy_j,
+            # wall time since the start: a rank with no sensor of its own (node-wide ones
+            # are read by local rank 0) still has a duration
+            duration_s=max(ledger.last_time_s, self._clock()) - ledger.origin_s,
+            device_energy_j=device_energy,
+            setup_s=ledger.setup_s,
+            setup_energy_j=ledger.setup_energy_j,
+        )
+
+    # Start and end -----------------------------------------------------------------
+
+    def measure_baseline(self, duration_s: float) -> None:
+        """Idle power of each device over ``duration_s`` (the caller's code waits)."""
+        ledger, clock, interval_s = self.ledger, self._clock, self.config.interval_s
+        start_s = clock()
+        time.sleep(duration_s)
+        end_s = clock()
+        deadline_s = time.monotonic() + max(1.0, 5 * interval_s)
+        while ledger.last_time_s < end_s and time.monotonic() < deadline_s:
+            time.sleep(interval_s / 4)  # let the sampler read past the window's end
+        if end_s <= start_s:
+            return
+        for device in ledger.devices:
+            energy = ledger.energy_between(device, start_s, end_s)
+            self.writer.update_device(device, idle_power_w=energy / (end_s - start_s))
+
+    def close(self, *, status: RunStatus, error: str | None) -> None:
+        """Stop sampling, store what remains, close the sensors and the run. Returns within
+        the settle time plus about two seconds whatever the sensors do; a database that
+        cannot be written delays it by at most the writer's close timeout."""
+        ledger, writer = self.ledger, self.writer
+        try:
+            self.sampler.stop(settle_s=self._settle_s())
+            self._drain_marks()
+            self._store_steps(ledger.finish())
+            writer.set_totals(self._totals())
+            self._note_shares()
+            for device in ledger.unseen_devices:
+                writer.update_device(device, note="no valid reading during the run")
+                writer.record_error(f"{device} gave no valid reading: its energy is unknown")
+        except Exception as exc:  # never let the profiler crash the program at exit
+            log.warning("greenprof: could not finish the run cleanly: %r", exc)
+            error = error or f"greenprof: {exc!r}"
+        finally:
+            for device in close_sensors(self._sensors, timeout_s=SENSOR_CLOSE_TIMEOUT_S):
+                log.warning("greenprof: closing %s did not return; left behind", device)
+            try:
+                writer.close(status=status, error=error)
+            except Exception as exc:
+                log.warning(
+                    "greenprof: could not write the end of run %s to %s: %r",
+                    self.run_id,
+                    self.config.db_path,
+                    exc,
+                )
+
+    def _settle_s(self) -> float:
+        """How long to keep reading after the last step: about one counter update period."""
+        periods = [getattr(sensor, "update_period_s", None) or 0.0 for sensor in self._sensors]
+        return min(MAX_SETTLE_S, 1.2 * max(periods, default=0.0))
+
+    def _note_shares(self) -> None:
+        """Say on the run which devices were shared and what share of their total it got
+        (the unapportioned totals stay on record there)."""
+        from greenprof.sensors.share import summaries
+
+        for summary in summaries(self._sensors):
+            if summary.shared:
+                self.note(summary.text)
+
+
+def explicit_sensors(sensors: object) -> SensorSet:
+    """Sensors the caller passed (``Profiler(sensors=[...])``), checked before anything is
+    opened: each has a ``device`` string and ``read()``; no device twice."""
+    from collections.abc import Iterable
+
+    from greenprof.errors import ConfigError
+
+    if isinstance(sensors, (str, bytes)) or not isinstance(sensors, Iterable):
+        raise ConfigError(f"sensors must be a list of sensors; got {type(sensors).__name__}")
+    checked = list(sensors)
+    for sensor in checked:
+        device = getattr(sensor, "device", None)
+        if not (isinstance(device, str) and callable(getattr(sensor, "read", None))):
+            raise ConfigError(
+                f"{sensor!r} is not a sensor: a sensor has a `device` string, `read()` and "
+                "`close()` (see greenprof.sensors.PowerSensor)"
+            )
+    devices = [sensor.device for sensor in checked]
+    duplicates = sorted({d for d in devices if devices.count(d) > 1})
+    if duplicates:
+        raise ConfigError(f"two sensors read the same device: {', '.join(duplicates)}")
+    return SensorSet(tuple(checked), owned=False)
