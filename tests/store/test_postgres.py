@@ -331,3 +331,39 @@ def test_the_server_reads_exactly_what_the_sqlite_file_reads(pg_url: str, tmp_pa
     assert all(expected[15 + 16 : 15 + 22])  # run 1's six exports have rows
     for index, (want, have) in enumerate(zip(expected, got, strict=True)):
         assert have == want, index
+
+
+def _profiled_process(url: str, rank: int, steps: int) -> None:
+    import greenprof
+    from greenprof.sensors.fake import FakeSensor
+
+    sensors = [FakeSensor("gpu:0", 200.0, update_period_s=0.02)]
+    with greenprof.Profiler(f"rank{rank}", db=url, sensors=sensors, tags={"rank": str(rank)}) as p:
+        for _ in range(steps):
+            with p.step(samples=rank + 1):
+                time.sleep(0.002)
+
+
+def test_several_profiled_processes_share_one_server(pg_url: str) -> None:
+    """End to end: real Profilers in separate processes, one PostgreSQL database."""
+    from greenprof.store.reader import RunStore
+
+    context = multiprocessing.get_context("spawn")
+    children = [
+        context.Process(target=_profiled_process, args=(pg_url, rank, 60)) for rank in range(3)
+    ]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(180)
+        assert child.exitcode == 0
+    with RunStore(pg_url) as store:
+        runs = sorted(store.runs(), key=lambda r: r.name)
+        assert [(r.name, r.status, r.steps) for r in runs] == [
+            (f"rank{k}", "completed", 60) for k in range(3)
+        ]
+        for k, run in enumerate(runs):
+            steps = store.steps(run.run_id)
+            assert [s.step for s in steps] == list(range(60))
+            assert {s.samples for s in steps} == {k + 1}
+            assert run.energy_j > 0 and TEST_PASSWORD not in (run.error or "")
