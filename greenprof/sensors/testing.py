@@ -5,8 +5,8 @@
 power, update period, details, MIG slices, compute processes and per-process utilization
 a test sets, and whose failures it schedules. Its errors are the real
 ``pynvml.NVMLError`` classes and its results the real ctypes structures, so a mismatch
-with nvidia-ml-py shows up here rather than on a GPU machine. Time comes from a clock
-the test advances (:class:`FakeClock`), so nothing sleeps.
+with nvidia-ml-py shows up here rather than on a GPU machine. Time comes from a clock the
+test advances (:class:`FakeClock`: nothing sleeps), or from ``time.monotonic``.
 
 Pass it wherever greenprof takes an NVML module::
 
@@ -22,14 +22,23 @@ Pass it wherever greenprof takes an NVML module::
     assert gpu.read().energy_j - first.energy_j == 300.0  # 300 W for 1 s
     nvml.fail_next["nvmlDeviceGetTotalEnergyConsumption"] = nvml.NVML_ERROR_GPU_IS_LOST
 
+A profiled loop takes the stand-in's sensors in real time::
+
+    from greenprof.sensors.nvml import open_nvml_sensors
+
+    nvml = ScriptedNvml([ScriptedGpu("GPU-0000", power_w=300)])  # counters on time.monotonic
+    with greenprof.Profiler("test", db=tmp_path / "runs.db", sensors=open_nvml_sensors(nvml)):
+        ...
+
 Importing this module imports ``pynvml`` (nvidia-ml-py, a greenprof dependency; no GPU
 or driver is needed for the import). ``greenprof.sensors`` never imports it.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -120,6 +129,8 @@ def _handle(handle: NvmlHandle) -> Handle:
 class ScriptedNvml:
     """The module-like object passed as ``pynvml_module``.
 
+    ``clock`` drives the counters: a :class:`FakeClock` the test advances, or
+    ``time.monotonic`` (the default) for a run in real time, as under a ``Profiler``.
     ``calls`` counts calls per function name, ``init_count``/``shutdown_count`` the
     library lifetime; ``init_error`` makes ``nvmlInit`` fail with that code (e.g.
     ``NVML_ERROR_LIBRARY_NOT_FOUND``: no driver). ``fail_next[name] = code`` makes the
@@ -145,7 +156,7 @@ class ScriptedNvml:
     def __init__(
         self,
         gpus: Sequence[ScriptedGpu],
-        clock: FakeClock,
+        clock: Callable[[], float] = time.monotonic,
         init_error: int | None = None,
     ) -> None:
         self.gpus = list(gpus)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
 
+import greenprof
 from greenprof.errors import SensorError
 from greenprof.sensors import testing
 from greenprof.sensors.nvml import open_nvml_sensors
@@ -15,9 +18,37 @@ from greenprof.sensors.testing import FakeClock, ScriptedGpu, ScriptedNvml
 def test_the_documented_example_runs_as_written() -> None:
     doc = testing.__doc__ or ""
     start = doc.index("::\n") + len("::\n")
-    end = doc.index("\nImporting this module")
+    end = doc.index("\nA profiled loop")
     example = textwrap.dedent(doc[start:end])
     exec(compile(example, "greenprof.sensors.testing example", "exec"), {})
+
+
+def test_a_profiled_loop_records_the_scripted_gpu(tmp_path: Path) -> None:
+    nvml = ScriptedNvml([ScriptedGpu("GPU-0000", name="NVIDIA H100 80GB HBM3", power_w=300)])
+    sensors = open_nvml_sensors(nvml, {})  # counters on time.monotonic, as the profiler's
+    started_s = time.monotonic()
+    with greenprof.Profiler(
+        "scripted", db=tmp_path / "runs.db", sensors=sensors, interval_s=0.02
+    ) as prof:
+        for _ in range(3):
+            with prof.step(samples=8):
+                time.sleep(0.15)  # longer than the 100 ms counter update
+    elapsed_s = time.monotonic() - started_s
+    store = greenprof.RunStore(tmp_path / "runs.db")
+    run = store.run("scripted")
+    (device,) = run.devices
+    assert (device.device, device.method, device.name) == (
+        "gpu:0",
+        "counter",
+        "NVIDIA H100 80GB HBM3",
+    )
+    steps = list(store.steps(run.run_id))
+    assert [s.samples for s in steps] == [8, 8, 8]
+    energy_j = store.device_energy_j(run.run_id)["gpu:0"]
+    assert 0.0 < energy_j <= 300.0 * (elapsed_s + 0.1)  # never more than 300 W for the run
+    for sensor in sensors:
+        sensor.close()
+    assert not nvml.initialized
 
 
 def test_the_counter_ticks_at_the_scripted_period_and_power() -> None:
