@@ -74,3 +74,22 @@ def test_failed_migration_rolls_back_completely(db_path: Path) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
     assert "a" not in columns
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_v4_gives_every_existing_run_its_own_uid(db_path: Path) -> None:
+    """A file written before v4 gets a distinct uid per run, so merge/push can tell runs apart."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+    migrate(conn, MIGRATIONS[:3])
+    for name in ("a", "b", "c"):
+        conn.execute(
+            "INSERT INTO runs (name, status, started_at, heartbeat_at, host, pid, interval_s,"
+            " greenprof_version) VALUES (?, 'completed', 1, 1, 'h', 1, 0.1, '0')",
+            (name,),
+        )
+    conn.close()
+    upgraded = connect(db_path, create=False)
+    uids = [uid for (uid,) in upgraded.execute("SELECT uid FROM runs")]
+    assert len(set(uids)) == 3 and all(len(uid) == 32 for uid in uids)
+    with pytest.raises(sqlite3.IntegrityError):
+        upgraded.execute("UPDATE runs SET uid = ? WHERE name = 'b'", (uids[0],))
