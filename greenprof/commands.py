@@ -169,11 +169,13 @@ def _show(args: argparse.Namespace) -> int:
         print(terminal_lines(summary))
         epochs = store.epochs(run.run_id)
         if len(epochs) > 1:
+            from greenprof import formatting as fmt
+
             print("epochs:")
             for epoch in epochs:
                 print(
-                    f"  {epoch.epoch}: {epoch.steps} steps, {epoch.energy_j:.1f} J, "
-                    f"{epoch.duration_s:.1f} s"
+                    f"  {epoch.epoch}: {epoch.steps} steps, {fmt.energy_wh(epoch.energy_j)}, "
+                    f"{fmt.duration(epoch.duration_s)}"
                 )
     return 0
 

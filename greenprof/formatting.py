@@ -104,13 +104,18 @@ def energy(energy_j: float | None) -> str:
 
 
 def energy_wh(energy_j: float | None) -> str:
-    """Energy of a run or a job, in mWh, Wh, kWh or MWh: ``2.23 mWh``, ``1.20 kWh``.
+    """Energy of a run or a job, in mWh, Wh, kWh or MWh: ``2.23 mWh``, ``1.20 kWh``
+    (an energy too small for µWh is written in mJ rather than as a run of zeros).
 
     Example::
 
         energy_wh(8.03)  # '2.23 mWh'
     """
-    return MISSING if energy_j is None else _prefixed(energy_j, _ENERGY_WH, "Wh")
+    if energy_j is None:
+        return MISSING
+    if 0 < abs(energy_j) < _ENERGY_WH[-1][0] / 2:  # below 1 µWh (3.6 mJ): no 0.000… µWh
+        return energy(energy_j)
+    return _prefixed(energy_j, _ENERGY_WH, "Wh")
 
 
 def power(power_w: float | None) -> str:

@@ -3,7 +3,8 @@
 Every text that comes from the database (names, tags, hosts, device names, notes, errors)
 goes through :func:`~greenprof.textsafe.terminal_text` as the lines are built, so that
 an escape sequence in a run name is shown, not executed, and table widths are measured
-on what is shown.
+on what is shown. Every figure follows :mod:`greenprof.formatting` (the units the
+terminal UI and the reports show) and :mod:`greenprof.metrics` (what J/sample means).
 """
 
 from __future__ import annotations
@@ -11,34 +12,26 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+from greenprof import formatting as fmt
+from greenprof import metrics
 from greenprof.jobs import JobTotals
 from greenprof.records import RunInfo
 from greenprof.textsafe import terminal_text as _safe
 
 
 def format_energy(energy_j: float) -> str:
-    """Joules with a readable unit: J, kJ, or kWh."""
-    if energy_j >= 3.6e5:
-        return f"{energy_j / 3.6e6:.3f} kWh"
-    if energy_j >= 1e4:
-        return f"{energy_j / 1e3:.1f} kJ"
-    return f"{energy_j:.1f} J"
+    """A run's energy (:func:`greenprof.formatting.energy_wh`); kept for old callers."""
+    return fmt.energy_wh(energy_j)
 
 
 def format_co2(co2_g: float | None) -> str:
-    if co2_g is None:
-        return "-"
-    if co2_g >= 1000:
-        return f"{co2_g / 1000:.3f} kg"
-    return f"{co2_g:.2f} g" if co2_g >= 1 else f"{co2_g * 1000:.1f} mg"
+    """CO2e mass (:func:`greenprof.formatting.co2`); kept for old callers."""
+    return fmt.co2(co2_g)
 
 
 def format_duration(duration_s: float) -> str:
-    if duration_s >= 3600:
-        return f"{duration_s / 3600:.1f} h"
-    if duration_s >= 120:
-        return f"{duration_s / 60:.1f} min"
-    return f"{duration_s:.1f} s"
+    """A duration (:func:`greenprof.formatting.duration`); kept for old callers."""
+    return fmt.duration(duration_s)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -51,18 +44,19 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return out
 
 
-def runs_table(runs: Sequence[RunInfo]) -> list[str]:
-    """One line per run: id, name, status, start, steps, duration, energy, CO2e."""
+def runs_table(runs: Sequence[RunInfo], *, zone: dt.tzinfo | None = None) -> list[str]:
+    """One line per run: id, name, status, start (ISO 8601 with its zone, default the local
+    one), steps, duration, energy, CO2e."""
     rows = [
         [
             str(run.run_id),
             _safe(run.name),
             _safe(run.status),
-            dt.datetime.fromtimestamp(run.started_at).strftime("%Y-%m-%d %H:%M"),
+            fmt.timestamp(run.started_at, zone=zone),
             str(run.steps),
-            format_duration(run.duration_s),
-            format_energy(run.energy_j),
-            format_co2(run.co2_g),
+            fmt.duration(run.duration_s),
+            fmt.energy_wh(run.energy_j),
+            fmt.co2(run.co2_g),
             _safe(run.framework) or "-",
             _job_cell(run),
         ]
@@ -87,10 +81,10 @@ def job_summary(totals: JobTotals) -> list[str]:
     lines = [
         f"job {_safe(totals.job_id)}: {len(totals.ranks)} rank(s) on "
         f"{len(totals.node_energy_j)} node(s), {totals.steps} steps in "
-        f"{format_duration(totals.duration_s)}",
-        f"energy: {format_energy(totals.energy_j)} (each GPU and node-wide sensor counted once"
+        f"{fmt.duration(totals.duration_s)}",
+        f"energy: {fmt.energy_wh(totals.energy_j)} (each GPU and node-wide sensor counted once"
         + (
-            f"; summing the ranks would count {format_energy(totals.counted_twice_j)} twice)"
+            f"; summing the ranks would count {fmt.energy_wh(totals.counted_twice_j)} twice)"
             if totals.counted_twice_j > 0
             else ")"
         ),
@@ -98,10 +92,10 @@ def job_summary(totals: JobTotals) -> list[str]:
     if totals.samples:
         lines.append(_efficiency(totals.energy_j, totals.samples))
     if totals.co2_g is not None:
-        lines.append(f"carbon: {format_co2(totals.co2_g)} CO2e")
+        lines.append(f"carbon: {fmt.co2(totals.co2_g)} CO2e")
     lines += _table(
         ["node", "energy"],
-        [[_safe(host), format_energy(e)] for host, e in totals.node_energy_j.items()],
+        [[_safe(host), fmt.energy_wh(e)] for host, e in totals.node_energy_j.items()],
     )
     lines += _table(
         ["rank", "run", "host", "status", "steps", "samples", "energy", "duration"],
@@ -113,8 +107,8 @@ def job_summary(totals: JobTotals) -> list[str]:
                 _safe(r.status),
                 str(r.steps),
                 "-" if r.samples is None else str(r.samples),
-                format_energy(r.energy_j),
-                format_duration(r.duration_s),
+                fmt.energy_wh(r.energy_j),
+                fmt.duration(r.duration_s),
             ]
             for r in totals.ranks
         ],
@@ -123,12 +117,13 @@ def job_summary(totals: JobTotals) -> list[str]:
 
 
 def _efficiency(energy_j: float, samples: int) -> str:
-    """J/sample and samples/kWh; no energy measured is said so, never divided by."""
+    """J/sample (run energy, :mod:`greenprof.metrics`) and samples/kWh; no energy
+    measured is said so, never divided by."""
     if energy_j <= 0:
         return "efficiency: no energy measured for these samples"
     return (
-        f"efficiency: {energy_j / samples:.4f} J/sample, "
-        f"{samples / (energy_j / 3.6e6):,.0f} samples/kWh"
+        f"efficiency: {fmt.energy(metrics.j_per_sample(energy_j, samples))}/sample, "
+        f"{fmt.number(metrics.samples_per_kwh(samples, energy_j))} samples/kWh"
     )
 
 
@@ -142,7 +137,7 @@ def run_summary(
     what may be wrong with the figures (flagged, lost or unattributed steps)."""
     lines = [
         f"run {run.run_id} '{_safe(run.name)}': {_safe(run.status)}, {run.steps} steps in "
-        f"{format_duration(run.duration_s)} on {_safe(run.host)}"
+        f"{fmt.duration(run.duration_s)} on {_safe(run.host)}"
         + (f" (rank {run.rank})" if run.rank is not None else ""),
     ]
     if run.tags:
@@ -151,13 +146,13 @@ def run_summary(
     rows = []
     for device in run.devices:
         energy = device_energy_j.get(device.device, 0.0)
-        per_step = f"{energy / run.steps:.3f}" if run.steps else "-"
+        per_step = fmt.number(energy / run.steps) if run.steps else fmt.MISSING
         rows.append(
             [
                 _safe(device.device),
                 _safe(device.name),
                 _safe(device.method),
-                format_energy(energy),
+                fmt.energy_wh(energy),
                 per_step,
             ]
         )
@@ -166,8 +161,8 @@ def run_summary(
             "total",
             "",
             "",
-            format_energy(run.energy_j),
-            f"{run.energy_j / run.steps:.3f}" if run.steps else "-",
+            fmt.energy_wh(run.energy_j),
+            fmt.number(run.energy_j / run.steps) if run.steps else fmt.MISSING,
         ]
     )
     lines += _table(["device", "name", "method", "energy", "J/step"], rows)
@@ -175,8 +170,8 @@ def run_summary(
         lines.append(_efficiency(run.energy_j, run.samples))
     if run.setup_s > 0:
         lines.append(
-            f"setup before the first step: {format_duration(run.setup_s)}, "
-            f"{format_energy(run.setup_energy_j)}"
+            f"setup before the first step: {fmt.duration(run.setup_s)}, "
+            f"{fmt.energy_wh(run.setup_energy_j)}"
         )
     if run.job_id:
         lines.append(
@@ -186,11 +181,11 @@ def run_summary(
         )
     inside = run.step_energy_j / run.energy_j * 100 if run.energy_j else 0.0
     lines.append(
-        f"energy inside steps: {format_energy(run.step_energy_j)} ({inside:.0f} % of the run)"
+        f"energy inside steps: {fmt.energy_wh(run.step_energy_j)} ({inside:.0f} % of the run)"
     )
     if run.carbon is not None:
         lines.append(
-            f"carbon: {format_co2(run.co2_g)} CO2e at {run.carbon.intensity_g_per_kwh:.0f} g/kWh "
+            f"carbon: {fmt.co2(run.co2_g)} CO2e at {run.carbon.intensity_g_per_kwh:.0f} g/kWh "
             f"× PUE {run.carbon.pue:g} ({_safe(run.carbon.source)})"
         )
     for device in run.devices:

@@ -9,6 +9,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from greenprof.formatting import axis_tick, significant
 from greenprof.textsafe import html_text as escape
 
 PALETTE = ("#1b7f5b", "#3b6fb6", "#d98c1f", "#a23b72", "#6b6b6b", "#5aa02c", "#8c564b")
@@ -42,10 +43,9 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 
 def tick_label(value: float) -> str:
-    """Short tick text: 1.5k, 250, 0.25."""
-    if abs(value) >= 10_000:
-        return f"{value / 1000:g}k"
-    return f"{value:g}"
+    """Short tick text: 1.5k, 250, 0.25, 40µ (never an exponent such as 4e-05): the one
+    rule of :func:`greenprof.formatting.axis_tick`."""
+    return axis_tick(value)
 
 
 def time_axis(seconds: float) -> tuple[float, str]:
@@ -202,7 +202,8 @@ def bar_chart(
             f'<text x="{pad_l - 8}" y="{y + 13}" text-anchor="end">{escape(label[:32])}</text>'
             f'<rect x="{pad_l}" y="{y}" width="{bar:.1f}" height="{bar_h}" '
             f'fill="{PALETTE[index % len(PALETTE)]}"/>'
-            f'<text x="{pad_l + bar + 6:.1f}" y="{y + 13}">{value:.4g} {escape(unit)}</text>'
+            f'<text x="{pad_l + bar + 6:.1f}" y="{y + 13}">'
+            f"{significant(value)} {escape(unit)}</text>"
         )
     out.append("</svg>")
     return "".join(out)

@@ -11,8 +11,9 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from greenprof import formatting as fmt
+from greenprof import metrics
 from greenprof.records import RunInfo
-from greenprof.tui import format as fmt
 
 CURVE_POINTS = 240
 EQUAL_WITHIN_PCT = 0.5
@@ -53,7 +54,7 @@ class StepDigest:
 def digest_columns(columns: StepColumns) -> StepDigest:
     """The exact digest of all of a run's steps."""
     pairs = zip(columns.energy_j, columns.samples, strict=True)
-    per_sample = [energy / samples for energy, samples in pairs if samples]
+    per_sample = [energy / samples for energy, samples in pairs if samples]  # step J/sample
     count = len(columns.energy_j)
     stride = max(1, count // CURVE_POINTS)
     curve: list[tuple[float, float]] = []
@@ -78,15 +79,8 @@ def digest_columns(columns: StepColumns) -> StepDigest:
     )
 
 
-def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
-    """Linear-interpolated percentile of already sorted values (``fraction`` in 0..1)."""
-    if not sorted_values:
-        return None
-    position = (len(sorted_values) - 1) * fraction
-    low = math.floor(position)
-    high = min(low + 1, len(sorted_values) - 1)
-    weight = position - low
-    return sorted_values[low] * (1 - weight) + sorted_values[high] * weight
+percentile = metrics.percentile
+"""Linear-interpolated percentile of sorted values (:func:`greenprof.metrics.percentile`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +106,12 @@ class RunSummary:
 
     @property
     def j_per_sample(self) -> float | None:
-        return self.energy_j / self.samples if self.samples else None
+        """Run energy per sample (:mod:`greenprof.metrics`)."""
+        return metrics.j_per_sample(self.energy_j, self.samples)
 
     @property
     def samples_per_kwh(self) -> float | None:
-        if not self.samples or self.energy_j <= 0:
-            return None
-        return self.samples / (self.energy_j / fmt.J_PER_KWH)
+        return metrics.samples_per_kwh(self.samples, self.energy_j)
 
     @property
     def co2_g(self) -> float | None:
@@ -248,9 +241,8 @@ def efficiency_verdicts(summaries: Sequence[RunSummary]) -> tuple[str, ...]:
 def compare(summaries: Sequence[RunSummary], loss_target: float | None = None) -> Comparison:
     """Side-by-side rows with percent deltas relative to the first run."""
     target = loss_target if loss_target is not None else default_loss_target(summaries)
-    kwh = fmt.kwh
     rows = [
-        _row("energy kWh", [s.energy_j for s in summaries], kwh),
+        _row("energy", [s.energy_j for s in summaries], fmt.energy_wh),
         _row("carbon CO2e", [s.co2_g for s in summaries], fmt.co2),
         _row("time", [s.run.duration_s for s in summaries], fmt.duration),
         _row("steps", [float(s.run.steps) for s in summaries], fmt.number),
@@ -280,7 +272,7 @@ def compare(summaries: Sequence[RunSummary], loss_target: float | None = None) -
             _row(
                 f"{device} share",
                 [s.device_shares.get(device) for s in summaries],
-                lambda v: "–" if v is None else fmt.percent(v * 100),
+                lambda v: fmt.MISSING if v is None else fmt.percent(v * 100),
             )
         )
     return Comparison(

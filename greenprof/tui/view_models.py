@@ -10,10 +10,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import TypeVar
 
-from greenprof.records import CarbonSettings, DeviceInfo, RunInfo, SampleRecord, StepRecord
-from greenprof.tui import format as fmt
+from greenprof import formatting as fmt
+from greenprof import metrics
+from greenprof.metrics import Forecast as Forecast  # noqa: PLC0414 (re-export)
+from greenprof.records import DeviceInfo, RunInfo, SampleRecord, StepRecord
+from greenprof.status import device_kind
 
 _T = TypeVar("_T", int, float)
 
@@ -25,8 +29,8 @@ HISTORY_COLUMNS: tuple[str, ...] = (
     "status",
     "steps",
     "duration",
-    "kWh",
-    "gCO2e",
+    "energy",
+    "CO2e",
     "J/sample",
     "samples/kWh",
     "tags",
@@ -51,16 +55,12 @@ class HistoryRow:
         return all(word in self.search_text for word in query.lower().split())
 
 
-def j_per_sample(run: RunInfo) -> float | None:
-    """Whole-run energy per training sample, when samples were counted."""
-    return run.energy_j / run.samples if run.samples else None
-
-
-def samples_per_kwh(run: RunInfo) -> float | None:
-    """Training samples per kWh of IT energy."""
-    if not run.samples or run.energy_j <= 0:
-        return None
-    return run.samples / (run.energy_j / fmt.J_PER_KWH)
+j_per_sample = metrics.run_j_per_sample
+"""Whole-run energy per training sample (:mod:`greenprof.metrics`)."""
+samples_per_kwh = metrics.run_samples_per_kwh
+"""Training samples per kWh of run energy (:mod:`greenprof.metrics`)."""
+forecast = metrics.forecast
+"""The live forecast (:func:`greenprof.metrics.forecast`)."""
 
 
 def devices_label(devices: Sequence[DeviceInfo]) -> str:
@@ -68,8 +68,8 @@ def devices_label(devices: Sequence[DeviceInfo]) -> str:
     return ",".join(device.device for device in devices) or "–"
 
 
-def history_row(run: RunInfo) -> HistoryRow:
-    """The history table's row for ``run``."""
+def history_row(run: RunInfo, *, zone: tzinfo | None = None) -> HistoryRow:
+    """The history table's row for ``run`` (start time in ``zone``, default local)."""
     jps = j_per_sample(run)
     spk = samples_per_kwh(run)
     co2_g = run.co2_g
@@ -81,14 +81,14 @@ def history_row(run: RunInfo) -> HistoryRow:
         run.status,
         fmt.number(run.steps),
         fmt.duration(run.duration_s),
-        fmt.kwh(run.energy_j),
-        "–" if co2_g is None else fmt.number(co2_g),
-        "–" if jps is None else fmt.number(jps),
-        "–" if spk is None else fmt.number(spk),
+        fmt.energy_wh(run.energy_j),
+        fmt.co2(co2_g),
+        fmt.number(jps),
+        fmt.number(spk),
         tag_text,
         run.framework or "–",
         device_text,
-        fmt.timestamp(run.started_at),
+        fmt.timestamp(run.started_at, zone=zone),
     )
     missing = float("-inf")
     sort_values: tuple[float | str, ...] = (
@@ -111,55 +111,20 @@ def history_row(run: RunInfo) -> HistoryRow:
 
 
 def history_rows(
-    runs: Iterable[RunInfo], *, query: str = "", sort_column: int = 0, reverse: bool = True
+    runs: Iterable[RunInfo],
+    *,
+    query: str = "",
+    sort_column: int = 0,
+    reverse: bool = True,
+    zone: tzinfo | None = None,
 ) -> list[HistoryRow]:
     """Rows for ``runs`` that match ``query``, sorted by column index ``sort_column``."""
-    rows = [row for row in map(history_row, runs) if row.matches(query)]
+    rows = [row for row in (history_row(run, zone=zone) for run in runs) if row.matches(query)]
     rows.sort(key=lambda row: (row.sort_values[sort_column], row.run_id), reverse=reverse)
     return rows
 
 
 # Live ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Forecast:
-    """Projected totals at the end of a run that declared its length."""
-
-    expected_steps: int
-    progress: float
-    """Fraction of the expected steps done (0..1)."""
-    energy_j: float
-    co2_g: float | None
-    remaining_s: float
-
-
-def forecast(
-    *,
-    expected_steps: int | None,
-    steps_done: int,
-    step_energy_j: float,
-    run_energy_j: float,
-    duration_s: float,
-    carbon: CarbonSettings | None,
-) -> Forecast | None:
-    """Project the run's total energy from its mean energy per step so far.
-
-    Total = energy so far (including time between steps) + remaining steps × mean J/step;
-    remaining time = remaining steps × mean wall time per step so far.
-    """
-    if not expected_steps or steps_done <= 0:
-        return None
-    remaining = max(0, expected_steps - steps_done)
-    mean_j = step_energy_j / steps_done
-    projected = max(run_energy_j, step_energy_j) + remaining * mean_j
-    return Forecast(
-        expected_steps=expected_steps,
-        progress=min(1.0, steps_done / expected_steps),
-        energy_j=projected,
-        co2_g=None if carbon is None else carbon.co2_g(projected),
-        remaining_s=remaining * duration_s / steps_done,
-    )
 
 
 def idle_energy_j(devices: Sequence[DeviceInfo], duration_s: float) -> float | None:
@@ -261,14 +226,13 @@ class LiveModel:
         for sample in samples:
             live = self.devices.get(sample.device)
             if live is None:
-                kind = sample.device.split(":", 1)[0]
-                info = DeviceInfo(sample.device, "other" if kind not in _KINDS else kind, "model")  # type: ignore[arg-type]
+                info = DeviceInfo(sample.device, device_kind(sample.device), "model")
                 live = self.devices[sample.device] = DeviceLive(info, deque(maxlen=self.window))
             watts = sample.power_w
             if watts is None and sample.energy_j is not None and live.last_energy is not None:
-                dt = sample.time_s - live.last_energy[0]
-                if dt > 0:
-                    watts = (sample.energy_j - live.last_energy[1]) / dt
+                watts = metrics.power_from_energy_w(
+                    live.last_energy, (sample.time_s, sample.energy_j)
+                )
             if sample.energy_j is not None:
                 live.last_energy = (sample.time_s, sample.energy_j)
             if watts is not None:
@@ -302,11 +266,11 @@ class LiveModel:
         energy_j = max(run.energy_j, self.step_energy_j)
         carbon = run.carbon
         mean_j = self.step_energy_j / self.steps_seen if self.steps_seen else None
-        jps = self.step_energy_j / self.samples_seen if self.samples_seen else None
+        jps = metrics.j_per_sample(energy_j, self.samples_seen)  # run energy, as everywhere
         rate = self.steps_per_s()
         total_power = self.total_power_series_w()
         totals = (
-            ("energy", f"{fmt.kwh(energy_j)} kWh ({fmt.energy(energy_j)})"),
+            ("energy", fmt.energy_wh(energy_j)),
             (
                 "carbon",
                 "no intensity set" if carbon is None else f"{fmt.co2(carbon.co2_g(energy_j))} CO2e",
@@ -359,9 +323,15 @@ class LiveModel:
         if projected is None:
             return "forecast: the run did not declare its length (expected_steps)"
         carbon = "" if projected.co2_g is None else f", {fmt.co2(projected.co2_g)} CO2e"
+        if projected.overrun:
+            return (
+                f"past the planned {fmt.number(projected.expected_steps)} steps "
+                f"(step {fmt.number(projected.steps_done)}): "
+                f"{fmt.energy_wh(projected.energy_j)}{carbon} so far; end unknown"
+            )
         return (
             f"forecast at step {fmt.number(projected.expected_steps)}: "
-            f"{fmt.kwh(projected.energy_j)} kWh{carbon}; "
+            f"{fmt.energy_wh(projected.energy_j)}{carbon}; "
             f"{projected.progress:.0%} done, {fmt.duration(projected.remaining_s)} left"
         )
 
@@ -371,10 +341,7 @@ class LiveModel:
             return "idle baseline: unknown"
         idle_w = sum(d.idle_power_w or 0.0 for d in self.run.devices)
         above = max(0.0, energy_j - idle_j)
-        return f"idle baseline {fmt.power(idle_w)}: {fmt.energy(above)} above idle"
-
-
-_KINDS = ("gpu", "cpu", "dram")
+        return f"idle baseline {fmt.power(idle_w)}: {fmt.energy_wh(above)} above idle"
 
 
 def _newer(value: _T | None, previous: _T | None) -> _T | None:

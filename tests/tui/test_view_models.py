@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import replace
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from greenprof.records import CarbonSettings, DeviceInfo, RunInfo, SampleRecord, StepRecord
 from greenprof.tui import format as fmt
 from greenprof.tui.comparison import (
+    RunSummary,
     StepColumns,
     compare,
     digest_columns,
@@ -57,13 +59,11 @@ def step(
     return StepRecord(1, n, 0, end - 1.0, end, samples, energy_j)
 
 
-def test_format_uses_readable_si_units() -> None:
-    assert fmt.energy(512) == "512 J"
+def test_the_old_tui_format_names_follow_the_one_formatting_rule() -> None:
     assert fmt.energy(3410) == "3.41 kJ"
-    assert fmt.energy(7.2e6) == "2.00 kWh"
+    assert fmt.kwh(8.03) == "2.23 mWh"  # never 0.00000223 kWh
     assert fmt.co2(1234) == "1.23 kg"
-    assert fmt.duration(187) == "3m07s"
-    assert fmt.duration(7500) == "2h05m"
+    assert fmt.duration(187) == "3 min 07 s"
     assert fmt.number(4_520_000) == "4.52M"
     assert fmt.percent(-20.04, signed=True) == "-20.0 %"
 
@@ -71,13 +71,24 @@ def test_format_uses_readable_si_units() -> None:
 def test_history_rows_show_efficiency_and_sort_by_any_column() -> None:
     cheap = make_run(1, "a", energy_j=3.6e6, samples=10_000)
     dear = make_run(2, "b", energy_j=7.2e6, samples=10_000)
-    rows = history_rows([cheap, dear], sort_column=HISTORY_COLUMNS.index("J/sample"))
+    rows = history_rows(
+        [cheap, dear], sort_column=HISTORY_COLUMNS.index("J/sample"), zone=dt.timezone.utc
+    )
     assert [row.run_id for row in rows] == [2, 1]  # descending J/sample: the costliest first
     cells = dict(zip(HISTORY_COLUMNS, rows[1].cells, strict=True))
-    assert cells["kWh"] == "1.00"
+    assert cells["energy"] == "1.00 kWh"
     assert cells["J/sample"] == "360"
     assert cells["samples/kWh"] == "10.0k"
-    assert cells["gCO2e"] == "600"  # 1 kWh × PUE 1.5 × 400 g/kWh
+    assert cells["CO2e"] == "600 g"  # 1 kWh × PUE 1.5 × 400 g/kWh
+    assert cells["started"] == "2023-11-14T22:13+00:00"  # ISO 8601 with its zone
+
+
+def test_history_shows_small_runs_with_a_prefix_not_a_run_of_zeros() -> None:
+    tiny = make_run(1, "tiny", energy_j=8.03, samples=None, carbon=CARBON)
+    cells = dict(zip(HISTORY_COLUMNS, history_rows([tiny])[0].cells, strict=True))
+    assert cells["energy"] == "2.23 mWh"
+    assert cells["CO2e"] == "1.34 mg"  # 8.03 J × 1.5 × 400 g/kWh
+    assert cells["J/sample"] == "–"
 
 
 def test_history_filter_matches_every_word_in_name_tags_and_status() -> None:
@@ -112,6 +123,15 @@ def test_forecast_projects_from_mean_energy_per_step() -> None:
     assert no_length is None
 
 
+def test_forecast_past_the_plan_projects_nothing_and_says_so() -> None:
+    model = LiveModel(make_run(expected_steps=2, energy_j=100.0, duration_s=4.0))
+    model.add_steps([step(0, 10.0), step(1, 10.0), step(2, 10.0), step(3, 10.0)])
+    line = model.view().forecast_line
+    assert line.startswith("past the planned 2 steps (step 4)")
+    assert "end unknown" in line
+    assert "100%" not in line and "left" not in line
+
+
 def test_idle_baseline_only_from_devices_that_know_it() -> None:
     devices = (
         DeviceInfo("gpu:0", "gpu", "counter", idle_power_w=50.0),
@@ -130,11 +150,17 @@ def test_live_model_keeps_running_totals_across_increments() -> None:
     view = model.view({"gpu:0": 36.0})
     totals = dict(view.totals)
     assert totals["J/step"] == "12"
-    assert totals["J/sample"] == "0.188"  # 36 J / 192 samples
+    assert totals["J/sample"] == "0.188"  # 36 J / 192 samples (no energy between steps)
     assert totals["steps/s"] == "1"
     assert "forecast at step 10" in view.forecast_line
     assert "30% done" in view.forecast_line
     assert "idle baseline 50.0 W" in view.baseline_line
+
+
+def test_live_j_per_sample_is_run_energy_like_every_other_view() -> None:
+    model = LiveModel(make_run(energy_j=40.0, samples=None))
+    model.add_steps([step(0, 18.0), step(1, 18.0)])  # 36 J inside steps, 40 J in the run
+    assert dict(model.view().totals)["J/sample"] == "0.312"  # 40 J / 128 samples
 
 
 def test_live_model_seeded_from_stored_aggregates_then_incremental() -> None:
@@ -180,7 +206,9 @@ def test_percentile_interpolates() -> None:
     assert percentile([], 0.5) is None
 
 
-def _summary(run_id: int, step_j: float, batch: int, steps: int = 100, loss_rate: float = 0.01):
+def _summary(
+    run_id: int, step_j: float, batch: int, steps: int = 100, loss_rate: float = 0.01
+) -> RunSummary:
     energies = [step_j] * steps
     losses = [1.0 / (1 + i * loss_rate) for i in range(steps)]
     run = make_run(
@@ -201,7 +229,8 @@ def test_compare_deltas_and_verdict_per_sample() -> None:
     rows = {row.metric: row for row in result.rows}
     assert rows["J/sample median"].values == ("0.781", "0.625")
     assert rows["J/sample median"].deltas == ("", "-20.0 %")
-    assert rows["energy kWh"].deltas[1] == "+60.0 %"
+    assert rows["energy"].deltas[1] == "+60.0 %"
+    assert rows["energy"].values == ("1.39 Wh", "2.22 Wh")
     assert rows["gpu:0 share"].values == ("75.0 %", "75.0 %")
     assert result.verdicts == ("bs128 #2 is 25.0 % more energy-efficient per sample than bs64 #1",)
 

@@ -13,12 +13,12 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Static
 
+from greenprof import formatting as fmt
 from greenprof.errors import StoreError
+from greenprof.metrics import j_per_sample, run_j_per_sample, run_samples_per_kwh
 from greenprof.records import EpochRecord, RunInfo
-from greenprof.tui import format as fmt
 from greenprof.tui.screens.base import StoreScreen
 from greenprof.tui.text import plain, plain_lines
-from greenprof.tui.view_models import j_per_sample, samples_per_kwh
 
 
 def run_summary_text(run: RunInfo) -> Text:
@@ -29,7 +29,8 @@ def run_summary_text(run: RunInfo) -> Text:
     else:
         place = carbon.region or carbon.country or "unknown location"
         carbon_line = (
-            f"carbon: {fmt.co2(run.co2_g)} CO2e = {fmt.kwh(run.energy_j)} kWh × PUE {carbon.pue:g}"
+            f"carbon: {fmt.co2(run.co2_g)} CO2e = {fmt.energy_wh(run.energy_j)}"
+            f" × PUE {carbon.pue:g}"
             f" × {carbon.intensity_g_per_kwh:g} g/kWh ({place}); source: {carbon.source or '–'}"
         )
     lines = [
@@ -37,11 +38,12 @@ def run_summary_text(run: RunInfo) -> Text:
         f"host {run.host} pid {run.pid}"
         + ("" if run.rank is None else f" rank {run.rank}")
         + f"  framework {run.framework or '–'}  tags {fmt.tags(run.tags) or '–'}",
-        f"energy {fmt.kwh(run.energy_j)} kWh ({fmt.energy(run.energy_j)}), in steps "
-        f"{fmt.energy(run.step_energy_j)}  duration {fmt.duration(run.duration_s)}  "
+        f"energy {fmt.energy_wh(run.energy_j)}, in steps "
+        f"{fmt.energy_wh(run.step_energy_j)}  duration {fmt.duration(run.duration_s)}  "
         f"steps {fmt.number(run.steps)}"
         + ("" if run.expected_steps is None else f" of {fmt.number(run.expected_steps)}"),
-        f"J/sample {fmt.number(j_per_sample(run))}  samples/kWh {fmt.number(samples_per_kwh(run))}",
+        f"J/sample {fmt.number(run_j_per_sample(run))}  "
+        f"samples/kWh {fmt.number(run_samples_per_kwh(run))}",
         carbon_line,
     ]
     if run.error:
@@ -76,7 +78,7 @@ Epoch rows are sums of that epoch's steps."""
     def on_mount(self) -> None:
         """Load in a worker thread."""
         self.query_one("#detail-devices", DataTable).add_columns(
-            "device", "kind", "method", "name", "energy", "share", "idle W", "note"
+            "device", "kind", "method", "name", "energy", "share", "idle", "note"
         )
         self.query_one("#detail-epochs", DataTable).add_columns(
             "epoch", "steps", "duration", "samples", "energy", "J/sample"
@@ -115,9 +117,9 @@ Epoch rows are sums of that epoch's steps."""
                 plain(info.kind),
                 plain(info.method),
                 plain(info.name or "–"),
-                fmt.energy(energy_j),
-                fmt.percent(100 * energy_j / total) if total > 0 else "–",
-                "–" if info.idle_power_w is None else f"{info.idle_power_w:g}",
+                fmt.energy_wh(energy_j),
+                fmt.percent(100 * energy_j / total) if total > 0 else fmt.MISSING,
+                fmt.power(info.idle_power_w),
                 plain(info.note or ""),
             )
         table = self.query_one("#detail-epochs", DataTable)
@@ -127,6 +129,6 @@ Epoch rows are sums of that epoch's steps."""
                 fmt.number(epoch.steps),
                 fmt.duration(epoch.duration_s),
                 fmt.number(epoch.samples),
-                fmt.energy(epoch.energy_j),
-                fmt.number(epoch.energy_j / epoch.samples) if epoch.samples else "–",
+                fmt.energy_wh(epoch.energy_j),
+                fmt.number(j_per_sample(epoch.energy_j, epoch.samples)),
             )

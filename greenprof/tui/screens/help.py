@@ -18,7 +18,8 @@ GLOBAL_HELP = """\
 
 Energy is gross IT energy of the measured devices; carbon is energy × PUE × grid
 intensity (see a run's detail view for the source). Figures marked [b]simulated[/b]
-come from fake sensors and are not measurements."""
+come from fake sensors and are not measurements. Units: a run's energy in Wh or kWh,
+per step and per sample in J; J/sample is the whole run's energy over its samples."""
 
 
 class HelpScreen(ModalScreen[None]):

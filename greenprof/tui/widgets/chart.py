@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from rich.text import Text
 from textual.widget import Widget
 
+from greenprof.formatting import axis_tick
 from greenprof.textsafe import terminal_text
 
 Point = tuple[float, float]
@@ -80,7 +81,7 @@ class LineChart(Widget):
     def __init__(
         self,
         *,
-        y_format: Callable[[float], str] = lambda v: f"{v:.3g}",
+        y_format: Callable[[float], str] = axis_tick,
         x_label: str = "",
         id: str | None = None,
         classes: str | None = None,
@@ -121,7 +122,7 @@ class LineChart(Widget):
                 style = SERIES_STYLES[series_index % len(SERIES_STYLES)] if bits else ""
                 out.append(mark or (chr(0x2800 + bits) if bits else " "), style=style)
             out.append("\n")
-        left, right = f"{min(x_values):.6g}", f"{max(x_values):.6g}"
+        left, right = axis_tick(min(x_values)), axis_tick(max(x_values))
         middle = self._x_label.center(max(0, plot_w - len(left) - len(right)))
         out.append(" " * axis_w + left + middle + right, style="dim")
         return out
