@@ -124,27 +124,27 @@ class _MinimalSensor(Protocol):
 
 
 class DerivedSensor:
-    """A sensor with only ``device``, ``read()`` and ``close()``, made to conform.
+    """A sensor written before the contract (``device``, ``read()``, ``close()`` and
+    perhaps some of the rest), made to conform by :func:`as_sensor`.
 
-    ``info`` is derived from the device id (the kind from its prefix, node-wide for CPU and
-    DRAM) and the sensor's own ``name`` and ``method`` attributes where it has them; the
-    update period and the wrap are unknown.
+    What it declares is kept; what it lacks is derived: ``info`` from the device id (the
+    kind from its prefix, node-wide for CPU and DRAM) and its ``name`` and ``method``
+    attributes where it has them; the update period and the wrap are then unknown.
     """
 
-    update_period_s: float | None = None
-    energy_wrap_j: float | None = None
-
-    def __init__(self, inner: _MinimalSensor, *, name: str, method: Method) -> None:
+    def __init__(
+        self,
+        inner: _MinimalSensor,
+        *,
+        info: DeviceInfo,
+        update_period_s: float | None = None,
+        energy_wrap_j: float | None = None,
+    ) -> None:
         self.inner = inner
         self.device = inner.device
-        kind = device_kind(self.device)
-        self.info = DeviceInfo(
-            device=self.device,
-            kind=kind,
-            method=method,
-            name=name,
-            node_wide=kind in NODE_WIDE_KINDS,
-        )
+        self.info = info
+        self.update_period_s = update_period_s
+        self.energy_wrap_j = energy_wrap_j
 
     def read(self) -> Reading:
         """The inner sensor's reading."""
@@ -159,24 +159,46 @@ def as_sensor(candidate: object) -> Sensor:
     """``candidate`` itself when it conforms to :class:`Sensor`, else wrapped in a
     :class:`DerivedSensor` when it has ``device``, ``read()`` and ``close()``.
 
-    This is the one place an incomplete sensor is completed: call it where sensors enter
-    greenprof (``Profiler(sensors=...)``, the sampler). Raises TypeError for anything else.
+    This is the one place an incomplete sensor is completed (and the one place its
+    optional extras are probed): call it where sensors enter greenprof
+    (``Profiler(sensors=...)``, the sampler). Raises TypeError for anything else.
     """
     if isinstance(candidate, Sensor) and isinstance(candidate.info, DeviceInfo):
         return candidate
-    if isinstance(candidate, _MinimalSensor) and isinstance(candidate.device, str):
-        # The one place a sensor's optional extras are probed: this is the boundary.
-        name = getattr(candidate, "name", None)
-        method = getattr(candidate, "method", None)
-        return DerivedSensor(
-            candidate,
-            name=name if isinstance(name, str) else type(candidate).__name__,
-            method=_METHODS.get(method, "counter") if isinstance(method, str) else "counter",
+    if not (isinstance(candidate, _MinimalSensor) and isinstance(candidate.device, str)):
+        raise TypeError(
+            f"{candidate!r} is not a sensor: a sensor has a `device` string, `read()` and"
+            " `close()` (see greenprof.sensors.Sensor)"
         )
-    raise TypeError(
-        f"{candidate!r} is not a sensor: a sensor has a `device` string, `read()` and"
-        " `close()` (see greenprof.sensors.Sensor)"
+    info = getattr(candidate, "info", None)
+    if not isinstance(info, DeviceInfo):
+        info = _derived_info(candidate)
+    return DerivedSensor(
+        candidate,
+        info=info,
+        update_period_s=_positive(getattr(candidate, "update_period_s", None)),
+        energy_wrap_j=_positive(getattr(candidate, "energy_wrap_j", None)),
     )
+
+
+def _derived_info(sensor: _MinimalSensor) -> DeviceInfo:
+    name = getattr(sensor, "name", None)
+    method = getattr(sensor, "method", None)
+    kind = device_kind(sensor.device)
+    return DeviceInfo(
+        device=sensor.device,
+        kind=kind,
+        method=_METHODS.get(method, "counter") if isinstance(method, str) else "counter",
+        name=name if isinstance(name, str) else type(sensor).__name__,
+        node_wide=kind in NODE_WIDE_KINDS,
+    )
+
+
+def _positive(value: object) -> float | None:
+    """A declared period or wrap: a positive real number, else unknown."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
 
 
 _METHODS: dict[str, Method] = {method: method for method in get_args(Method)}

@@ -77,7 +77,7 @@ def shipped_sensors(tmp_path: Path) -> list[object]:
         FakeSensor("gpu:3", clock=clock),
         ReplaySensor("gpu:4", [(0.0, 0.0, 10.0), (1.0, 10.0, 10.0)], clock=clock),
         ApportionedSensor(rapl[0], FixedShare()),
-        DerivedSensor(OldSensor("cpu:9", clock), name="old", method="model"),
+        as_sensor(OldSensor("cpu:9", clock)),
     ]
 
 
@@ -116,6 +116,19 @@ def test_an_older_sensor_is_completed_from_its_device_id_name_and_method() -> No
     bare = as_sensor(OldSensor("fan:0", clock, method="not a method"))
     assert (bare.info.kind, bare.info.method, bare.info.name) == ("other", "counter", "OldSensor")
     assert describe(old) == sensor.info  # the old name, same answer
+
+
+def test_what_an_older_sensor_declares_is_kept() -> None:
+    clock = FakeClock()
+    old = OldSensor("gpu:2", clock)
+    info = DeviceInfo("gpu:2", "gpu", "counter", "My GPU", power_limit_w=300.0)
+    old.info = info  # type: ignore[attr-defined]
+    old.update_period_s = 0.05  # type: ignore[attr-defined]
+    sensor = as_sensor(old)
+    assert sensor.info is info
+    assert sensor.update_period_s == 0.05 and sensor.energy_wrap_j is None
+    old.update_period_s = "fast"  # type: ignore[attr-defined]
+    assert as_sensor(old).update_period_s is None  # not a number: unknown
 
 
 @pytest.mark.parametrize("thing", [object(), "gpu:0", None])
