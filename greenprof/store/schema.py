@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from greenprof.errors import NotAGreenprofDatabase, SchemaTooNew, StoreError
+from greenprof.store.memory import is_memory, open_memory
 
 APPLICATION_ID = 0x47505246  # "GPRF"
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -269,6 +270,8 @@ def connect(path: Path, *, create: bool) -> sqlite3.Connection:
     creates is ``0600`` in directories it creates ``0700``; if creating it fails, nothing
     is left behind. Every failure is a :class:`StoreError` naming the file and the cause.
     """
+    if is_memory(path):
+        return _connect_memory(path, create=create)
     existed = check_file(path)
     if not existed and not create:
         raise StoreError(
@@ -311,6 +314,8 @@ def connect_read_only(path: Path) -> sqlite3.Connection:
     older greenprof is migrated first, by a separate writing connection, only when the
     file is ours and writable.
     """
+    if is_memory(path):
+        return _connect_memory(path, create=False)
     if not check_file(path):
         raise StoreError(
             f"no greenprof database at {path}: profile a run first (e.g. `greenprof demo`), "
@@ -336,6 +341,28 @@ def connect_read_only(path: Path) -> sqlite3.Connection:
             raise
     except sqlite3.Error as exc:
         raise StoreError(describe_sqlite_error(path, exc)) from exc
+    return conn
+
+
+def _connect_memory(path: Path, *, create: bool) -> sqlite3.Connection:
+    """An in-memory store (``greenprof.store.memory``): initialised on first use when
+    ``create``, identity and schema checked as for a file."""
+    conn = open_memory(path)
+    try:
+        empty = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+        if empty and not create:
+            raise StoreError(f"the in-memory store {path} holds no greenprof runs yet")
+        if empty:
+            _claim(conn)
+        _check_identity(conn, path, ours=empty)
+        migrate(conn)
+        _check_columns(conn, path)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise StoreError(describe_sqlite_error(path, exc)) from exc
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
