@@ -39,9 +39,13 @@ known: it only has to track a slow drift, and refits are the attribution's main 
 MAX_VIOLATION_SHARE = 0.02
 """A fit may contradict this share of the intervals: a poll timestamped a little off the
 moment it read the counter (thread wake-up, GIL) can land on the wrong side of an update."""
-HINT_TOLERANCE = 0.2
-"""A sensor's declared period (``update_period_s``) narrows the search to within this
-fraction of it, when the polls allow it: NVML's "about 100 ms" is not a specification."""
+DECLARED_WINDOW_INTERVALS = 30
+"""The declared period is tried on the latest this many poll intervals (about 3 s at 10 Hz):
+a period 0.5 % off drifts the phase by 15 % of a period across them, which the fold then
+mostly sees as contradicting polls (and refuses)."""
+DECLARED_MAX_SPREAD = 0.1
+"""The declared period is used once the polls pin its phase within this fraction of a
+period (10 ms at 100 ms); measured in ``benchmarks/bench_accuracy.py`` (warm-up)."""
 AMBIGUITY = 0.03
 """Polls this close to an estimated update (fraction of the period) are ambiguous."""
 COARSE_WINDOW_INTERVALS = 30
@@ -165,14 +169,24 @@ class UpdateLattice:
 
     Needs polls shorter than the period now and then (unchanged intervals): a counter
     that changes at every poll is treated as continuous (knots at poll times).
+    ``declared_period_s`` (the sensor's ``update_period_s``) is the prior: it stands in
+    for the period until the polls pin one down themselves (see :meth:`_from_declared`).
+
+    Example::
+
+        lattice = UpdateLattice(declared_period_s=0.1)
+        lattice.observe(0.0, 0.09, changed=False)  # ... one call per poll interval
+        lattice.period_s, lattice.phase_s  # None until known; then u_k = phase + k * period
     """
 
-    def __init__(self, hint_s: float | None) -> None:
-        self._hint_s = hint_s
+    def __init__(self, declared_period_s: float | None = None) -> None:
+        self._declared_s = declared_period_s
         self._constraints: deque[Constraint] = deque(maxlen=FIT_WINDOW_INTERVALS)
         self._since_fit = 0
         self.period_s: float | None = None
+        """The update period, when the lattice is known."""
         self.phase_s = 0.0
+        """One update instant (monotonic seconds); the others are a whole period apart."""
         self.spread_s = 0.0
         """Width of the range of update instants near the latest poll that fit the polls."""
 
@@ -230,11 +244,6 @@ class UpdateLattice:
         changes = [(a, b) for a, b, changed in constraints if changed]
         spans = [b1 - a0 for (a0, _), (_, b1) in pairwise(changes)]
         hi_s = min(spans) if spans else 4 * lo_s
-        hint_s = self._hint_s
-        if hint_s:
-            hint_lo_s, hint_hi_s = (1 - HINT_TOLERANCE) * hint_s, (1 + HINT_TOLERANCE) * hint_s
-            if lo_s <= hint_hi_s and hi_s >= hint_lo_s:
-                lo_s, hi_s = max(lo_s, hint_lo_s), min(hi_s, hint_hi_s)
         return (lo_s, hi_s) if hi_s > lo_s else None
 
     def _fit(self) -> bool:
@@ -248,12 +257,43 @@ class UpdateLattice:
         if (best is None or not self._acceptable(best[0], constraints)) and bounds is not None:
             best = self._search(constraints, *bounds)
         if best is None or not self._acceptable(best[0], constraints):
+            best = self._from_declared(constraints)
+        if best is None:
             known = self.period_s is not None
             self.period_s = None  # not a regular lattice (yet): knots at poll times
             return known
         self.period_s, self.phase_s = best[2], best[3]
         self.spread_s = -best[1]
         return True
+
+    def _from_declared(self, constraints: Sequence[Constraint]) -> Candidate | None:
+        """The declared period as the lattice's, while the polls cannot yet pin one down.
+
+        At 10 Hz polls of a 100 ms counter few poll intervals are shorter than the period,
+        so for 3-10 s several periods explain the polls equally well; taking the sensor's
+        word for the period, only the phase is left to fit, and that needs far fewer polls.
+        On the latest :data:`DECLARED_WINDOW_INTERVALS` only, so that a declared period a
+        little off drifts the phase by little over the window; accepted only when no poll
+        contradicts it and the phase is pinned within :data:`DECLARED_MAX_SPREAD` of a
+        period. The polls' own fit replaces it as soon as it succeeds.
+        """
+        declared_s = self._declared_s
+        if not declared_s:
+            return None
+        n = DECLARED_WINDOW_INTERVALS
+        while True:
+            window = constraints[-n:]
+            if all(changed for _, _, changed in window):
+                return None  # no sign of a lattice: the counter may update at every poll
+            t_end = window[-1][1]
+            violations, slack_s, offset_s = _fold(declared_s, window, t_end)
+            if violations:
+                return None  # the polls contradict the declared period (or it drifts)
+            if slack_s < DECLARED_MAX_SPREAD * declared_s:
+                return violations, -slack_s, declared_s, t_end + offset_s
+            if n >= len(constraints):
+                return None
+            n *= 2  # more polls pin the phase better (if the period is right)
 
     @staticmethod
     def _acceptable(violations: int, constraints: Sequence[Constraint]) -> bool:

@@ -54,3 +54,41 @@ def test_update_lattice_stays_on_the_updates_at_the_latest_polls(seed: int) -> N
         true_s = phase_s + round((u_s - phase_s) / period_s) * period_s
         worst_ms = max(worst_ms, 1e3 * abs(u_s - true_s))
     assert worst_ms < 4.5  # seed 5: 3.7 ms now, 5.7 ms with the widest-slack period
+
+
+def _lock_time(sim_seed: int, declared_s: float | None, period_s: float = 0.1) -> float:
+    """When the lattice is first known, feeding a 100 ms counter polled at ~10 Hz."""
+    sim = simulate([30.0], [250.0], period_s=period_s, phase_s=0.0371, seed=sim_seed)
+    attributor = StepAttributor(update_period_s=declared_s)
+    for reading in sim.readings:
+        attributor.add_reading(reading)
+        if attributor.update_period_s is not None:
+            return reading.time_s
+    return math.inf
+
+
+def test_a_declared_period_locks_the_lattice_sooner_and_on_the_updates() -> None:
+    seeds = range(8)
+    undeclared = [_lock_time(seed, None) for seed in seeds]
+    declared = [_lock_time(seed, 0.1) for seed in seeds]
+    assert all(d <= u for d, u in zip(declared, undeclared, strict=True))
+    assert sum(declared) < 0.8 * sum(undeclared)
+    assert sorted(declared)[len(declared) // 2] < 3.5  # the phase is pinned in ~3 s of polls
+    sim = simulate([30.0], [250.0], phase_s=0.0371, seed=0)
+    attributor = StepAttributor(update_period_s=0.1)
+    lattice = attributor.curve.lattice
+    for reading in sim.readings:
+        attributor.add_reading(reading)
+        if lattice.period_s is not None:
+            break
+    assert lattice.period_s == 0.1
+    t_s = reading.time_s  # the estimated update before the latest poll, vs the truth
+    u_s = lattice.update_instant(t_s - 0.1, t_s)
+    assert abs((u_s - 0.0371 + 0.05) % 0.1 - 0.05) < 0.005  # within half the allowed spread
+
+
+def test_a_declared_period_the_polls_contradict_is_not_used() -> None:
+    """A 100 ms declared period on a counter that updates every 20 ms (some drivers): the
+    counter changes at every poll, so there is no lattice to lock, declared or not."""
+    assert _lock_time(0, 0.1, period_s=0.02) == math.inf
+    assert _lock_time(0, 0.05, period_s=0.1) == _lock_time(0, None, period_s=0.1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from greenprof.energy import StepAttributor
-from tests.energy.replay import SCENARIOS, load
+from tests.energy.replay import SCENARIOS, load, replay
 
 RECORDED = load()
 
@@ -16,8 +16,6 @@ def test_every_scenario_is_recorded() -> None:
 
 @pytest.mark.parametrize("name", sorted(RECORDED))
 def test_replay_gives_the_recorded_numbers_exactly(name: str) -> None:
-    from tests.energy.replay import replay
-
     recorded = RECORDED[name]
     outputs = replay(recorded["events"], StepAttributor())
     assert outputs == recorded["outputs"]  # == on floats: identical, not approximately equal
