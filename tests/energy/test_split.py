@@ -1,0 +1,52 @@
+"""How a jump between two knots is divided among the steps it spans (greenprof.energy.split)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from greenprof.energy.curve import KnotCurve
+from greenprof.energy.split import segments, split_interval
+from greenprof.records import Reading
+
+
+def test_segments_cut_the_interval_at_step_boundaries_and_name_each_piece() -> None:
+    starts, ends = [0.0, 1.05, 1.2], [1.02, 1.1, 2.0]
+    points, spans = segments(1.0, 1.1, starts, ends)
+    assert points == [1.0, 1.02, 1.05, 1.1]
+    assert spans == [(0.0, 1.02), (1.02, 1.05), (1.05, 1.1)]  # step, gap, step
+    points, spans = segments(2.0, 2.1, starts, ends)
+    assert (points, spans) == ([2.0, 2.1], [(2.0, math.inf)])  # after the last step: a gap
+
+
+def _curve(power_w: list[float], *, with_power: bool) -> KnotCurve:
+    """A continuous counter (knots at polls, every 0.1 s) with one power level per poll."""
+    curve = KnotCurve()
+    energy_j = 0.0
+    for k, p_w in enumerate(power_w):
+        curve.add_reading(Reading("gpu:0", 0.1 * k, energy_j, p_w if with_power else None))
+        energy_j += 0.1 * p_w
+    return curve
+
+
+def test_a_jump_is_shared_by_the_rates_of_the_steps_it_spans_and_conserved() -> None:
+    """100 W until 0.45 s, 300 W after: the interval (0.4, 0.5] holds the change."""
+    power = [100.0] * 5 + [300.0] * 5
+    curve = _curve(power, with_power=True)
+    i = 5  # knot interval (0.4, 0.5]
+    points, cumulative = split_interval(curve, i, [0.0, 0.45], [0.45, 1.0])
+    assert points == [pytest.approx(0.4), 0.45, pytest.approx(0.5)]
+    jump_j = curve.energies[i] - curve.energies[i - 1]
+    assert cumulative[-1] - cumulative[0] == jump_j  # exactly the jump, whatever the split
+    # rates from the knots beyond the interval on each side: 100 W then 300 W
+    assert cumulative[1] - cumulative[0] == pytest.approx(jump_j * 5 / (5 + 15))
+    linear_j = jump_j * 0.5
+    assert cumulative[1] - cumulative[0] < linear_j
+
+
+def test_without_any_rate_the_split_is_linear() -> None:
+    curve = _curve([200.0] * 3, with_power=False)
+    points, cumulative = split_interval(curve, 1, [0.03], [0.06])  # a step inside (0, 0.1]
+    assert points == [0.0, 0.03, 0.06, pytest.approx(0.1)]
+    assert cumulative == pytest.approx([0.0, 6.0, 12.0, 20.0])
