@@ -66,11 +66,16 @@ class _Splits:
         split = self.final.get(j)
         return split if split is not None else self.provisional.get(j)
 
+    def keep(self, j: int, split: Split, *, final: bool) -> None:
+        (self.final if final else self.provisional)[j] = split
+
     def new_input(self) -> None:
+        """A reading or a step arrived: splits not yet final may change."""
         if self.provisional:
             self.provisional.clear()
 
     def evict(self, first: int, stop: int) -> None:
+        """Knots ``first .. stop - 1`` were trimmed: their splits are no longer needed."""
         for j in range(first, stop):
             self.final.pop(j, None)
 
@@ -251,9 +256,9 @@ class StepAttributor:
         if split is None:
             i = j - self.curve.knots.base
             split = split_interval(self.curve, i, self._s_start, self._s_end)
-            splits.provisional[j] = split
+            splits.keep(j, split, final=False)
         if final and j not in splits.final and self._is_final(j):
-            splits.final[j] = split
+            splits.keep(j, split, final=True)
             self.curve.frozen = max(self.curve.frozen, j)
         return split
 
