@@ -17,6 +17,7 @@ no framework, UI or vendor library.
 
 __version__ = "0.1.0"
 
+from greenprof.config import ProfilerConfig
 from greenprof.errors import (
     ConfigError,
     GreenprofError,
@@ -36,6 +37,7 @@ from greenprof.records import (
     SampleRecord,
     StepRecord,
 )
+from greenprof.stats import ProfilerStats
 from greenprof.store.reader import RunStore
 
 __all__ = [
@@ -46,6 +48,8 @@ __all__ = [
     "GreenprofError",
     "NotAGreenprofDatabase",
     "Profiler",
+    "ProfilerConfig",
+    "ProfilerStats",
     "Reading",
     "RunInfo",
     "RunNotFound",

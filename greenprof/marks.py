@@ -125,6 +125,44 @@ class StepMarks:
         self._append((EPOCH, -1 if epoch is None else epoch))
 
 
+class StepAPI:
+    """The step API of :class:`~greenprof.Profiler`: the documented signatures.
+
+    A Profiler binds its :class:`StepMarks`' own methods over these per instance (one
+    call per mark, not two), or a joined run's; these run only when called through the
+    class (a hook that wraps them does so)."""
+
+    _marks: StepMarks
+
+    def step(self, samples: int | None = None, *, loss: float | None = None) -> StepContext:
+        """Context manager around one training step: ``with prof.step(samples=64): ...``."""
+        return self._marks.step(samples, loss=loss)
+
+    def step_begin(self, *, time_ns: int | None = None) -> None:
+        """Mark the start of a step (``time_ns``: a stamp on the profiler's clock in
+        nanoseconds, ``time.monotonic_ns()`` by default; default now)."""
+        self._marks.step_begin(time_ns=time_ns)
+
+    def step_end(
+        self, samples: int | None = None, *, loss: float | None = None, time_ns: int | None = None
+    ) -> None:
+        """Mark the end of a step. Without a matching begin, the step starts where the
+        previous one ended (contiguous steps)."""
+        self._marks.step_end(samples, loss=loss, time_ns=time_ns)
+
+    def steps(self, iterable: Iterable[T], samples: int | None = None) -> Iterator[T]:
+        """Loop wrapper: each iteration of the loop body is one step.
+
+        Samples per step: ``samples`` if given, else ``len()`` of the item's first
+        element when it has one (a ``(inputs, targets)`` batch).
+        """
+        return self._marks.steps(iterable, samples)
+
+    def epoch_begin(self, epoch: int | None = None) -> None:
+        """Following steps belong to ``epoch`` (default: the next epoch number)."""
+        self._marks.epoch_begin(epoch)
+
+
 MARK_METHODS = ("step", "steps", "step_begin", "step_end", "epoch_begin")
 """The step API a Profiler takes from its :class:`StepMarks` (or from the run it joined)."""
 

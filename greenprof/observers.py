@@ -11,7 +11,8 @@ run, and training goes on.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -20,6 +21,8 @@ from greenprof.records import RunStatus
 
 if TYPE_CHECKING:
     from greenprof.stats import ProfilerStats
+
+log = logging.getLogger("greenprof")
 
 PROGRESS_INTERVAL_S = 1.0
 """How often :meth:`RunObserver.run_progress` is called while a run goes on."""
@@ -56,3 +59,31 @@ class RunObserver(Protocol):
     def run_progress(self, run: RunHandle, stats: ProfilerStats) -> None: ...
 
     def run_stopped(self, run: RunHandle, status: RunStatus) -> None: ...
+
+
+class ObserverSet:
+    """The observers of one run, each told in turn. One that raises is logged (and, but
+    at the end, noted on the run); the others are still told, and the run goes on."""
+
+    def __init__(self, observers: Sequence[RunObserver], run: RunHandle) -> None:
+        self.observers = tuple(observers)
+        self.run = run
+
+    def started(self) -> None:
+        self._tell("run_started")
+
+    def progress(self, stats: ProfilerStats) -> None:
+        self._tell("run_progress", stats)
+
+    def stopped(self, status: RunStatus) -> None:
+        self._tell("run_stopped", status)
+
+    def _tell(self, event: str, *args: object) -> None:
+        for observer in self.observers:
+            try:
+                getattr(observer, event)(self.run, *args)
+            except Exception as exc:
+                name = type(observer).__name__
+                log.warning("greenprof: %s.%s failed: %r", name, event, exc)
+                if event != "run_stopped":  # the run is closed by then
+                    self.run.note(f"{name}.{event} failed: {exc!r}")

@@ -13,53 +13,33 @@ background threads are logged once and recorded on the run; they never reach tra
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
+from greenprof.active import Token, activate, current_profiler, deactivate, profile
 from greenprof.config import ProfilerConfig
-from greenprof.marks import MARK_METHODS, StepContext, StepMarks, ns_clock
-from greenprof.observers import RunHandle, RunObserver
+from greenprof.marks import MARK_METHODS, StepAPI, StepMarks, ns_clock
+from greenprof.observers import ObserverSet, RunHandle, RunObserver
 from greenprof.process import TermHandler, on_fork_in_child
 from greenprof.records import DeviceInfo, RunStatus
+from greenprof.run_sensors import SensorSet, detect, explicit_sensors
 from greenprof.sensors.base import PowerSensor
-from greenprof.session import (
-    OpenWriter,
-    SensorSet,
-    Session,
-    detect,
-    explicit_sensors,
-    open_session,
-    open_store_writer,
-)
+from greenprof.session import OpenWriter, Session, open_session, open_store_writer
 from greenprof.stats import ProfilerStats
+
+__all__ = ["Profiler", "current_profiler", "profile"]
 
 log = logging.getLogger("greenprof")
 
-P = ParamSpec("P")
-R = TypeVar("R")
-T = TypeVar("T")
 
-_active: contextvars.ContextVar[Profiler | None] = contextvars.ContextVar(
-    "greenprof_active_profiler", default=None
-)
-
-
-def current_profiler() -> Profiler | None:
-    """The innermost running Profiler in this context (hooks use it to join a run)."""
-    profiler = _active.get()
-    return profiler if profiler is not None and profiler.running else None
-
-
-class Profiler:
+class Profiler(StepAPI):
     """Profiles one training run: per-step energy per device, stored in SQLite.
 
     Example::
@@ -201,7 +181,7 @@ class Profiler:
         self._explicit = explicit_sensors(sensors) if sensors is not None else None
         self._env = env
         self._extra_observers = tuple(observers)
-        self._observers: tuple[RunObserver, ...] = ()
+        self._observers: ObserverSet | None = None
         self._clock = clock
         self._wall_clock = wall_clock
         self._open_writer = open_writer
@@ -211,8 +191,7 @@ class Profiler:
         self.detection_notes: tuple[str, ...] = ()
         self.run_id: int | None = None
         self._session: Session | None = None
-        self._handle: RunHandle | None = None
-        self._token: contextvars.Token[Profiler | None] | None = None
+        self._token: Token | None = None
         self._depth = 0
         self._lock = threading.RLock()  # start/stop from any thread
         self._forked = False
@@ -312,12 +291,10 @@ class Profiler:
     def _abandon(self) -> None:
         """A start that failed after the session opened (a baseline, an observer): end the
         run ``failed`` and release everything, as a failed ``open_session`` does."""
-        session, self._session = self._session, None
-        self._release_process_hooks()
-        if session is not None:
-            session.close(status="failed", error="greenprof could not start")
-        self._tell("run_stopped", "failed")
-        self._observers = ()
+        self._close(status="failed", error="greenprof could not start")
+        observers, self._observers = self._observers, None
+        if observers is not None:
+            observers.stopped("failed")
 
     def _start(self) -> None:
         config = self.config.replace(framework=self.framework, tags=self.tags)
@@ -333,8 +310,7 @@ class Profiler:
         self._session = session
         self.run_id, self.devices = session.run_id, session.devices
         self.detection_notes = session.detection_notes
-        self._handle = RunHandle(session.run_id, self.name, self.db_path, self.note)
-        self._token = _active.set(self)
+        self._token = activate(self)
         on_fork_in_child(self._after_fork_in_child)
         self._term = TermHandler(lambda: self.running, self._stop_on_sigterm)
         self._term.install()
@@ -342,13 +318,14 @@ class Profiler:
             log.info("greenprof: %s", note)
         if self.baseline_s > 0:
             session.measure_baseline(self.baseline_s)
-        self._observers = (*self._configured_observers(), *self._extra_observers)
-        self._tell("run_started")
+        run = RunHandle(session.run_id, self.name, self.db_path, self.note)
+        self._observers = ObserverSet((*self._exporters(), *self._extra_observers), run)
+        self._observers.started()
 
     def _sensor_source(self) -> SensorSet:
         return self._explicit if self._explicit is not None else detect(self._env)
 
-    def _configured_observers(self) -> list[RunObserver]:
+    def _exporters(self) -> list[RunObserver]:
         """The exporters the settings ask for (imported only then: the core never
         imports ``greenprof.exporters``)."""
         if self.config.prometheus_port is None and self.config.pushgateway is None:
@@ -362,21 +339,10 @@ class Profiler:
             self.note(f"exporters not started: {exc}")
             return []
 
-    def _tell(self, event: str, *args: object) -> None:
-        handle = self._handle
-        if handle is None:
-            return
-        for observer in self._observers:
-            try:
-                getattr(observer, event)(handle, *args)
-            except Exception as exc:
-                log.warning("greenprof: %s.%s failed: %r", type(observer).__name__, event, exc)
-                if event != "run_stopped":
-                    self.note(f"{type(observer).__name__}.{event} failed: {exc!r}")
-
     def _progress(self) -> None:
-        if self._observers:
-            self._tell("run_progress", self.stats())
+        observers = self._observers
+        if observers is not None and observers.observers:
+            observers.progress(self.stats())
 
     def stop(self, *, status: RunStatus = "completed", error: str | None = None) -> None:
         """Take the last readings, attribute and store the remaining steps, close the run.
@@ -394,20 +360,20 @@ class Profiler:
             if self._joined is not None:
                 self._leave()
                 return
-            session, self._session = self._session, None
-            self._release_process_hooks()
-            if session is not None:
-                session.close(status=status, error=error)
-        self._tell("run_stopped", status)
-        self._observers = ()
+            self._close(status=status, error=error)
+            observers, self._observers = self._observers, None
+        if observers is not None:
+            observers.stopped(status)
 
-    def _release_process_hooks(self) -> None:
+    def _close(self, *, status: RunStatus, error: str | None) -> None:
+        session, self._session = self._session, None
         if self._term is not None:
             self._term.restore()
         if self._token is not None:
-            with contextlib.suppress(ValueError):  # stopped from another thread or context
-                _active.reset(self._token)
+            deactivate(self._token)
             self._token = None
+        if session is not None:
+            session.close(status=status, error=error)
 
     def _stop_on_sigterm(self) -> None:
         with self._lock:
@@ -441,59 +407,8 @@ class Profiler:
         self._forked = True
         self._marks.discard()
         self._session = None
-        self._observers = ()
+        self._observers = None
         self._lock = threading.RLock()
-
-    # The step API (training thread) ------------------------------------------
-    # Bound per instance to the StepMarks' own methods (see _bind); these are the
-    # documented signatures, and what runs if called through the class.
-
-    def step(self, samples: int | None = None, *, loss: float | None = None) -> StepContext:
-        """Context manager around one training step: ``with prof.step(samples=64): ...``."""
-        return self._marks.step(samples, loss=loss)
-
-    def step_begin(self, *, time_ns: int | None = None) -> None:
-        """Mark the start of a step (``time_ns``: a stamp on the profiler's clock in
-        nanoseconds, ``time.monotonic_ns()`` by default; default now)."""
-        self._marks.step_begin(time_ns=time_ns)
-
-    def step_end(
-        self, samples: int | None = None, *, loss: float | None = None, time_ns: int | None = None
-    ) -> None:
-        """Mark the end of a step. Without a matching begin, the step starts where the
-        previous one ended (contiguous steps)."""
-        self._marks.step_end(samples, loss=loss, time_ns=time_ns)
-
-    def steps(self, iterable: Iterable[T], samples: int | None = None) -> Iterator[T]:
-        """Loop wrapper: each iteration of the loop body is one step.
-
-        Samples per step: ``samples`` if given, else ``len()`` of the item's first
-        element when it has one (a ``(inputs, targets)`` batch).
-        """
-        return self._marks.steps(iterable, samples)
-
-    def epoch_begin(self, epoch: int | None = None) -> None:
-        """Following steps belong to ``epoch`` (default: the next epoch number)."""
-        self._marks.epoch_begin(epoch)
-
-
-def profile(run: str | None = None, **options: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Decorator: profile each call of a training function as one run.
-
-    Takes the same keywords as :class:`Profiler`. Inside the function,
-    ``greenprof.current_profiler()`` returns the run's profiler, and framework hooks
-    created without a profiler join it (one run, not two).
-    """
-
-    def decorate(function: Callable[P, R]) -> Callable[P, R]:
-        @functools.wraps(function)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            with Profiler(run or function.__name__, **options):
-                return function(*args, **kwargs)
-
-        return wrapper
-
-    return decorate
 
 
 def _forward(target: Profiler, name: str, *args: Any, **kwargs: Any) -> Any:

@@ -13,16 +13,16 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 
 from greenprof.config import ProfilerConfig
 from greenprof.ledger import FinishedStep, StepLedger
 from greenprof.marks import StepMarks
 from greenprof.observers import PROGRESS_INTERVAL_S
 from greenprof.records import DeviceInfo, Reading, RunStatus
+from greenprof.run_sensors import SENSOR_CLOSE_TIMEOUT_S, SensorSet
 from greenprof.sampler import Sampler, close_sensors
-from greenprof.sensors.base import PowerSensor, describe
+from greenprof.sensors.base import describe
 from greenprof.stats import ProfilerStats
 from greenprof.store.writer import RunSpec, RunTotals, SampleRow, StoreWriter, open_writer
 
@@ -33,9 +33,6 @@ STALE_DEVICE_S = 3.0
 its steps so far are attributed, later steps leave it out (flagged ``device_missing``)."""
 MAX_SETTLE_S = 0.15
 """At stop, read sensors for at most this long so the last steps' energy is published."""
-SENSOR_CLOSE_TIMEOUT_S = 1.0
-"""Closing waits at most this long for the sensors' ``close()`` (a wedged driver must not
-hold the training script at exit)."""
 GAP_POLLS = 3.0
 """A time between polls longer than this many intervals counts as a sampler gap."""
 
@@ -46,32 +43,6 @@ def open_store_writer(config: ProfilerConfig) -> StoreWriter:
     """The production writer: the run's store (SQLite or PostgreSQL), batching every
     ``flush_interval_s``."""
     return open_writer(config.db_path, flush_interval_s=config.flush_interval_s)
-
-
-@dataclass(frozen=True, slots=True)
-class SensorSet:
-    """The sensors of a run, and whether closing them is ours to do (detected ones are;
-    explicit ones belong to the caller until sampling has begun)."""
-
-    sensors: tuple[PowerSensor, ...]
-    owned: bool
-    notes: tuple[str, ...] = ()
-
-
-def detect(env: Mapping[str, str]) -> SensorSet:
-    """The best sensors available here, apportioned to this run where shared."""
-    from greenprof.sensors.detect import detect_sensors
-    from greenprof.sensors.share import apportion
-
-    detection = detect_sensors(env=env)
-    try:
-        # Node-wide sensors (and GPUs other processes use too) measure more than this run:
-        # its share is attributed, labelled as an estimate (greenprof.sensors.share).
-        sensors = apportion(list(detection.sensors), env=env)
-    except BaseException:
-        close_sensors(detection.sensors, timeout_s=SENSOR_CLOSE_TIMEOUT_S)
-        raise
-    return SensorSet(tuple(sensors), owned=True, notes=detection.notes)
 
 
 def open_session(
@@ -390,27 +361,3 @@ class Session:
         for summary in summaries(self._sensors):
             if summary.shared:
                 self.note(summary.text)
-
-
-def explicit_sensors(sensors: object) -> SensorSet:
-    """Sensors the caller passed (``Profiler(sensors=[...])``), checked before anything is
-    opened: each has a ``device`` string and ``read()``; no device twice."""
-    from collections.abc import Iterable
-
-    from greenprof.errors import ConfigError
-
-    if isinstance(sensors, (str, bytes)) or not isinstance(sensors, Iterable):
-        raise ConfigError(f"sensors must be a list of sensors; got {type(sensors).__name__}")
-    checked = list(sensors)
-    for sensor in checked:
-        device = getattr(sensor, "device", None)
-        if not (isinstance(device, str) and callable(getattr(sensor, "read", None))):
-            raise ConfigError(
-                f"{sensor!r} is not a sensor: a sensor has a `device` string, `read()` and "
-                "`close()` (see greenprof.sensors.PowerSensor)"
-            )
-    devices = [sensor.device for sensor in checked]
-    duplicates = sorted({d for d in devices if devices.count(d) > 1})
-    if duplicates:
-        raise ConfigError(f"two sensors read the same device: {', '.join(duplicates)}")
-    return SensorSet(tuple(checked), owned=False)

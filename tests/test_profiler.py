@@ -1,37 +1,68 @@
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import greenprof
 from greenprof.errors import ConfigError
-from greenprof.records import Reading
+from greenprof.observers import RunHandle
+from greenprof.records import DeviceInfo, Reading, RunStatus
 from greenprof.sensors.fake import FakeSensor
+from greenprof.stats import ProfilerStats
 
 
-def _sensors() -> list[FakeSensor]:
-    return [FakeSensor("gpu:0", 200.0, update_period_s=0.02), FakeSensor("cpu:0", 40.0)]
+class ManualClock:
+    """Monotonic seconds that move only when the test says so, plus one microsecond per
+    reading (sensor readings must be strictly later than the last)."""
+
+    def __init__(self, start_s: float = 1000.0) -> None:
+        self.now_s = start_s
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            self.now_s += 1e-6
+            return self.now_s
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now_s += seconds
 
 
-def _busy(duration_s: float) -> None:
-    end = time.perf_counter() + duration_s
-    while time.perf_counter() < end:
-        pass
+def _sensors(clock: Callable[[], float] = time.monotonic) -> list[FakeSensor]:
+    return [
+        FakeSensor("gpu:0", 200.0, update_period_s=0.02, clock=clock),
+        FakeSensor("cpu:0", 40.0, clock=clock),
+    ]
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+    """Poll until ``condition`` holds (bounded: a loaded machine is slow, not wrong)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def test_each_step_is_stored_with_energy_per_device(db_path: Path) -> None:
+    clock = ManualClock()
     with greenprof.Profiler(
         "steps",
         db=db_path,
-        sensors=_sensors(),
+        sensors=_sensors(clock),
         interval_s=0.02,
         tags={"batch_size": 64},
         country="DEU",
+        clock=clock,
     ) as prof:
         for _ in range(20):
             with prof.step(samples=64):
-                _busy(0.01)
+                clock.advance(0.01)
+        clock.advance(0.1)  # the counters publish past the last step
     store = greenprof.RunStore(db_path)
     run = store.run(prof.run_id or -1)
     steps = store.steps(run.run_id)
@@ -41,11 +72,11 @@ def test_each_step_is_stored_with_energy_per_device(db_path: Path) -> None:
     assert (run.steps, run.samples, len(steps)) == (20, 1280, 20)
     assert all(set(s.device_energy_j) == {"gpu:0", "cpu:0"} for s in steps)
     assert all(s.energy_j == pytest.approx(sum(s.device_energy_j.values())) for s in steps)
-    # 240 W in all, constant: the steps' energy is 240 W times their stored duration,
-    # however long the (loaded) machine made them take. Steps shorter than the counter's
-    # period are interpolated one by one (flagged); their sum is what must hold.
-    stepped_s = sum(s.duration_s for s in steps)
-    assert sum(s.energy_j for s in steps) == pytest.approx(240.0 * stepped_s, rel=0.1)
+    # On the profiler's clock every step takes 10 ms, however slow the machine: 240 W in
+    # all, constant, so 2.4 J each. Steps shorter than the counter's period are
+    # interpolated one by one (flagged); their sum is what must hold.
+    assert all(s.duration_s == pytest.approx(0.01, abs=1e-4) for s in steps)
+    assert sum(s.energy_j for s in steps) == pytest.approx(240.0 * 0.2, rel=0.02)
     assert run.energy_j >= run.step_energy_j * 0.9
     assert {d.method for d in run.devices} == {"simulated"}
 
@@ -97,10 +128,9 @@ def test_ctrl_c_marks_the_run_interrupted(db_path: Path) -> None:
     assert greenprof.RunStore(db_path).run("stop").status == "interrupted"
 
 
-class _BrokenSensor:
-    device = "gpu:1"
-
+class _BrokenSensor(FakeSensor):
     def __init__(self) -> None:
+        super().__init__("gpu:1")
         self.reads = 0
 
     def read(self) -> Reading:
@@ -121,6 +151,7 @@ def test_a_failing_sensor_never_reaches_the_training_loop(
         for _ in range(5):
             with prof.step():
                 time.sleep(0.02)
+        assert _wait_for(lambda: broken.reads > 2)
     run = greenprof.RunStore(db_path).run("flaky")
     assert run.status == "completed"
     assert run.error is not None and "device fell off the bus" in run.error
@@ -152,7 +183,12 @@ def test_nested_start_is_one_run(db_path: Path) -> None:
 
 def test_steps_marked_from_another_thread_are_recorded(db_path: Path) -> None:
     with greenprof.Profiler("threads", db=db_path, sensors=_sensors()) as prof:
-        worker = threading.Thread(target=lambda: [prof.step_end() for _ in range(50)])
+
+        def mark() -> None:
+            for _ in range(50):
+                prof.step_end()
+
+        worker = threading.Thread(target=mark)
         worker.start()
         worker.join()
     assert greenprof.RunStore(db_path).run("threads").steps == 50
@@ -206,10 +242,15 @@ def test_in_process_prometheus_endpoint_serves_this_run(db_path: Path) -> None:
         for _ in range(3):
             with prof.step():
                 time.sleep(0.01)
-        time.sleep(0.3)
         url = f"http://127.0.0.1:{port}/metrics"
-        body = urllib.request.urlopen(url, timeout=5).read().decode()
-    assert "greenprof_energy_joules_total{" in body
+        body = ""
+
+        def scraped() -> bool:
+            nonlocal body
+            body = urllib.request.urlopen(url, timeout=5).read().decode()
+            return "greenprof_energy_joules_total{" in body
+
+        assert _wait_for(scraped), body
     assert 'run="scraped"' in body
 
 
@@ -232,3 +273,114 @@ def test_an_explicit_profiler_inside_a_whole_process_run_joins_it(db_path: Path)
     assert run.tags == {"bs": "4", "zero_code": "true"}
     assert run.status == "completed"
     assert not prof.running
+
+
+def test_stats_tell_what_the_profiler_is_doing(db_path: Path) -> None:
+    prof = greenprof.Profiler("stats", db=db_path, sensors=_sensors(), interval_s=0.02)
+    before = prof.stats()
+    assert isinstance(before, ProfilerStats)
+    assert (before.running, before.run_id, before.writer) == (False, None, None)
+    with prof:
+        for _ in range(10):
+            prof.step_end(samples=1)
+        assert _wait_for(lambda: prof.stats().steps_closed == 10)
+        during = prof.stats()
+        assert during.running and during.run_id == prof.run_id
+        assert during.polls >= 1 and during.queued_marks == 0
+        assert during.writer is not None and during.writer.lost_steps == 0
+        assert during.rejected_readings == {}
+        assert during.pending_steps == during.steps_closed - during.steps_attributed
+    after = prof.stats()
+    assert not after.running and after.run_id == prof.run_id
+    assert greenprof.RunStore(db_path).run("stats").steps == 10
+
+
+class _Recorder:
+    """A run observer that writes down what it is told, reading the store at the end."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        self.events: list[str] = []
+        self.progress: list[ProfilerStats] = []
+        self.stored_status = ""
+
+    def run_started(self, run: RunHandle) -> None:
+        self.events.append(f"started {run.name} {run.run_id}")
+
+    def run_progress(self, run: RunHandle, stats: ProfilerStats) -> None:
+        self.progress.append(stats)
+
+    def run_stopped(self, run: RunHandle, status: RunStatus) -> None:
+        self.events.append(f"stopped {status}")
+        self.stored_status = greenprof.RunStore(self.db_path).run(run.run_id).status
+
+
+def test_observers_hear_of_the_start_the_progress_and_the_stored_end(db_path: Path) -> None:
+    clock = ManualClock()
+    recorder = _Recorder(db_path)
+    with greenprof.Profiler(
+        "observed", db=db_path, sensors=_sensors(clock), clock=clock, observers=[recorder]
+    ) as prof:
+        prof.step_end(samples=4)
+        clock.advance(2.0)  # past the progress interval, on the profiler's clock
+        assert _wait_for(lambda: bool(recorder.progress))
+    assert recorder.events == [f"started observed {prof.run_id}", "stopped completed"]
+    assert recorder.progress[0].running and recorder.progress[0].run_id == prof.run_id
+    assert recorder.stored_status == "completed"  # told after the run was stored
+
+
+class _Failing:
+    def run_started(self, run: RunHandle) -> None:
+        raise RuntimeError("collector down")
+
+    def run_progress(self, run: RunHandle, stats: ProfilerStats) -> None:
+        raise RuntimeError("collector down")
+
+    def run_stopped(self, run: RunHandle, status: RunStatus) -> None:
+        raise RuntimeError("collector down")
+
+
+def test_a_failing_observer_never_fails_the_run(db_path: Path) -> None:
+    prof = greenprof.Profiler("unobserved", db=db_path, sensors=_sensors(), observers=[_Failing()])
+    with prof:
+        prof.step_end(samples=2)
+    run = greenprof.RunStore(db_path).run("unobserved")
+    assert (run.status, run.steps) == ("completed", 1)
+    assert run.error is not None and "collector down" in run.error
+
+
+class _BadInfoSensor(FakeSensor):
+    @property
+    def info(self) -> DeviceInfo:
+        raise RuntimeError("driver refused to describe the device")
+
+    @info.setter
+    def info(self, _value: DeviceInfo) -> None:
+        pass
+
+
+def test_a_failed_start_leaves_no_run_running_and_can_be_retried(db_path: Path) -> None:
+    prof = greenprof.Profiler("retry", db=db_path, sensors=[_BadInfoSensor("gpu:0")])
+    with pytest.raises(RuntimeError, match="describe"):
+        prof.start()
+    assert not prof.running and prof.stats().run_id is None
+    assert all(r.status != "running" for r in greenprof.RunStore(db_path).runs())
+    with greenprof.Profiler("retry", db=db_path, sensors=_sensors()) as again:
+        again.step_end()
+    assert greenprof.RunStore(db_path).run(again.run_id or -1).steps == 1
+
+
+def test_the_wall_clock_dates_the_run(db_path: Path) -> None:
+    with greenprof.Profiler(
+        "dated", db=db_path, sensors=_sensors(), wall_clock=lambda: 1_700_000_000.0
+    ):
+        pass
+    assert greenprof.RunStore(db_path).run("dated").started_at == 1_700_000_000.0
+
+
+def test_a_profiler_from_a_config(db_path: Path) -> None:
+    config = greenprof.ProfilerConfig.create("configured", db=db_path, tags={"lr": 0.1})
+    with greenprof.Profiler.from_config(config, sensors=_sensors()) as prof:
+        prof.step_end(samples=8)
+    run = greenprof.RunStore(db_path).run("configured")
+    assert (run.steps, run.samples, run.tags) == (1, 8, {"lr": "0.1"})
