@@ -41,8 +41,10 @@ from typing import Any
 
 import keras
 
-from greenprof.hooks._common import ProfilerLease, batch_size, energy_so_far_j
+from greenprof.batches import batch_size
+from greenprof.hooks._common import ProfilerLease, energy_so_far_j
 from greenprof.profiler import Profiler
+from greenprof.status import outcome_of
 
 __all__ = ["GreenprofCallback", "patch_fit"]
 
@@ -145,10 +147,8 @@ class GreenprofCallback(keras.callbacks.Callback):  # type: ignore[misc]
             except StopIteration:
                 raise  # the end of a dataset, not a failure
             except BaseException as exc:
-                failed = not isinstance(exc, KeyboardInterrupt)
-                callback._finish(
-                    "failed" if failed else "interrupted", f"{type(exc).__name__}: {exc}"
-                )
+                end = outcome_of(exc)
+                callback._finish(end.status, end.error)
                 raise
             ender = callback._ender
             if ender is not None:

@@ -38,10 +38,11 @@ from typing import Any, Generic, ParamSpec, TypeVar
 
 import tensorflow as tf
 
+from greenprof.batches import batch_size as _plain_batch_size
 from greenprof.hooks._common import ProfilerLease
-from greenprof.hooks._common import batch_size as _plain_batch_size
 from greenprof.profiler import Profiler
 from greenprof.records import RunStatus
+from greenprof.status import Outcome, outcome_of, outcome_of_type
 
 __all__ = ["GreenprofSessionHook", "ProfiledSession", "ProfiledStep", "wrap_step"]
 
@@ -50,7 +51,7 @@ R = TypeVar("R")
 
 
 def batch_size(batch: object) -> int | None:
-    """Samples in a batch, as :func:`greenprof.hooks._common.batch_size`, and summed over
+    """Samples in a batch, as :func:`greenprof.batches.batch_size`, and summed over
     the replicas of a ``tf.distribute`` value (a ``PerReplica`` has no shape of its own).
 
     Example::
@@ -73,16 +74,12 @@ def batch_size(batch: object) -> int | None:
     return _plain_batch_size(batch)
 
 
-def _exit_outcome() -> tuple[RunStatus, str | None]:
+def _exit_outcome() -> Outcome:
     """How the interpreter is ending, as seen from an ``atexit`` handler: Python leaves an
     uncaught exception that ended the script in ``sys.last_value`` before exit handlers
     run; a clean end (or ``sys.exit``) leaves none."""
     exc = getattr(sys, "last_value", None)
-    if exc is None:
-        return "completed", None
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted", "KeyboardInterrupt"
-    return "failed", f"{type(exc).__name__}: {exc}"
+    return outcome_of(exc if isinstance(exc, BaseException) else None)
 
 
 class ProfiledStep(Generic[P, R]):
@@ -138,8 +135,8 @@ class ProfiledStep(Generic[P, R]):
             self._lease.release(status, error)
 
     def _close_at_exit(self) -> None:
-        status, error = _exit_outcome()
-        self.close(status, error)
+        end = _exit_outcome()
+        self.close(end.status, end.error)
 
     def __enter__(self) -> ProfiledStep[P, R]:
         _ = self.profiler
@@ -148,12 +145,8 @@ class ProfiledStep(Generic[P, R]):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
-        if exc_type is None:
-            self.close()
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.close("interrupted", "KeyboardInterrupt")
-        else:
-            self.close("failed", f"{exc_type.__name__}: {exc}")
+        end = outcome_of_type(exc_type, exc)
+        self.close(end.status, end.error)
 
 
 def wrap_step(
@@ -248,7 +241,8 @@ class ProfiledSession:
     def _close_at_exit(self) -> None:
         """End the run at exit; the session itself is left to TensorFlow."""
         self._closed = True
-        self._lease.release(*_exit_outcome())
+        end = _exit_outcome()
+        self._lease.release(end.status, end.error)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.session, name)
@@ -259,10 +253,8 @@ class ProfiledSession:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.close("failed", f"{exc_type.__name__}: {exc}")
+        end = outcome_of_type(exc_type, exc)  # Ctrl-C is "interrupted" here too
+        self.close(end.status, end.error)
 
 
 class GreenprofSessionHook(tf.compat.v1.train.SessionRunHook):  # type: ignore[misc]

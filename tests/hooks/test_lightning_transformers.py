@@ -211,3 +211,28 @@ def test_lightning_ddp_records_each_ranks_rank(db_path: Path, tmp_path: Path) ->
     if hasattr(runs[0].run, "job_id"):
         assert runs[0].run.job_id is not None
         assert runs[0].run.job_id == runs[1].run.job_id
+
+
+def test_trainer_callback_base_tags_claims_and_ends_with_the_outcome(db_path: Path) -> None:
+    from greenprof.hooks._common import claimed_by
+    from greenprof.hooks._trainer import TrainerCallbackBase
+
+    class MyTrainerCallback(TrainerCallbackBase):
+        framework = "mytrainer"
+
+    callback = MyTrainerCallback(run="base", db=db_path, sensors=fake_sensors(), tags={"lr": "0.1"})
+    ender = callback._start(global_rank=0, world_size=1, env={}, expected_steps=3)
+    profiler = callback.profiler
+    assert profiler is not None and claimed_by(profiler) == "mytrainer"
+    ender.end(8)
+    ender.end(8)
+    callback._finish_after(KeyboardInterrupt())
+    callback._finish_after(RuntimeError("twice"))  # a second end changes nothing
+    assert callback.profiler is None and claimed_by(profiler) is None
+    stored = only_run(db_path)
+    assert (stored.run.status, stored.run.error) == ("interrupted", "KeyboardInterrupt")
+    tags = {name: str(value) for name, value in stored.run.tags.items()}
+    assert tags == {"lr": "0.1", "global_rank": "0", "world_size": "1"}
+    assert stored.run.framework == "mytrainer"
+    assert stored.run.expected_steps == 3
+    assert [s.samples for s in stored.steps] == [8, 8]
