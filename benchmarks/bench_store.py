@@ -8,8 +8,13 @@
 3. Commit latency of small flushes (100 steps) from one writer.
 4. Four processes, one writer each, on one file at once: rows lost (must be 0) and
    commit latency p50/p99 under contention.
+5. Read queries over 100 runs × 100,000 steps (one GPU each; seeded with raw executemany
+   into the same schema), through ``RunStore`` as the screens call it: the history
+   listing, the live screen's running-run poll, a run by name, the compare screen's
+   digest of two runs, and (for reference) every step of one run.
 
-Run: ``python benchmarks/bench_store.py [--quick]`` (about 1 min; --quick about 15 s).
+Run: ``python benchmarks/bench_store.py [--quick] [--reads-only]`` (about 2 min; --quick
+about 30 s with 20 runs × 20,000 steps).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 # Benchmark the checkout this file lives in, whatever the install state of the venv.
@@ -242,10 +248,107 @@ def bench_processes(tmp: Path, processes: int, flushes: int, batch: int) -> list
     return rows
 
 
+# 5. Read queries -----------------------------------------------------------------------
+
+
+def seed_runs(db: Path, runs: int, steps: int) -> list[int]:
+    """``runs`` completed runs of ``steps`` steps (one GPU), raw executemany, one
+    transaction per run; returns their ids (the last one is left ``running``)."""
+    conn = connect(db, create=True)
+    step_rows, energy_rows = make_rows(steps)
+    ids = []
+    for index in range(runs):
+        status = "running" if index == runs - 1 else "completed"
+        heartbeat = time.time() if status == "running" else 1e9 + index
+        conn.execute("BEGIN IMMEDIATE")
+        cursor = conn.execute(
+            "INSERT INTO runs (name, status, started_at, heartbeat_at, host, pid, interval_s,"
+            " greenprof_version, steps, samples, energy_j, step_energy_j, duration_s)"
+            " VALUES (?, ?, ?, ?, 'bench', 1, 0.1, '', ?, ?, ?, ?, ?)",
+            (f"run-{index % 10}", status, 1e9 + index, heartbeat, steps, 64 * steps, 1e6, 1e6, 1e4),
+        )
+        run_id = int(cursor.lastrowid or 0)
+        conn.execute(
+            "INSERT INTO devices (run_id, device, kind, method, energy_j)"
+            " VALUES (?, 'gpu:0', 'gpu', 'counter', 1e6)",
+            (run_id,),
+        )
+        conn.executemany(
+            "INSERT INTO steps (run_id, step, epoch, start_s, end_s, samples, energy_j,"
+            " interpolated, loss) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(run_id, *r) for r in step_rows],
+        )
+        conn.executemany(
+            "INSERT INTO step_energy VALUES (?, ?, ?, ?)", [(run_id, *r) for r in energy_rows]
+        )
+        conn.execute("COMMIT")
+        ids.append(run_id)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return ids
+
+
+def timed_ms(action: Callable[[], object], reps: int) -> float:
+    """Median wall time of ``action`` in ms (after one warm-up call)."""
+    action()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        action()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def bench_reads(tmp: Path, runs: int, steps: int, reps: int) -> list[Row]:
+    from greenprof.store.reader import RunStore
+    from greenprof.tui.comparison import summarize
+    from greenprof.tui.queries import step_digest
+
+    db = tmp / "reads.db"
+    t0 = time.perf_counter()
+    ids = seed_runs(db, runs, steps)
+    seed_s = time.perf_counter() - t0
+    pair = ids[:2]
+
+    def compare(store: RunStore) -> None:  # what the compare screen's worker does
+        for run_id in pair:
+            run = store.run(run_id)
+            summarize(run, step_digest(store, run_id), store.device_energy_j(run_id))
+
+    with RunStore(db) as store:
+        queries: list[tuple[str, Callable[[], object]]] = [
+            (f"history: runs() ({runs} runs)", store.runs),
+            (
+                "live poll: runs(status='running', limit=1)",
+                lambda: store.runs(status="running", limit=1),
+            ),
+            ("show: run(name)", lambda: store.run("run-3")),
+            ("compare: one run's step digest", lambda: step_digest(store, ids[0])),
+            ("compare: 2 runs (run, digest, summary each)", lambda: compare(store)),
+            ("live start: step_aggregate(run)", lambda: store.step_aggregate(ids[0])),
+        ]
+        rows = []
+        for label, action in queries:
+            ms = timed_ms(action, reps)
+            rows.append(Row(label, f"{ms:>9.1f} ms", "≤ 100 ms", ms <= 100))
+        every = timed_ms(lambda: store.step_columns(ids[0]), reps)
+    rows.append(Row(f"  (reference: every step of one run, {steps:,})", f"{every:>9.1f} ms", ""))
+    size = db.stat().st_size
+    rows.append(
+        Row(
+            "  seeded with raw executemany",
+            f"{runs * steps:,} steps in {seed_s:.0f} s, {size / 2**30:.2f} GiB",
+            "",
+        )
+    )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller run (about 15 s)")
     parser.add_argument("--rows", type=int, help="step rows per ingest repetition")
+    parser.add_argument("--reads-only", action="store_true", help="only the read queries")
     args = parser.parse_args()
     n = args.rows or (200_000 if args.quick else 1_000_000)
     reps = 2 if args.quick else 3
@@ -253,6 +356,13 @@ def main() -> None:
     print(f"bench_store: Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}")
     with tempfile.TemporaryDirectory(prefix="greenprof-bench-") as tmp_name:
         tmp = Path(tmp_name)
+        runs, steps = (20, 20_000) if args.quick else (100, 100_000)
+        print_table(
+            f"read queries, {runs} runs × {steps:,} steps (median of 5)",
+            bench_reads(tmp, runs, steps, 5),
+        )
+        if args.reads_only:
+            return
         rows = bench_ingest(tmp, n, reps)
         rows += bench_size_devices(tmp, n // 10, 4)
         print_table(f"ingest of {n:,} step rows, 1 device (median of {reps}, interleaved)", rows)

@@ -31,9 +31,12 @@ def step_aggregate(conn: sqlite3.Connection, run_id: int) -> StepAggregate:
 
 
 def step_range(conn: sqlite3.Connection, run_id: int) -> tuple[int, int] | None:
-    """First and last stored step (two primary-key seeks)."""
+    """First and last stored step: two primary-key seeks (``min(step), max(step)`` in one
+    SELECT would scan the run's steps: SQLite optimizes a lone min or max only)."""
     first, last = conn.execute(
-        "SELECT min(step), max(step) FROM steps WHERE run_id = ?", (run_id,)
+        "SELECT (SELECT min(step) FROM steps WHERE run_id = :run),"
+        " (SELECT max(step) FROM steps WHERE run_id = :run)",
+        {"run": run_id},
     ).fetchone()
     return None if first is None else (int(first), int(last))
 
