@@ -32,12 +32,12 @@ def mark_ended(
     ``error``, before what the run had recorded. Failures are one-line StoreErrors."""
     params = (status, error, now, run_id)
     if is_url(db):
-        import psycopg
-
         from greenprof.store.postgres.connect import connect_url, describe_error
 
         url = db.target if isinstance(db, StoreLocation) else str(db)
         conn = connect_url(url)
+        import psycopg
+
         try:
             Db.of(conn).execute(MARK_ENDED_SQL, params)
         except psycopg.Error as exc:

@@ -62,6 +62,9 @@ def is_url(db: object) -> bool:
 def open_sink(db: str | os.PathLike[str] | StoreLocation) -> Sink:
     """The sink for a SQLite path or a ``postgresql://`` URL (connected, schema checked)."""
     if is_url(db):
+        from greenprof.store.postgres.connect import require_psycopg
+
+        require_psycopg()
         from greenprof.store.postgres.sink import PostgresSink
 
         return PostgresSink(db.target if isinstance(db, StoreLocation) else str(db))

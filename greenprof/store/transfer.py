@@ -143,13 +143,13 @@ def _insert(out: Db, table: str, columns: Sequence[str], rows: list[tuple[Any, .
 def _open(location: StoreLocation, *, write: bool) -> Iterator[Db]:
     """A checked, migrated connection to a store; driver errors as one-line StoreErrors."""
     if location.kind == "postgresql":
-        import psycopg
-
         from greenprof.store.postgres.connect import connect_url, describe_error
         from greenprof.store.postgres.schema import prepare_database
 
         url = location.target
         conn = connect_url(url)
+        import psycopg
+
         try:
             prepare_database(conn, url, create=write)
             yield Db.of(conn)

@@ -44,6 +44,7 @@ UNREACHABLE = (
 def connect_url(url: str, *, connect_timeout_s: int = CONNECT_TIMEOUT_S) -> psycopg.Connection[Any]:
     """An autocommit connection to ``url``; a :class:`StoreError` saying what is wrong (the
     server down, the credentials refused, no such database) and what to do."""
+    require_psycopg()
     import psycopg
 
     try:
@@ -54,6 +55,7 @@ def connect_url(url: str, *, connect_timeout_s: int = CONNECT_TIMEOUT_S) -> psyc
 
 def open_raw(url: str, *, connect_timeout_s: int = CONNECT_TIMEOUT_S) -> psycopg.Connection[Any]:
     """An autocommit connection; psycopg's own errors (the writer retries on them)."""
+    require_psycopg()
     import psycopg
 
     return psycopg.connect(
@@ -63,6 +65,17 @@ def open_raw(url: str, *, connect_timeout_s: int = CONNECT_TIMEOUT_S) -> psycopg
         application_name="greenprof",
         **KEEPALIVE_OPTIONS,
     )
+
+
+def require_psycopg() -> Any:
+    """The psycopg module, or a StoreError saying how to install it."""
+    try:
+        import psycopg
+    except ImportError:
+        raise StoreError(
+            "a postgresql:// store needs psycopg: pip install 'greenprof[postgres]'"
+        ) from None
+    return psycopg
 
 
 def parts(url: str) -> dict[str, str]:
@@ -76,14 +89,14 @@ def parts(url: str) -> dict[str, str]:
 
 
 def redact(url: str) -> str:
-    """``url`` as it may be shown: ``postgresql://user@host:port/db``, no password."""
-    info = parts(url)
-    if not info:
-        head, _, tail = url.partition("://")
-        return f"{head}://{tail.rpartition('@')[2]}" if "@" in tail else url
-    user = f"{info['user']}@" if "user" in info else ""
-    port = f":{info['port']}" if "port" in info else ""
-    return f"postgresql://{user}{info.get('host', 'localhost')}{port}/{info.get('dbname', '')}"
+    """``url`` as it may be shown: its password (in the user part or a query parameter)
+    as ``***`` (:func:`greenprof.store.location.redact_url`)."""
+    from greenprof.store.location import redact_url
+
+    try:
+        return redact_url(url)
+    except ValueError:  # not even a URL: show only what follows the credentials
+        return url.rpartition("@")[2]
 
 
 def scrub(url: str, text: str) -> str:

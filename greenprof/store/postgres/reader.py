@@ -35,15 +35,12 @@ from greenprof.store.api import (
 from greenprof.store.liveness import RunLiveness
 from greenprof.store.location import StoreLocation
 from greenprof.store.postgres import summaries
+from greenprof.store.postgres.connect import connect_url, describe_error, open_raw, require_psycopg
+from greenprof.store.postgres.schema import prepare_database
 from greenprof.store.sqlite_runs import RUN_COLUMNS, is_run_id, run_info
 
-try:
-    import psycopg
-except ImportError:  # pragma: no cover - the extra is not installed
-    raise StoreError("PostgreSQL stores need psycopg: pip install 'greenprof[postgres]'") from None
-
-from greenprof.store.postgres.connect import connect_url, describe_error, open_raw
-from greenprof.store.postgres.schema import prepare_database
+require_psycopg()  # without the extra: a StoreError naming it, not an ImportError
+import psycopg  # noqa: E402
 
 P = ParamSpec("P")
 R = TypeVar("R")
