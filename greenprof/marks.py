@@ -129,26 +129,30 @@ class StepAPI:
     """The step API of :class:`~greenprof.Profiler`: the documented signatures.
 
     A Profiler binds its :class:`StepMarks`' own methods over these per instance (one
-    call per mark, not two), or a joined run's; these run only when called through the
-    class (a hook that wraps them does so)."""
+    call per mark), or a joined run's. These run when called through the class (hooks
+    that watch a profiler's marks wrap them so); they append directly, not through the
+    bound methods, so a watched profiler's marks cost one call more than a plain one's,
+    not two."""
 
     _marks: StepMarks
 
     def step(self, samples: int | None = None, *, loss: float | None = None) -> StepContext:
         """Context manager around one training step: ``with prof.step(samples=64): ...``."""
-        return self._marks.step(samples, loss=loss)
+        return self._marks._context(samples, loss)
 
     def step_begin(self, *, time_ns: int | None = None) -> None:
         """Mark the start of a step (``time_ns``: a stamp on the profiler's clock in
         nanoseconds, ``time.monotonic_ns()`` by default; default now)."""
-        self._marks.step_begin(time_ns=time_ns)
+        marks = self._marks
+        marks._append((BEGIN, marks._now_ns() if time_ns is None else time_ns))
 
     def step_end(
         self, samples: int | None = None, *, loss: float | None = None, time_ns: int | None = None
     ) -> None:
         """Mark the end of a step. Without a matching begin, the step starts where the
         previous one ended (contiguous steps)."""
-        self._marks.step_end(samples, loss=loss, time_ns=time_ns)
+        marks = self._marks
+        marks._append((END, marks._now_ns() if time_ns is None else time_ns, samples, loss))
 
     def steps(self, iterable: Iterable[T], samples: int | None = None) -> Iterator[T]:
         """Loop wrapper: each iteration of the loop body is one step.
@@ -160,7 +164,7 @@ class StepAPI:
 
     def epoch_begin(self, epoch: int | None = None) -> None:
         """Following steps belong to ``epoch`` (default: the next epoch number)."""
-        self._marks.epoch_begin(epoch)
+        self._marks._append((EPOCH, -1 if epoch is None else epoch))
 
 
 MARK_METHODS = ("step", "steps", "step_begin", "step_end", "epoch_begin")

@@ -1,0 +1,66 @@
+import time
+
+from greenprof.ledger import BEGIN, END, EPOCH
+from greenprof.marks import StepMarks, batch_size, ns_clock
+
+
+def _ticks() -> StepMarks:
+    now = iter(range(100, 1_000_000, 100))
+    return StepMarks(lambda: next(now))
+
+
+def test_marks_are_queued_in_order_and_drained_once() -> None:
+    marks = _ticks()
+    marks.epoch_begin(2)
+    with marks.step(samples=8, loss=0.5):
+        pass
+    marks.step_begin()
+    marks.step_end(4)
+    marks.step_end(time_ns=7)
+    assert len(marks) == 6
+    assert marks.drain() == [
+        (EPOCH, 2),
+        (BEGIN, 100),
+        (END, 200, 8, 0.5),
+        (BEGIN, 300),
+        (END, 400, 4, None),
+        (END, 7, None, None),
+    ]
+    assert marks.drain() == [] and len(marks) == 0
+
+
+def test_the_loop_wrapper_marks_each_iteration_and_counts_its_batch() -> None:
+    marks = _ticks()
+    assert list(marks.steps([([1, 2, 3], "y"), ({"ids": [1, 2]}, "y"), 5])) == [
+        ([1, 2, 3], "y"),
+        ({"ids": [1, 2]}, "y"),
+        5,
+    ]
+    ends = [m for m in marks.drain() if m[0] == END]
+    assert [m[2] for m in ends] == [3, 2, None]
+
+
+def test_a_forked_childs_marks_are_bounded_even_through_methods_held_before() -> None:
+    marks = _ticks()
+    held = marks.step_end
+    marks.discard()
+    for _ in range(50):
+        held()
+        marks.step_begin()
+    assert len(marks) == 1
+
+
+def test_the_usual_clocks_keep_their_integer_twins() -> None:
+    assert ns_clock(time.monotonic) is time.monotonic_ns
+    assert ns_clock(time.perf_counter) is time.perf_counter_ns
+    assert ns_clock(lambda: 1.5)() == 1_500_000_000
+
+
+def test_batch_size_reads_the_first_element() -> None:
+    class Tensor:
+        shape = (32, 10)
+
+    assert batch_size((Tensor(), Tensor())) == 32
+    assert batch_size(([0.0] * 64, [0] * 64)) == 64
+    assert batch_size({"input_ids": Tensor()}) == 32
+    assert batch_size(7) is None
