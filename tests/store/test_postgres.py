@@ -367,3 +367,42 @@ def test_several_profiled_processes_share_one_server(pg_url: str) -> None:
             assert [s.step for s in steps] == list(range(60))
             assert {s.samples for s in steps} == {k + 1}
             assert run.energy_j > 0 and TEST_PASSWORD not in (run.error or "")
+
+
+@pytest.mark.parametrize("problem", ["down", "password", "database"])
+def test_readers_get_the_same_one_line_errors(pg_cluster: PgCluster, problem: str) -> None:
+    from greenprof.store.reader import RunStore
+
+    url = {
+        "down": f"postgresql://gptest:{TEST_PASSWORD}@127.0.0.1:{free_port()}/greenprof",
+        "password": pg_cluster.url("postgres", password="wrong-" + TEST_PASSWORD),
+        "database": pg_cluster.url("no_such_db"),
+    }[problem]
+    with pytest.raises(StoreError) as caught:
+        RunStore(url)
+    message = str(caught.value)
+    assert "\n" not in message and TEST_PASSWORD not in message
+    assert {"down": "start it", "password": "credentials", "database": "createdb"}[
+        problem
+    ] in message
+
+
+def test_past_the_backlog_bound_during_an_outage_steps_are_counted_lost(
+    pg_cluster: PgCluster, pg_url: str
+) -> None:
+    writer = open_writer(pg_url, flush_interval_s=3600, max_backlog_steps=100, close_timeout_s=5)
+    writer.create_run(RunSpec("bounded", started_at=1.0, interval_s=0.1))
+    pg_cluster.stop()
+    try:
+        writer.add_steps(_steps(0, 80), _energies(0, 80))
+        with pytest.raises(psycopg.OperationalError):
+            writer.flush()
+        writer.add_steps(_steps(80, 70), _energies(80, 70))
+        assert writer.health().lost_steps == 50
+    finally:
+        pg_cluster.start()
+    writer.close()
+    assert _query(pg_url, "SELECT count(*) FROM steps") == [(100,)]
+    ((status, lost, error),) = _query(pg_url, "SELECT status, lost_steps, error FROM runs")
+    assert (status, lost) == ("incomplete", 50)
+    assert "50 step(s) not stored" in error and TEST_PASSWORD not in error
