@@ -7,11 +7,11 @@ import os
 
 import pytest
 
-READ_BACKENDS = ["sqlite"]
-"""The backends ``tests/store/test_read_contract.py`` runs against. Adding PostgreSQL is
-this one line: ``["sqlite", "postgresql"]`` (the server comes from ``tests/pg_cluster.py``'s
-session-scoped ``pg_cluster`` fixture, and the test is skipped where PostgreSQL or psycopg
-is not installed)."""
+READ_BACKENDS = ["sqlite", "postgresql"]
+"""The backends ``tests/store/test_read_contract.py`` runs against: one entry per backend
+(a new backend is one more entry here plus a branch in ``empty_store``). The PostgreSQL
+server comes from ``tests/pg_cluster.py``'s session-scoped ``pg_cluster`` fixture; those
+cases are skipped where PostgreSQL or psycopg is not installed."""
 
 _names = itertools.count()
 

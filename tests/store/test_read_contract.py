@@ -3,8 +3,8 @@
 One set of runs is written through the real writer (``open_writer``) into a fresh store of
 each backend (``empty_store`` in ``tests/store/conftest.py``, parametrized by
 ``READ_BACKENDS``); every test reads it back through ``RunStore``, which delegates each
-method to the backend unchanged. To run these tests against PostgreSQL too, add
-``"postgresql"`` to ``READ_BACKENDS`` in ``tests/store/conftest.py`` (one line).
+method to the backend unchanged. Which backends run is the one line ``READ_BACKENDS`` in
+``tests/store/conftest.py`` (SQLite and PostgreSQL; a third backend is one more entry).
 
 The runs (``T0`` = their reference time; the stores' clock reads ``NOW``):
 
