@@ -1,0 +1,38 @@
+"""Plain-text summaries (`greenprof runs`, `show`, `demo`): the one formatting rule."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+
+from greenprof.records import CarbonSettings, DeviceInfo, RunInfo
+from greenprof.summary import run_summary, runs_table
+
+CARBON = CarbonSettings(intensity_g_per_kwh=400.0, pue=1.0, source="test")
+
+
+def _run(**changes: object) -> RunInfo:
+    run = RunInfo(
+        run_id=7, name="tiny", status="completed", started_at=1_700_000_000.0,
+        ended_at=1_700_000_187.0, host="h", pid=1, rank=None, framework="torch", tags={},
+        devices=(DeviceInfo("gpu:0", "gpu", "counter", name="GPU"),), carbon=CARBON,
+        steps=100, samples=1000, energy_j=8.03, step_energy_j=7.2, duration_s=187.0,
+    )  # fmt: skip
+    return replace(run, **changes)  # type: ignore[arg-type]
+
+
+def test_runs_table_uses_prefixes_one_duration_style_and_iso_times_with_zone() -> None:
+    header, _, row = runs_table([_run()], zone=dt.timezone.utc)
+    assert "started" in header
+    assert "2023-11-14T22:13+00:00" in row
+    assert "3 min 07 s" in row
+    assert "2.23 mWh" in row  # not 0.00000223 kWh, not 8.0 J
+    assert "892 µg" in row  # 8.03 J at 400 g/kWh
+
+
+def test_run_summary_states_j_per_sample_on_run_energy() -> None:
+    text = "\n".join(run_summary(_run(), {"gpu:0": 8.03}))
+    assert "efficiency: 8.03 mJ/sample" in text  # 8.03 J over 1000 samples (run, not steps)
+    assert "448M samples/kWh" in text
+    assert "energy inside steps: 2.00 mWh (90 % of the run)" in text
+    assert "e-0" not in text and "0.000" not in text
