@@ -33,10 +33,12 @@ START_ATTEMPTS = 3
 
 
 def find_pg_bin() -> Path | None:
-    """The directory holding ``initdb`` and ``pg_ctl``, or None."""
+    """The directory holding ``initdb`` and ``pg_ctl``, or None (15 preferred, any other
+    Debian-packaged version next)."""
     found = shutil.which("initdb")
     candidates = [Path(found).parent] if found else []
     candidates += [Path(d) for d in SEARCH_DIRS]
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
     for directory in candidates:
         if (directory / "initdb").exists() and (directory / "pg_ctl").exists():
             return directory
