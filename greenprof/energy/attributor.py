@@ -13,6 +13,12 @@ knot (so the boundaries inside the interval are known), and two more knots follo
 the rate on the right). Each finished knot interval is split once and kept, so work per
 reading and per step is O(log n); history older than :data:`RETENTION_S` before the
 oldest pending step is dropped.
+
+**Room for a per-step uncertainty** (issue 14, not built): it would be one more field of
+:class:`StepEnergy`, set in :meth:`StepAttributor._emit_until` from what each part already
+knows: the lattice's ``spread_s`` (knot timing), the poll intervals behind each knot
+(``KnotCurve.polls``: gaps), and the share of a jump that :mod:`~greenprof.energy.split`
+gave to segments of unknown rate.
 """
 
 from __future__ import annotations
