@@ -333,6 +333,15 @@ def bench_reads(tmp: Path, runs: int, steps: int, reps: int) -> list[Row]:
             rows.append(Row(label, f"{ms:>9.1f} ms", "≤ 100 ms", ms <= 100))
         every = timed_ms(lambda: store.step_columns(ids[0]), reps)
     rows.append(Row(f"  (reference: every step of one run, {steps:,})", f"{every:>9.1f} ms", ""))
+    conn = sqlite3.connect(db)
+    scan = timed_ms(
+        lambda: conn.execute(
+            "SELECT total(energy_j) FROM steps WHERE run_id = ?", (ids[0],)
+        ).fetchone(),
+        reps,
+    )
+    conn.close()
+    rows.append(Row("  (reference: one SQL scan of a run's steps)", f"{scan:>9.1f} ms", ""))
     size = db.stat().st_size
     rows.append(
         Row(

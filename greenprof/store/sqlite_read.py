@@ -40,9 +40,6 @@ from greenprof.store.schema import connect_read_only, describe_sqlite_error
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_CHUNK = 500
-"""Run ids per ``IN (...)`` list (SQLite's default limit on parameters is far above)."""
-
 
 def _one_line_errors(
     method: Callable[Concatenate[SqliteReadBackend, P], R],
@@ -331,5 +328,5 @@ class SqliteReadBackend:
 
 
 def _chunks(run_ids: Sequence[int]) -> Iterator[list[int]]:
-    for start in range(0, len(run_ids), _CHUNK):
-        yield list(run_ids[start : start + _CHUNK])
+    for start in range(0, len(run_ids), sqlite_runs.CHUNK):
+        yield list(run_ids[start : start + sqlite_runs.CHUNK])

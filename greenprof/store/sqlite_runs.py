@@ -10,7 +10,7 @@ from typing import Any
 from greenprof.records import CarbonSettings, DeviceInfo, RunInfo, RunStatus
 
 CHUNK = 500
-"""Run ids per ``IN (...)`` list."""
+"""Run ids per ``IN (...)`` list (far below SQLite's limit on bound parameters)."""
 
 RUN_COLUMNS = (
     "run_id, name, status, started_at, ended_at, heartbeat_at, host, pid, rank, framework, tags,"

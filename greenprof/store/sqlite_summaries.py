@@ -13,6 +13,7 @@ from collections.abc import Collection, Sequence
 
 from greenprof.store.api import MetricRun, StepAggregate, StepBucket, StepColumns, TimelineCell
 from greenprof.store.liveness import RunLiveness
+from greenprof.store.sqlite_runs import CHUNK
 
 _METRIC_COLUMNS = (
     "run_id, name, status, heartbeat_at, started_at, ended_at, host, pid, rank, framework,"
@@ -159,8 +160,8 @@ def metric_runs(
     else:
         ids = sorted(run_ids)
         rows = []
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
             marks = ",".join("?" * len(chunk))
             rows += conn.execute(f"{sql} WHERE run_id IN ({marks}) ORDER BY run_id", chunk)
     return [
