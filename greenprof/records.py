@@ -49,6 +49,22 @@ def step_flag_names(flags: int) -> tuple[str, ...]:
 
 DeviceKind = Literal["gpu", "cpu", "dram", "other"]
 
+DEVICE_KINDS: dict[str, DeviceKind] = {"gpu": "gpu", "cpu": "cpu", "dram": "dram"}
+"""Device-name prefixes greenprof knows; any other prefix is kind ``other``."""
+
+
+def device_kind(device: str) -> DeviceKind:
+    """The kind of a device from its name: ``gpu:0`` → ``gpu``, ``npu:1`` → ``other``.
+
+    The one parser of device names (sensors, the terminal UI and exporters use it), next
+    to the type it returns, so no caller needs a cast or a ``type: ignore``.
+
+    Example::
+
+        device_kind("dram:0")  # 'dram'
+    """
+    return DEVICE_KINDS.get(device.split(":", 1)[0], "other")
+
 
 @dataclass(frozen=True, slots=True)
 class Reading:

@@ -1,4 +1,4 @@
-"""Run statuses and device kinds: one reading of each, typed, for every hook and sensor.
+"""Run statuses: one reading of how training ended, for every hook.
 
 Every place that ends a run (the ``Profiler`` context, the decorator, each framework
 hook, the zero-code exit handler) turns "how did training end" into a stored status
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from greenprof.records import DeviceKind, RunStatus
+from greenprof.records import RunStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,17 +68,3 @@ def outcome_of_type(exc_type: type[BaseException] | None, exc: BaseException | N
 def _described(name: str, exc: BaseException) -> str:
     message = str(exc)
     return f"{name}: {message}" if message else name
-
-
-DEVICE_KINDS: dict[str, DeviceKind] = {"gpu": "gpu", "cpu": "cpu", "dram": "dram"}
-"""Device-name prefixes greenprof knows; any other prefix is kind ``other``."""
-
-
-def device_kind(device: str) -> DeviceKind:
-    """The kind of a device from its name: ``gpu:0`` → ``gpu``, ``npu:1`` → ``other``.
-
-    Example::
-
-        device_kind("dram:0")  # 'dram'
-    """
-    return DEVICE_KINDS.get(device.split(":", 1)[0], "other")

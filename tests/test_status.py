@@ -1,10 +1,11 @@
-"""One reading of how a run ended, and of a device's kind."""
+"""One reading of how a run ended (and of a device's kind, in greenprof.records)."""
 
 from __future__ import annotations
 
 import pytest
 
-from greenprof.status import Outcome, device_kind, outcome_of, outcome_of_type
+from greenprof.records import device_kind
+from greenprof.status import Outcome, outcome_of, outcome_of_type
 
 
 def test_training_that_returns_completes() -> None:

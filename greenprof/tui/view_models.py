@@ -16,8 +16,7 @@ from typing import TypeVar
 from greenprof import formatting as fmt
 from greenprof import metrics
 from greenprof.metrics import Forecast as Forecast  # noqa: PLC0414 (re-export)
-from greenprof.records import DeviceInfo, RunInfo, SampleRecord, StepRecord
-from greenprof.status import device_kind
+from greenprof.records import DeviceInfo, RunInfo, SampleRecord, StepRecord, device_kind
 
 _T = TypeVar("_T", int, float)
 
