@@ -27,7 +27,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -149,7 +148,7 @@ class StoreWriter:
     def create_run(self, spec: RunSpec) -> int:
         """Insert the run and its devices synchronously, then start the writer thread."""
         with self._db_lock:
-            run_id = self._sink.create_run(spec, uuid.uuid4().hex)
+            run_id = self._sink.create_run(spec, new_uid())
         self._run_id = run_id
         self._thread = threading.Thread(target=self._loop, name="greenprof-writer", daemon=True)
         self._thread.start()
@@ -376,6 +375,11 @@ class StoreWriter:
         if status == "completed":
             status = "incomplete"
         return status, lost if error is None else f"{error}; {lost}"
+
+
+def new_uid() -> str:
+    """A run's uid: 128 random bits, unique across every store it is ever copied to."""
+    return os.urandom(16).hex()
 
 
 def open_writer(
