@@ -406,3 +406,47 @@ def test_past_the_backlog_bound_during_an_outage_steps_are_counted_lost(
     ((status, lost, error),) = _query(pg_url, "SELECT status, lost_steps, error FROM runs")
     assert (status, lost) == ("incomplete", 50)
     assert "50 step(s) not stored" in error and TEST_PASSWORD not in error
+
+
+def test_a_profiled_loop_rides_out_a_server_restart_and_loses_no_step(
+    pg_cluster: PgCluster, pg_url: str
+) -> None:
+    import greenprof
+    from greenprof.sensors.fake import FakeSensor
+    from greenprof.store.reader import RunStore
+
+    sensors = [FakeSensor("gpu:0", 150.0, update_period_s=0.02)]
+    with greenprof.Profiler("restart", db=pg_url, sensors=sensors) as prof:
+        for _ in range(40):
+            with prof.step(samples=2):
+                time.sleep(0.002)
+        pg_cluster.stop()
+        try:
+            for _ in range(80):  # the loop goes on while the server is gone
+                with prof.step(samples=2):
+                    time.sleep(0.002)
+            time.sleep(0.5)  # a few failed flushes
+        finally:
+            pg_cluster.start()
+        for _ in range(40):
+            with prof.step(samples=2):
+                time.sleep(0.002)
+    with RunStore(pg_url) as store:
+        (run,) = store.runs()
+        assert (run.status, run.steps, run.lost_steps) == ("completed", 160, 0)
+        assert [s.step for s in store.steps(run.run_id)] == list(range(160))
+
+
+def test_repair_takes_a_server_url(pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from greenprof.cli import main
+
+    writer = open_writer(pg_url, flush_interval_s=3600, wall_clock=lambda: 1001.0)
+    writer.create_run(RunSpec("killed", started_at=1000.0, interval_s=0.1, pid=DEAD_PID))
+    writer.add_pending_steps([(0, 0, 0.0, 0.1, 4, None)])
+    writer.flush()
+    writer.sink.close()
+    assert main(["repair", "--db", pg_url]) == 0
+    out = capsys.readouterr().out
+    assert "1 step(s) recovered" in out and TEST_PASSWORD not in out
+    assert main(["repair", "--db", pg_url]) == 0
+    assert "nothing to repair in postgresql://gptest:***@" in capsys.readouterr().out
