@@ -13,6 +13,7 @@ The fixtures are exposed to every test through one import line in ``tests/confte
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -140,11 +141,31 @@ def start_cluster() -> PgCluster:
                 destroy(cluster)
                 raise RuntimeError(f"PostgreSQL did not start: {log}") from None
             cluster.port = free_port()  # another session took the port meanwhile
+    _watch(cluster, os.getpid())
     import psycopg
 
     with psycopg.connect(cluster.admin_url(), autocommit=True) as conn:
         conn.execute(f"CREATE ROLE {TEST_USER} LOGIN CREATEDB PASSWORD '{TEST_PASSWORD}'")
     return cluster
+
+
+def _watch(cluster: PgCluster, owner_pid: int) -> None:
+    """A detached shell that stops the server and removes its directory once the test
+    process is gone, also when it was killed before its fixture could clean up."""
+    stop = [str(cluster.bin_dir / "pg_ctl"), "stop", "-m", "immediate", "-D", str(cluster.data_dir)]
+    if os.geteuid() == 0:
+        stop = ["runuser", "-u", "postgres", "--", *stop]
+    script = (
+        f"while kill -0 {owner_pid} 2>/dev/null; do sleep 2; done; "
+        f"{shlex.join(stop)} >/dev/null 2>&1; rm -rf {shlex.quote(str(cluster.root))}"
+    )
+    subprocess.Popen(
+        ["sh", "-c", script],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def destroy(cluster: PgCluster) -> None:
