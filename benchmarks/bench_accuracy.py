@@ -142,10 +142,10 @@ def make_trace(
 
 
 def attribute(
-    trace: Trace, *, delay_s: float = 0.02, hint_s: float | None = None
+    trace: Trace, *, delay_s: float = 0.02, declared_s: float | None = None
 ) -> tuple[list[StepEnergy], StepAttributor, float]:
     """Feed readings and steps in live order (a step arrives delay_s after its end)."""
-    attributor = StepAttributor(update_period_s=hint_s)
+    attributor = StepAttributor(update_period_s=declared_s)
     readings = trace.readings()
     out: list[StepEnergy] = []
     s = 0
@@ -200,8 +200,8 @@ def summary(values: np.ndarray) -> str:
     return f"{np.median(values):7.3f} {np.percentile(values, 95):7.3f} {np.max(values):7.3f}"
 
 
-def report(trace: Trace, *, hint_s: float | None = None) -> None:
-    results, attributor, elapsed_s = attribute(trace, hint_s=hint_s)
+def report(trace: Trace, *, declared_s: float | None = None) -> None:
+    results, attributor, elapsed_s = attribute(trace, declared_s=declared_s)
     assert [r.step for r in results] == list(range(len(trace.starts_s))), "each step once, in order"
     est = np.array([r.energy_j for r in results])
     base = naive(trace)
@@ -374,7 +374,7 @@ def warm_up(seeds: int, duration_s: float = 30.0, horizon_s: float = 20.0) -> No
                 lengths_s=lengths_s,
                 update_period_s=period_s,
             )
-            results, lock_s = attribute_live(trace, hint_s=declared_s)
+            results, lock_s = attribute_live(trace, declared_s=declared_s)
             est = np.array([r.energy_j for r in results])
             if lengths_s[0] >= 1.0:
                 early = trace.starts_s < horizon_s
@@ -391,9 +391,9 @@ def warm_up(seeds: int, duration_s: float = 30.0, horizon_s: float = 20.0) -> No
         print(f"{name:66s} {summary(np.array(errors))}   {lock}")
 
 
-def attribute_live(trace: Trace, *, hint_s: float | None) -> tuple[list[StepEnergy], float]:
+def attribute_live(trace: Trace, *, declared_s: float | None) -> tuple[list[StepEnergy], float]:
     """Like :func:`attribute`; also the time of the first reading with a known lattice."""
-    attributor = StepAttributor(update_period_s=hint_s)
+    attributor = StepAttributor(update_period_s=declared_s)
     out: list[StepEnergy] = []
     lock_s, s = math.inf, 0
     for reading in trace.readings():

@@ -46,11 +46,14 @@ def test_update_lattice_stays_on_the_updates_at_the_latest_polls(seed: int) -> N
     worst_ms = 0.0
     for reading in sim.readings:
         attributor.add_reading(reading)
-        clock = attributor.curve.lattice
-        if clock.period_s is None or reading.time_s < 20.0:  # acquisition is not at issue
+        lattice = attributor.curve.lattice
+        if lattice.period_s is None or reading.time_s < 20.0:  # acquisition is not at issue
             continue
         t_s = reading.time_s  # the estimated update just before the latest poll vs the true one
-        u_s = clock.phase_s + math.floor((t_s - clock.phase_s) / clock.period_s) * clock.period_s
+        u_s = (
+            lattice.phase_s
+            + math.floor((t_s - lattice.phase_s) / lattice.period_s) * lattice.period_s
+        )
         true_s = phase_s + round((u_s - phase_s) / period_s) * period_s
         worst_ms = max(worst_ms, 1e3 * abs(u_s - true_s))
     assert worst_ms < 4.5  # seed 5: 3.7 ms now, 5.7 ms with the widest-slack period
