@@ -59,6 +59,7 @@ class PgCluster:
     bin_dir: Path
     root: Path
     port: int
+    watcher: subprocess.Popen[bytes] | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -141,7 +142,7 @@ def start_cluster() -> PgCluster:
                 destroy(cluster)
                 raise RuntimeError(f"PostgreSQL did not start: {log}") from None
             cluster.port = free_port()  # another session took the port meanwhile
-    _watch(cluster, os.getpid())
+    cluster.watcher = _watch(cluster, os.getpid())
     import psycopg
 
     with psycopg.connect(cluster.admin_url(), autocommit=True) as conn:
@@ -149,7 +150,7 @@ def start_cluster() -> PgCluster:
     return cluster
 
 
-def _watch(cluster: PgCluster, owner_pid: int) -> None:
+def _watch(cluster: PgCluster, owner_pid: int) -> subprocess.Popen[bytes]:
     """A detached shell that stops the server and removes its directory once the test
     process is gone, also when it was killed before its fixture could clean up."""
     stop = [str(cluster.bin_dir / "pg_ctl"), "stop", "-m", "immediate", "-D", str(cluster.data_dir)]
@@ -159,7 +160,7 @@ def _watch(cluster: PgCluster, owner_pid: int) -> None:
         f"while kill -0 {owner_pid} 2>/dev/null; do sleep 2; done; "
         f"{shlex.join(stop)} >/dev/null 2>&1; rm -rf {shlex.quote(str(cluster.root))}"
     )
-    subprocess.Popen(
+    return subprocess.Popen(
         ["sh", "-c", script],
         start_new_session=True,
         stdin=subprocess.DEVNULL,
@@ -171,6 +172,9 @@ def _watch(cluster: PgCluster, owner_pid: int) -> None:
 def destroy(cluster: PgCluster) -> None:
     cluster.stop("immediate")
     shutil.rmtree(cluster.root, ignore_errors=True)
+    if cluster.watcher is not None:
+        cluster.watcher.kill()
+        cluster.watcher.wait()
 
 
 @pytest.fixture(scope="session")
