@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from greenprof.energy.curve import KnotCurve
 from greenprof.energy.split import segments, split_interval
@@ -50,3 +53,25 @@ def test_without_any_rate_the_split_is_linear() -> None:
     points, cumulative = split_interval(curve, 1, [0.03], [0.06])  # a step inside (0, 0.1]
     assert points == [0.0, 0.03, 0.06, pytest.approx(0.1)]
     assert cumulative == pytest.approx([0.0, 6.0, 12.0, 20.0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    powers=st.lists(st.floats(0.0, 500.0), min_size=4, max_size=12),
+    cuts=st.lists(st.floats(0.0, 1.2), min_size=1, max_size=16, unique=True),
+    with_power=st.booleans(),
+)
+def test_every_split_is_monotone_and_sums_to_its_jump_exactly(
+    powers: list[float], cuts: list[float], *, with_power: bool
+) -> None:
+    """Whatever the rates say, a split never runs backwards and never loses a joule."""
+    curve = _curve(powers, with_power=with_power)
+    bounds = sorted(cuts)
+    starts, ends = bounds[:-1], bounds[1:]  # contiguous steps between the cuts
+    for i in range(1, len(curve.times)):
+        points, cumulative = split_interval(curve, i, starts, ends)
+        assert points[0] == curve.times[i - 1]
+        assert points[-1] == curve.times[i]
+        assert cumulative[0] == curve.energies[i - 1]
+        assert cumulative[-1] == curve.energies[i]
+        assert all(b >= a for a, b in pairwise(cumulative))
