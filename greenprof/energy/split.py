@@ -141,6 +141,10 @@ def _weights(
         mean_w = jump_j / (u1 - u0)
         floor_w = UNKNOWN_RATE_FLOOR * mean_w
         fill_w = max((jump_j - known_j) / unknown_s, floor_w) if unknown_s > 0 else 0.0
+        if math.isinf(fill_w):  # segments too short for a rate (sub-ns): they share the rest
+            for s in unknown:
+                weights[s] = (jump_j - known_j) * (weights[s] / unknown_s)
+            return weights
         for s in unknown:
             weights[s] *= fill_w
     return weights
