@@ -40,9 +40,11 @@ MAX_VIOLATION_SHARE = 0.02
 """A fit may contradict this share of the intervals: a poll timestamped a little off the
 moment it read the counter (thread wake-up, GIL) can land on the wrong side of an update."""
 DECLARED_WINDOW_INTERVALS = 30
-"""The declared period is tried on the latest this many poll intervals (about 3 s at 10 Hz):
-a period 0.5 % off drifts the phase by 15 % of a period across them, which the fold then
-mostly sees as contradicting polls (and refuses)."""
+"""The declared period is tried on the latest this many poll intervals (about 3 s at 10 Hz),
+then on twice as many while the phase is not pinned: a short window keeps the drift of a
+declared period that is a little off small (0.5 % off: 15 % of a period across 30 polls;
+a larger drift shows as polls that contradict it, and the declared period is refused).
+Measured with 0.5 % off: still better than knots at poll times (bench_accuracy, warm-up)."""
 DECLARED_MAX_SPREAD = 0.1
 """The declared period is used once the polls pin its phase within this fraction of a
 period (10 ms at 100 ms); measured in ``benchmarks/bench_accuracy.py`` (warm-up)."""
