@@ -12,6 +12,7 @@ identities and schema versions are checked when they are opened. A run still mar
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -94,7 +95,17 @@ def transfer(
 def _runs(src: Db) -> Iterator[dict[str, Any]]:
     cursor = src.execute(f"SELECT run_id, {', '.join(RUN_COLUMNS)} FROM runs ORDER BY run_id")
     for values in cursor.fetchall():
-        yield dict(zip(("run_id", *RUN_COLUMNS), values, strict=True))
+        run = dict(zip(("run_id", *RUN_COLUMNS), values, strict=True))
+        if not run["uid"]:
+            run["uid"] = stable_uid(run)
+        yield run
+
+
+def stable_uid(run: dict[str, Any]) -> str:
+    """A uid for a run inserted without one (by hand, by another tool): derived from what
+    identifies it (host, pid, start, name), so copying it twice still copies it once."""
+    key = "\x1f".join(str(run[c]) for c in ("host", "pid", "started_at", "name"))
+    return "derived-" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def _copy_run(src: Db, out: Db, run: dict[str, Any], *, say: Progress, where: str) -> int:

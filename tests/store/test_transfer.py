@@ -86,6 +86,27 @@ def test_merging_twice_copies_nothing_twice(tmp_path: Path) -> None:
     assert _table(job, "SELECT count(*) FROM steps") == [(60,)]
 
 
+def test_runs_inserted_without_a_uid_are_copied_once_each(tmp_path: Path) -> None:
+    a, job = tmp_path / "a.db", tmp_path / "job.db"
+    _node(a, ["r1"])
+    conn = sqlite3.connect(a)
+    for name in ("by-hand-1", "by-hand-2"):
+        conn.execute(
+            "INSERT INTO runs (name, status, started_at, heartbeat_at, host, pid, interval_s,"
+            " greenprof_version) VALUES (?, 'completed', 1, 1, 'h', 1, 0.1, '')",
+            (name,),
+        )
+    conn.commit()
+    conn.close()
+    assert transfer([a], job).copied_runs == 3
+    assert transfer([a], job).copied_runs == 0
+    assert _table(job, "SELECT name FROM runs ORDER BY name") == [
+        ("by-hand-1",),
+        ("by-hand-2",),
+        ("r1",),
+    ]
+
+
 def test_a_run_still_running_is_not_copied(tmp_path: Path) -> None:
     a, job = tmp_path / "a.db", tmp_path / "job.db"
     _node(a, ["done"], running="live")
