@@ -46,7 +46,7 @@ from greenprof.store.rows import (
     WriterHealth,
     prepare,
 )
-from greenprof.store.sink import Sink, open_sink
+from greenprof.store.sink import Sink, is_url, open_sink
 from greenprof.store.sqlite_sink import insert_rows
 
 __all__ = [
@@ -92,7 +92,7 @@ class StoreWriter:
 
     def __init__(
         self,
-        path: Path | str,
+        path: Path | str | StoreLocation,
         *,
         flush_interval_s: float = 0.3,
         wall_clock: Callable[[], float] = time.time,
@@ -103,7 +103,8 @@ class StoreWriter:
         sink: Sink | None = None,
     ) -> None:
         self._sink = sink if sink is not None else open_sink(path)
-        self.path = path
+        self.path = self._sink.name if is_url(path) else path
+        """The SQLite file, or the store's URL without its password."""
         self._flush_interval_s = flush_interval_s
         self._wall_clock = wall_clock
         self._clock = clock

@@ -49,6 +49,7 @@ def test_a_run_written_through_the_writer_is_stored_whole(pg_url: str) -> None:
     writer.record_error("gpu:0 was throttled")
     writer.update_device("gpu:0", note="shared", idle_power_w=30.0, rejected_readings=2)
     writer.close()
+    assert TEST_PASSWORD not in str(writer.path) and "***" in str(writer.path)
     (run,) = _query(
         pg_url,
         "SELECT name, status, steps, energy_j, tags, error, lost_steps, uid FROM runs"
