@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 from greenprof.errors import ConfigError, GreenprofError
 from greenprof.exporters._common import ExportError
 from greenprof.store.api import DeviceEnergy, MetricRun
+from greenprof.store.liveness import pid_alive
 from greenprof.store.location import StoreLocation
 from greenprof.store.reader import RunStore
 from greenprof.units import J_PER_KWH
@@ -75,7 +76,9 @@ class StoreCollector:
     """A prometheus_client collector reading a greenprof database on each collect().
 
     The database is opened on the first scrape (it may not exist yet when a training
-    process starts its server); ``run_ids`` restricts the metrics to those runs.
+    process starts its server); ``run_ids`` restricts the metrics to those runs. A run's
+    status is the store's (:class:`~greenprof.store.liveness.RunLiveness`: a silent or
+    orphaned ``running`` run is ``interrupted``), judged with ``wall_clock`` and ``alive``.
     """
 
     def __init__(
@@ -84,10 +87,12 @@ class StoreCollector:
         *,
         run_ids: Sequence[int] | None = None,
         wall_clock: Callable[[], float] = time.time,
+        alive: Callable[[int], bool] = pid_alive,
     ) -> None:
         self._db_path = db_path
         self._run_ids = None if run_ids is None else frozenset(run_ids)
         self._wall_clock = wall_clock
+        self._alive = alive
         self._lock = threading.Lock()
         self._store: RunStore | None = None
         self._cache: dict[int, _Run] = {}
@@ -108,7 +113,9 @@ class StoreCollector:
         with self._lock:
             if self._store is None:
                 try:
-                    self._store = RunStore(self._db_path, wall_clock=self._wall_clock)
+                    self._store = RunStore(
+                        self._db_path, wall_clock=self._wall_clock, alive=self._alive
+                    )
                 except GreenprofError:
                     return iter(())  # no database yet: an empty but valid scrape
             return iter(self._families(self._store))
@@ -218,7 +225,7 @@ def _latest_power(
 
 
 def make_registry(
-    db_path: str | os.PathLike[str] | None, *, run_ids: Sequence[int] | None = None
+    db_path: str | os.PathLike[str] | StoreLocation | None, *, run_ids: Sequence[int] | None = None
 ) -> tuple[CollectorRegistry, StoreCollector]:
     """A registry holding only greenprof's collector (no process/platform metrics)."""
     try:
@@ -235,7 +242,7 @@ def make_registry(
 
 
 def exposition(
-    db_path: str | os.PathLike[str] | None, *, run_ids: Sequence[int] | None = None
+    db_path: str | os.PathLike[str] | StoreLocation | None, *, run_ids: Sequence[int] | None = None
 ) -> str:
     """The metrics of ``run_ids`` (default: all runs) in the Prometheus text format."""
     registry, collector = make_registry(db_path, run_ids=run_ids)

@@ -149,6 +149,27 @@ def test_a_silent_running_run_is_reported_interrupted(db: Path) -> None:
     assert not [k for k in samples(text) if k[0] == "greenprof_power_watts"]
 
 
+def test_a_local_run_whose_process_is_gone_is_interrupted_as_the_store_says(db: Path) -> None:
+    from greenprof.store.reader import RunStore
+
+    build_run(db, "orphan", started_at=T0, status="running", host=socket.gethostname())
+    now = T0 + 40 * 0.5 + 5  # heartbeat 5 s old: not silent long enough on its own
+
+    def gone(pid: int) -> bool:
+        return False
+
+    collector = StoreCollector(db, wall_clock=lambda: now, alive=gone)
+    try:
+        text = collect(collector)
+    finally:
+        collector.close()
+    with RunStore(db, wall_clock=lambda: now, alive=gone) as store:
+        assert store.run("orphan").status == "interrupted"
+    assert value(text, "greenprof_run_status", run="orphan", status="interrupted") == 1
+    with RunStore(db, wall_clock=lambda: now, alive=lambda pid: True) as store:
+        assert store.run("orphan").status == "running"
+
+
 def get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as response:
         return str(response.read().decode())
