@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -14,14 +15,15 @@ from typing import Any
 from greenprof.errors import SensorError
 from greenprof.sensors.base import GpuBackend, Sensor
 from greenprof.sensors.cpu_model import CPUINFO_PATH, open_cpu_model_sensor
-from greenprof.sensors.nvml import NVML_BACKEND, NvmlBackend
-from greenprof.sensors.nvml_api import NvmlApi
+from greenprof.sensors.nvml import NVML_BACKEND, NvmlBackend, NvmlSensor, NvmlSession
+from greenprof.sensors.nvml_api import NvmlApi, load_pynvml
 from greenprof.sensors.rapl import (
     POWERCAP_ROOT,
     RaplPermissionError,
     RaplSensor,
     open_rapl_sensors,
 )
+from greenprof.sensors.recipe import SensorRecipe, recipe_of
 
 logger = logging.getLogger(__name__)
 
@@ -264,3 +266,95 @@ def doctor_lines(detection: Detection) -> list[str]:
         lines.append("decisions:")
         lines.extend(f"  - {note}" for note in detection.notes)
     return lines
+
+
+# Recipes: how the sampler's helper process opens the same sensors (greenprof.sampler) ------
+
+
+def sensor_recipe(sensor: object) -> SensorRecipe | None:
+    """How to open ``sensor`` again in the sampler's helper process, or None when it cannot
+    be: a sensor opened with a stand-in (a scripted NVML, an injected clock or file reader)
+    is read where it is, on a thread of this process, and so is any sensor greenprof does
+    not know (users' own, unless made with :func:`~greenprof.sensors.recipe.spawnable`).
+
+    The sensor modules do not declare their recipes yet, so this reads what they were
+    opened with (a few private attributes, checked against their defaults); a
+    ``recipe()`` method on each sensor class would replace it.
+    """
+    recipe = recipe_of(sensor)
+    if recipe is not None:
+        return recipe
+    if isinstance(sensor, NvmlSensor):
+        return _nvml_recipe(sensor)
+    if isinstance(sensor, RaplSensor):
+        return _rapl_recipe(sensor)
+    return None
+
+
+def _nvml_recipe(sensor: NvmlSensor) -> SensorRecipe | None:
+    real = sys.modules.get("pynvml")
+    if real is None or sensor._nvml is not real or sensor._clock is not time.monotonic:
+        return None
+    uuid = sensor.info.uuid
+    if not uuid:
+        return None
+    return SensorRecipe.of(
+        sensor.device,
+        "greenprof.sensors.detect:reopen_nvml",
+        sensor.device,
+        uuid,
+        note=_first_note(sensor.info.note),
+        details_period_s=sensor._details_period_s,
+        mig_id=sensor.mig_id,
+    )
+
+
+def _first_note(note: str) -> str:
+    """The detection note NvmlSensor was given (it appends its own after '; ')."""
+    return note.split("; no NVML energy counter", 1)[0] if note else ""
+
+
+def _rapl_recipe(sensor: RaplSensor) -> SensorRecipe | None:
+    defaults = RaplSensor.__init__.__kwdefaults__ or {}
+    if sensor._clock is not time.monotonic or sensor._read_text is not defaults.get("read_text"):
+        return None
+    return SensorRecipe.of(
+        sensor.device,
+        "greenprof.sensors.detect:reopen_rapl",
+        str(sensor._energy_path.parent),
+        sensor.device,
+        sensor.info.name,
+    )
+
+
+def reopen_nvml(
+    device: str,
+    uuid: str,
+    *,
+    note: str = "",
+    details_period_s: float | None = None,
+    mig_id: str | None = None,
+) -> NvmlSensor:
+    """The GPU with ``uuid`` as ``device``, in a process of its own (the sampler's helper):
+    its own ``nvmlInit``, released when the sensor closes."""
+    api = load_pynvml()
+    session = NvmlSession(api)
+    try:
+        handle = api.nvmlDeviceGetHandleByUUID(uuid)
+        return NvmlSensor(
+            api,
+            handle,
+            device=device,
+            uuid=uuid,
+            note=note,
+            details_period_s=details_period_s,
+            session=session,
+            mig_id=mig_id,
+        )
+    finally:
+        session.release()  # the sensor holds it now (or nothing does: shut down)
+
+
+def reopen_rapl(zone_dir: str, device: str, name: str) -> RaplSensor:
+    """The RAPL zone in ``zone_dir`` as ``device`` (the sampler's helper process)."""
+    return RaplSensor(Path(zone_dir), device, name)
