@@ -12,6 +12,8 @@ Read the parts in this order; each can be read alone:
   on the lattice.
 - :mod:`~greenprof.energy.split`: how a jump between two knots is divided among the steps
   it spans.
+- :mod:`~greenprof.energy.uncertainty`: the bound on each step's error, and how bounds
+  combine over windows.
 - :mod:`~greenprof.energy.attributor`: :class:`StepAttributor`, which composes them, and
   decides when a step's energy is final.
 """
@@ -20,5 +22,13 @@ from __future__ import annotations
 
 from greenprof.energy.attributor import StepAttributor, StepEnergy
 from greenprof.energy.counter import counter_delta, integrate_power
+from greenprof.energy.uncertainty import Bounds, window_uncertainty_j
 
-__all__ = ["StepAttributor", "StepEnergy", "counter_delta", "integrate_power"]
+__all__ = [
+    "Bounds",
+    "StepAttributor",
+    "StepEnergy",
+    "counter_delta",
+    "integrate_power",
+    "window_uncertainty_j",
+]

@@ -14,11 +14,11 @@ the rate on the right). Each finished knot interval is split once and kept, so w
 reading and per step is O(log n); history older than :data:`RETENTION_S` before the
 oldest pending step is dropped.
 
-**Room for a per-step uncertainty** (issue 14, not built): it would be one more field of
-:class:`StepEnergy`, set in :meth:`StepAttributor._emit_until` from what each part already
-knows: the lattice's ``spread_s`` (knot timing), the poll intervals behind each knot
-(``KnotCurve.polls``: gaps), and the share of a jump that :mod:`~greenprof.energy.split`
-gave to segments of unknown rate.
+**Uncertainty.** Each step also gets a bound on its error (:class:`Bounds`, meant to hold
+>= 95 % of the time; the model is in :mod:`~greenprof.energy.uncertainty`): computed where
+its boundaries are evaluated, from the knots around them, the lattice's spread and the
+bounds the curve keeps on its knots' jumps. A contiguous step reuses the previous step's
+end bound as its start bound, as it reuses its value.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from greenprof.energy.buffer import RowBuffer
 from greenprof.energy.curve import RATE_INTERVALS, KnotCurve
 from greenprof.energy.split import Split, split_interval
+from greenprof.energy.uncertainty import Bounds, boundary_bound_j
 from greenprof.records import Reading
 
-__all__ = ["MAX_KNOTS", "RETENTION_S", "StepAttributor", "StepEnergy"]
+__all__ = ["MAX_KNOTS", "RETENTION_S", "Bounds", "StepAttributor", "StepEnergy"]
 
 RETENTION_S = 10.0
 """History kept before the oldest pending step, for ``energy_between`` (idle baselines
@@ -41,6 +42,8 @@ MAX_KNOTS = 36_000
 """Hard cap on retained knots (one hour at 10 Hz) when a step stays pending for long."""
 
 _Steps = tuple[list[int], list[float], list[float]]
+NO_BOUNDS = Bounds(0.0, 0.0, 0.0)
+"""Bounds of a step built without them (the default)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,17 @@ class StepEnergy:
     interpolated: bool
     """The step is shorter than the sensor's update period (or lies beyond the last
     reading): its energy is interpolated; sums over windows of such steps stay exact."""
+    bounds: Bounds = NO_BOUNDS
+    """Error bounds at its start, its end and inside (see :mod:`greenprof.energy.uncertainty`;
+    combine over windows with :func:`~greenprof.energy.uncertainty.window_uncertainty_j`)."""
+    counter_reset: bool = False
+    """The device's counter was reset (went backwards) during the step: the energy from its
+    last update to the reset is estimated, not measured."""
+
+    @property
+    def energy_uncertainty_j(self) -> float:
+        """Bound on ``|energy_j - true energy|``, meant to hold >= 95 % of the time."""
+        return self.bounds.total_j
 
 
 class _Splits:
@@ -103,12 +117,15 @@ class StepAttributor:
         done = attributor.pop_ready() + attributor.finish()
     """
 
-    def __init__(self, *, update_period_s: float | None = None) -> None:
-        self.curve = KnotCurve(update_period_s=update_period_s)
+    def __init__(
+        self, *, update_period_s: float | None = None, power_window_s: float | None = None
+    ) -> None:
+        self.curve = KnotCurve(update_period_s=update_period_s, power_window_s=power_window_s)
         self._steps: RowBuffer[_Steps] = RowBuffer(([], [], []))
         self._s_step, self._s_start, self._s_end = self._steps.columns
         self._next = 0  # run-wide index of the next step to emit
-        self._anchor: tuple[float, float] | None = None  # (end, Ê) of the last emitted step
+        self._anchor: tuple[float, float, float] | None = None
+        # (end, Ê, bound at the end) of the last emitted step
         self._splits = _Splits()
 
     # ------------------------------------------------------------------ public API
@@ -204,7 +221,8 @@ class StepAttributor:
         lo_s = times[0] if times else math.inf
         hi_s = times[-1] if times else -math.inf
         resolution_s = self.curve.resolution_s()
-        anchor_s, anchor_j = self._anchor if self._anchor is not None else (math.nan, 0.0)
+        anchor_s, anchor_j, anchor_b = self._anchor or (math.nan, 0.0, 0.0)
+        curve = self.curve
         points: list[float] = []
         cumulative: list[float] = []
         k = 0
@@ -228,11 +246,30 @@ class StepAttributor:
                 end_j = self._energy_at(end_s, final=final)
             shared = start_s == anchor_s  # contiguous steps telescope
             start_j = anchor_j if shared else self._energy_at(start_s, final=final)
-            anchor_s, anchor_j = end_s, end_j
+            start_b = anchor_b if shared else boundary_bound_j(curve, start_s, start_j)
+            end_b = boundary_bound_j(curve, end_s, end_j)
+            bounds = Bounds(start_b, end_b, self._interior_j(start_s, end_s))
+            anchor_s, anchor_j, anchor_b = end_s, end_j, end_b
             interpolated = start_s < lo_s or end_s > hi_s or end_s - start_s < resolution_s
-            out.append(StepEnergy(steps[idx], end_j - start_j, interpolated))
-        self._anchor = (anchor_s, anchor_j)
+            reset = any(u0 < end_s and start_s < u1 for u0, u1 in curve.resets)
+            out.append(StepEnergy(steps[idx], end_j - start_j, interpolated, bounds, reset))
+        self._anchor = (anchor_s, anchor_j, anchor_b)
         self._next = self._steps.base + stop
+
+    def _interior_j(self, start_s: float, end_s: float) -> float:
+        """Root-sum-square of the knot jumps' bounds over ``[start_s, end_s]`` (pro rata)."""
+        variance_j2 = self._jump_variance_at(end_s) - self._jump_variance_at(start_s)
+        return math.sqrt(max(variance_j2, 0.0))
+
+    def _jump_variance_at(self, t_s: float) -> float:
+        times, jump_j2 = self.curve.times, self.curve.jump_j2
+        if not times or t_s <= times[0]:
+            return jump_j2[0] if times else 0.0
+        if t_s >= times[-1]:
+            return jump_j2[-1]
+        i = bisect_left(times, t_s)
+        v0, v1 = jump_j2[i - 1], jump_j2[i]
+        return v0 + (v1 - v0) * (t_s - times[i - 1]) / (times[i] - times[i - 1])
 
     def _energy_at(self, t_s: float, *, final: bool) -> float:
         """Ê(t): the reconstructed cumulative energy (extrapolated outside the knots)."""

@@ -30,10 +30,19 @@ RATE_INTERVALS = 2
 """Knot intervals on each side of a boundary used to estimate a step's energy rate (and the
 edge rate for extrapolation): one interval's slope carries one update's timing error, two
 halve it, more would blur a power change at a step boundary."""
+RESET_RATE_MARGIN = 0.5
+"""A counter reset's jump is estimated from the recent rate; its bound is this fraction of
+the estimate (the power between the last update and the reset is not measured)."""
+DUTY_READINGS = 10
+"""Recent power readings whose spread measures how much power varies between them."""
+DUTY_FACTOR = 0.5
+"""A duty-cycled power sensor (its averaging window shorter than the poll interval) misses
+part of each interval: the jump's bound grows by this x the unseen fraction x the recent
+spread of power x the interval."""
 RATE_FLOOR_W = 1e-12
 """Rates are compared on a log scale; this keeps a zero rate finite."""
 
-_Knots = tuple[list[float], list[float], list[tuple[float, float]]]
+_Knots = tuple[list[float], list[float], list[tuple[float, float]], list[float]]
 _PowerReadings = tuple[list[float], list[float]]
 
 
@@ -48,8 +57,17 @@ class KnotCurve:
         curve.times[-1], curve.energies[-1]  # the latest knot
     """
 
-    def __init__(self, *, update_period_s: float | None = None) -> None:
+    def __init__(
+        self, *, update_period_s: float | None = None, power_window_s: float | None = None
+    ) -> None:
         self.lattice = UpdateLattice(update_period_s)
+        self.declared_period_s = update_period_s
+        """The sensor's declared update period (a prior; None: not declared)."""
+        self.power_window_s = power_window_s
+        """What the sensor's power readings average over (None or 0: instantaneous)."""
+        self.resets: list[tuple[float, float]] = []
+        """Counter resets (it went backwards: a driver reload): from the last knot before
+        to the poll that saw it."""
         self.mode: Literal["counter", "power"] | None = None
         """Set by the first reading with a value: a counter when it has ``energy_j``."""
         self.total_j = 0.0
@@ -57,10 +75,11 @@ class KnotCurve:
         self._last_raw_j = 0.0
         self._last_poll_s = -math.inf
         self._last_power_w: float | None = None
-        self.knots: RowBuffer[_Knots] = RowBuffer(([], [], []))
-        # knot instants (update instants, increasing), cumulative energies (J), and the
-        # poll interval (a, b] each came from
-        self.times, self.energies, self.polls = self.knots.columns
+        self.knots: RowBuffer[_Knots] = RowBuffer(([], [], [], []))
+        # knot instants (update instants, increasing), cumulative energies (J), the poll
+        # interval (a, b] each came from, and the running sum of the squared bounds on the
+        # knot intervals' jumps (J^2; see greenprof.energy.uncertainty: the interior term)
+        self.times, self.energies, self.polls, self.jump_j2 = self.knots.columns
         self.frozen = -1
         """Run-wide index of the last knot that something final was derived from: it and
         the knots before it never move again."""
@@ -122,24 +141,50 @@ class KnotCurve:
             if self.lattice.observe(self._last_poll_s, time_s, changed):
                 self._replace_knots()
             if changed:
-                self.total_j += counter_delta(self._last_raw_j, raw_j)
-                self._append_knot(self._last_poll_s, time_s, self.total_j)
+                jump_j, bound_j = counter_delta(self._last_raw_j, raw_j), 0.0
+                if raw_j < self._last_raw_j:
+                    jump_j, bound_j = self._reset_jump(time_s, raw_j)
+                self.total_j += jump_j
+                self._append_knot(self._last_poll_s, time_s, self.total_j, bound_j)
         self._last_raw_j, self._last_poll_s = raw_j, time_s
+
+    def _reset_jump(self, time_s: float, raw_j: float) -> tuple[float, float]:
+        """The jump across a counter reset, and a bound on its error.
+
+        After a reset the counter holds only the energy since the reset: the energy from
+        the last update to the reset is lost. The jump is the larger of that value and the
+        recent rate times the time since the last knot (the counter cannot have drawn
+        less); its error bound is :data:`RESET_RATE_MARGIN` of the latter.
+        """
+        times = self.times
+        self.resets.append((times[-1], time_s))
+        u_s = self.lattice.update_instant(self._last_poll_s, time_s)
+        elapsed_s = max(u_s - times[-1], 0.0)
+        jump_j = max(raw_j, max(self.edge_rate_w(first=False), 0.0) * elapsed_s)
+        return jump_j, RESET_RATE_MARGIN * jump_j
 
     def _add_power(self, time_s: float, power_w: float | None) -> None:
         if power_w is None:
             return
         if self._last_power_w is not None and time_s > self._last_poll_s:
-            self.total_j += 0.5 * (power_w + self._last_power_w) * (time_s - self._last_poll_s)
-            self._append_knot(self._last_poll_s, time_s, self.total_j)
+            dt_s = time_s - self._last_poll_s
+            self.total_j += 0.5 * (power_w + self._last_power_w) * dt_s
+            bound_j = 0.5 * abs(power_w - self._last_power_w) * dt_s
+            window_s = self.power_window_s or 0.0
+            if 0.0 < window_s < dt_s:  # duty-cycled: the sensor saw only part of the interval
+                recent = self.powers[-DUTY_READINGS:]
+                spread_w = max(recent) - min(recent) if recent else 0.0
+                bound_j += DUTY_FACTOR * (1.0 - window_s / dt_s) * spread_w * dt_s
+            self._append_knot(self._last_poll_s, time_s, self.total_j, bound_j)
         elif self._last_power_w is None:
             self._append_knot(-math.inf, time_s, 0.0)
         self._last_power_w, self._last_poll_s = power_w, time_s
 
-    def _append_knot(self, a_s: float, b_s: float, energy_j: float) -> None:
+    def _append_knot(self, a_s: float, b_s: float, energy_j: float, bound_j: float = 0.0) -> None:
         self.times.append(b_s)
         self.energies.append(energy_j)
         self.polls.append((a_s, b_s))
+        self.jump_j2.append((self.jump_j2[-1] if self.jump_j2 else 0.0) + bound_j * bound_j)
         if self.mode == "counter":
             self._place(len(self.times) - 1)
 

@@ -85,7 +85,8 @@ def split_interval(
         running, scale = 0.0, (e1 - e0) / total
         for w in weights[:-1]:
             running += w
-            cumulative.append(e0 + scale * running)
+            # rounding may carry a cut an ulp past the far knot: keep the curve monotone
+            cumulative.append(min(e0 + scale * running, e1))
     cumulative.append(e1)
     return points, cumulative
 

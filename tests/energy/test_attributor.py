@@ -131,7 +131,7 @@ def test_power_only_sensor_integrates_with_the_trapezoid_rule() -> None:
         assert r.energy_j == pytest.approx(sim.truth(start, end), rel=0.03)
 
 
-def test_counter_reset_mid_run_is_not_negative_energy() -> None:
+def test_counter_reset_mid_run_is_estimated_flagged_and_bounded() -> None:
     attributor = StepAttributor()
     raw = 5000.0
     for k in range(60):  # 200 W, read every 0.1 s; the driver reloads at t = 3 s
@@ -144,9 +144,12 @@ def test_counter_reset_mid_run_is_not_negative_energy() -> None:
     attributor.add_step(1, 2.5, 4.0)
     attributor.add_step(2, 4.0, 5.5)
     results = attributor.pop_ready() + attributor.finish()
-    # the energy between the last read before the reload and the reload is lost (20 J)
-    assert [r.energy_j for r in results] == pytest.approx([300.0, 280.0, 300.0], rel=1e-6)
-    assert attributor.total_energy_j == pytest.approx(58 * 20.0)
+    # the 20 J between the last read before the reload and the reload are not in the
+    # counter: they are estimated from the rate before, and the step says so
+    assert [r.energy_j for r in results] == pytest.approx([300.0, 300.0, 300.0], rel=1e-6)
+    assert [r.counter_reset for r in results] == [False, True, False]
+    assert results[1].energy_uncertainty_j >= 10.0
+    assert attributor.total_energy_j == pytest.approx(59 * 20.0)
 
 
 def test_pop_ready_returns_each_step_once_in_order() -> None:

@@ -57,6 +57,7 @@ def test_without_any_rate_the_split_is_linear() -> None:
 
 @settings(max_examples=60, deadline=None)
 @example(powers=[1.0, 0.0, 1.0, 0.0], cuts=[0.0, 2.2250738585e-313], with_power=False)  # NaN once
+@example(powers=[1.0, 113.0, 0.0, 0.0], cuts=[0.19921875, 0.0625], with_power=True)  # ulp past
 @given(
     powers=st.lists(st.floats(0.0, 500.0), min_size=4, max_size=12),
     cuts=st.lists(st.floats(0.0, 1.2), min_size=1, max_size=16, unique=True),

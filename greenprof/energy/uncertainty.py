@@ -1,0 +1,163 @@
+"""How wrong a step's energy may be: a bound on its error meant to hold >= 95 % of the time.
+
+A step's energy is ``Ê(end) - Ê(start)`` on the reconstructed curve Ê (see
+:mod:`~greenprof.energy.attributor`), so its error is ``e(end) - e(start) + interior``, where
+``e(t) = Ê(t) - E(t)`` is the curve's error at a step boundary and the interior term is what
+the knots themselves got wrong between the boundaries. Each part has a bound:
+
+- **Boundary (split)**: inside a knot interval ``(u0, u1]`` with jump ``ΔE`` the true curve
+  is unknown, but if power stayed within ``[p_lo, p_hi]`` it lies in a band:
+  ``max(E0 + p_lo (t - u0), E1 - p_hi (u1 - t)) <= E(t) <= min(E0 + p_hi (t - u0),
+  E1 - p_lo (u1 - t))``. The bound is the distance from Ê(t) to the band's far edge.
+  ``[p_lo, p_hi]`` is the range of the evidence near the interval (the slopes of the
+  neighbouring knot intervals, the interval's mean rate, power readings in and around it),
+  widened by :data:`RATE_MARGIN`. A boundary on a knot costs nothing here; one in a long
+  interval (a poll gap, a slow counter) costs up to ``(p_hi - p_lo) x`` its distance to the
+  nearer knot: the share of a jump split over segments of unknown rate.
+- **Boundary (knot timing)**: a counter's knot sits at its estimated update instant; an
+  error ``δ`` there shifts the curve by up to ``p_hi x δ``. ``δ`` is half the update
+  lattice's spread (at least :data:`MIN_TIMING_FRACTION` of a period) once the lattice is
+  known, else one declared period, else the whole poll interval (the update may have
+  happened anywhere in it). Power knots sit at poll times (``δ = 0``).
+- **Beyond the knots** (the run's edges, a dead sensor): extrapolated at the edge rate;
+  the bound is ``max(p_hi - r, r - p_lo) x`` the distance, with :data:`EDGE_MARGIN`.
+- **Interior** (knot values that are themselves estimates): integrated power (trapezoid
+  error ``|ΔP| dt / 2``, more when the sensor sees only part of each poll interval), a
+  counter reset (the energy between the last update and the reset is estimated). Each knot
+  interval carries a bound ``s_k``; a step covers ``sqrt(sum s_k^2)`` (interval errors have
+  independent signs), pro rata for the intervals it covers in part.
+
+The step bound is ``b(start) + b(end) + interior``: linear in the boundaries (the two ends
+may err in the same direction), root-sum-square inside.
+
+**Windows.** Contiguous steps share their boundary, and its error cancels in a sum (a
+step that got too much at its end made the next get as much too little): the bound of a
+window of steps is :func:`window_uncertainty_j`: the bounds of the boundaries that are not
+shared (the window's first start, its last end, and both sides of every gap), summed, plus
+the root-sum-square of the interior terms. Not the plain sum of the step bounds, which
+would grow with the number of steps while the error does not.
+
+Validated on held-out simulations in ``benchmarks/bench_accuracy.py`` (coverage table).
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from greenprof.energy.curve import KnotCurve
+
+__all__ = [
+    "EDGE_MARGIN",
+    "RATE_MARGIN",
+    "Bounds",
+    "boundary_bound_j",
+    "rate_range_w",
+    "window_uncertainty_j",
+]
+
+EVIDENCE_INTERVALS = 2
+"""Neighbouring knot intervals on each side whose slopes bound the rate in an interval."""
+RATE_MARGIN = 0.1
+"""The evidence's rate range is widened by this fraction on both sides: slopes carry the
+knots' timing errors, and power inside an interval may leave the range of its neighbours."""
+EDGE_MARGIN = 0.5
+"""Beyond the last knot nothing is measured: the rate may be this fraction off."""
+MIN_TIMING_FRACTION = 0.03
+"""A known lattice still places a knot up to this fraction of a period off (the polls
+closest to an update are ambiguous; see ``lattice.AMBIGUITY``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """One step's error bounds on one device (J): its boundaries and its interior."""
+
+    start_j: float
+    end_j: float
+    interior_j: float
+
+    @property
+    def total_j(self) -> float:
+        """The step's bound: boundaries linearly, the interior on top."""
+        return self.start_j + self.end_j + self.interior_j
+
+
+def rate_range_w(curve: KnotCurve, i: int, *, margin: float = RATE_MARGIN) -> tuple[float, float]:
+    """The range ``[p_lo, p_hi]`` of power the evidence allows in knot interval i (position)."""
+    times, energies = curve.times, curve.energies
+    n = len(times)
+    lo_k, hi_k = max(1, i - EVIDENCE_INTERVALS), min(n - 1, i + EVIDENCE_INTERVALS)
+    rates = []
+    for k in range(lo_k, hi_k + 1):
+        dt = times[k] - times[k - 1]
+        if dt > 0:
+            rates.append((energies[k] - energies[k - 1]) / dt)
+    u0, u1 = times[max(i - 1, 0)], times[min(i, n - 1)]
+    width = max(u1 - u0, 0.0)
+    p_lo = bisect_left(curve.power_times, u0 - width)
+    p_hi = bisect_right(curve.power_times, u1 + width)
+    rates += curve.powers[p_lo:p_hi]
+    if not rates:
+        return 0.0, 0.0
+    lo, hi = min(rates), max(rates)
+    return max(0.0, lo * (1 - margin)), hi * (1 + margin)
+
+
+def knot_timing_s(curve: KnotCurve, i: int) -> float:
+    """How far knot i (position) may lie from the instant its value belongs to."""
+    if curve.mode != "counter" or i <= 0:
+        return 0.0
+    lattice = curve.lattice
+    if lattice.period_s is not None:
+        return max(0.5 * lattice.spread_s, MIN_TIMING_FRACTION * lattice.period_s)
+    a_s, b_s = curve.polls[i]
+    poll_s = b_s - a_s if math.isfinite(a_s) else 0.0
+    declared_s = curve.declared_period_s
+    return min(poll_s, declared_s) if declared_s else poll_s
+
+
+def boundary_bound_j(curve: KnotCurve, t_s: float, estimate_j: float) -> float:
+    """Bound on ``|Ê(t) - E(t)|`` at a step boundary ``t_s`` whose estimate is ``estimate_j``."""
+    times, energies = curve.times, curve.energies
+    n = len(times)
+    if n < 2:
+        return abs(estimate_j)
+    if t_s <= times[0] or t_s >= times[-1]:
+        first = t_s <= times[0]
+        edge = 0 if first else n - 1
+        distance_s = abs(t_s - times[edge])
+        rate_w = curve.edge_rate_w(first=first)
+        lo_w, hi_w = rate_range_w(curve, 1 if first else n - 1, margin=EDGE_MARGIN)
+        lo_w, hi_w = min(lo_w, rate_w * (1 - EDGE_MARGIN)), max(hi_w, rate_w * (1 + EDGE_MARGIN))
+        timing_j = hi_w * knot_timing_s(curve, edge)
+        return max(hi_w - rate_w, rate_w - lo_w) * distance_s + timing_j
+    i = bisect_left(times, t_s)
+    u0, u1 = times[i - 1], times[i]
+    e0, e1 = energies[i - 1], energies[i]
+    lo_w, hi_w = rate_range_w(curve, i)
+    low_j = max(e0 + lo_w * (t_s - u0), e1 - hi_w * (u1 - t_s))
+    high_j = min(e0 + hi_w * (t_s - u0), e1 - lo_w * (u1 - t_s))
+    split_j = max(estimate_j - low_j, high_j - estimate_j, 0.0)
+    timing_s = max(knot_timing_s(curve, i - 1), knot_timing_s(curve, i))
+    return split_j + hi_w * timing_s
+
+
+def window_uncertainty_j(steps: Iterable[tuple[float, float, Bounds]]) -> float:
+    """Bound on the error of a sum of step energies: ``(start_s, end_s, bounds)`` in order.
+
+    A boundary shared by two contiguous steps (one starts where the previous ended) cancels;
+    the others add up, and the interiors combine as a root-sum-square (see module doc).
+    """
+    total_j = 0.0
+    interior_j2 = 0.0
+    previous: tuple[float, Bounds] | None = None
+    for start_s, end_s, bounds in steps:
+        if previous is None or start_s != previous[0]:
+            total_j += bounds.start_j + (previous[1].end_j if previous is not None else 0.0)
+        interior_j2 += bounds.interior_j**2
+        previous = (end_s, bounds)
+    if previous is not None:
+        total_j += previous[1].end_j
+    return total_j + math.sqrt(interior_j2)
