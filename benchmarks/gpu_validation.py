@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import statistics
 import sys
@@ -62,8 +63,11 @@ class Report:
 
 
 def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+    """The q-th percentile (0..100), greenprof's one definition (numpy's default)."""
+    from greenprof.metrics import percentile
+
+    value = percentile(sorted(values), q / 100)
+    return math.nan if value is None else value
 
 
 # Preconditions -----------------------------------------------------------------------

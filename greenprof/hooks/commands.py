@@ -412,10 +412,7 @@ def _stored_status(db: Path, run_id: int) -> str | None:
     from greenprof.store.reader import RunStore
 
     with RunStore(db) as store:
-        row = store.connection.execute(
-            "SELECT status FROM runs WHERE run_id = ?", (run_id,)
-        ).fetchone()
-    return None if row is None else str(row[0])
+        return store.stored_status(run_id)
 
 
 def _signal_name(signum: int) -> str:

@@ -63,10 +63,10 @@ import torch
 import torch.utils.data.dataloader as _dataloader
 from torch.optim.optimizer import Optimizer, register_optimizer_step_post_hook
 
+from greenprof.batches import batch_size
 from greenprof.hooks._common import (
     CompletionWatcher,
     ProfilerLease,
-    batch_size,
     claimed_by,
     epochs_claimed_by,
     unwatch_user_marks,
@@ -74,6 +74,7 @@ from greenprof.hooks._common import (
 )
 from greenprof.profiler import Profiler
 from greenprof.records import RunStatus
+from greenprof.status import outcome_of_type
 
 __all__ = ["Handle", "StepEnder", "attach", "install_global_hook"]
 
@@ -345,12 +346,8 @@ class Handle:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
-        if exc_type is None:
-            self._close("completed", None)
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self._close("interrupted", "KeyboardInterrupt")
-        else:
-            self._close("failed", f"{exc_type.__name__}: {exc}")
+        end = outcome_of_type(exc_type, exc)
+        self._close(end.status, end.error)
 
 
 def _step_marker(prof: Profiler, ender: StepEnder, samples: SamplesArg) -> Callable[[], None]:
