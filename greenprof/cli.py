@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 from greenprof.errors import GreenprofError
 from greenprof.textsafe import terminal_text
@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "greenprof.exporters.commands",
     "greenprof.hooks.commands",
     "greenprof.store.commands",
+    "greenprof.completion",
 )
 
 
@@ -72,6 +73,58 @@ def add_db_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_json_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``--json`` flag of the read commands (the fields are listed in docs/json.md)."""
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document instead of text (fields and units: docs/json.md)",
+    )
+
+
+def is_terminal(stream: TextIO | None = None) -> bool:
+    """Whether ``stream`` (default: stdout) is a terminal: the full-screen views need
+    one; on a pipe or in a file the commands print plain text instead."""
+    stream = sys.stdout if stream is None else stream
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stream
+        return False
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The verbs of ``parser`` (or of a verb with its own verbs, like ``export``), by name."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def listed_subcommands(parser: argparse.ArgumentParser) -> list[str]:
+    """The verbs ``--help`` lists (those registered with a help text), in their order;
+    hidden verbs such as ``__complete`` are left out."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return [choice.dest for choice in action._choices_actions]
+    return []
+
+
+def unknown_command(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str | None:
+    """The error line for a mistyped verb (``greenprof shwo``), with the closest verbs
+    (difflib), or None when the first word is a verb or an option."""
+    import difflib
+
+    if not argv or argv[0].startswith("-") or argv[0] in subcommands(parser):
+        return None
+    typed = argv[0]
+    close = difflib.get_close_matches(typed, listed_subcommands(parser), n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return (
+        f"greenprof: error: unknown command {terminal_text(repr(typed))}{hint} "
+        "(`greenprof --help` lists the commands)"
+    )
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -84,7 +137,12 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    mistyped = unknown_command(parser, arguments)
+    if mistyped is not None:
+        print(mistyped, file=sys.stderr)
+        return 2
+    args = parser.parse_args(arguments)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -8,11 +8,16 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from greenprof import cliargs
-from greenprof.cli import add_db_argument
+from greenprof.cli import add_db_argument, add_json_argument
 from greenprof.textsafe import terminal_lines, terminal_text
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from greenprof.carbon import Zone
+    from greenprof.errors import ConfigError
     from greenprof.jobs import JobTotals
+    from greenprof.records import RunInfo
     from greenprof.store.reader import RunStore
 
 
@@ -42,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--limit", type=cliargs.positive_int, default=None, help="show at most N runs"
     )
     runs.add_argument("--name", type=cliargs.text, default=None, help="only runs with this name")
+    add_json_argument(runs)
     runs.set_defaults(handler=_runs)
 
     show = subparsers.add_parser("show", help="summary of one run (id, or name for its newest run)")
@@ -50,20 +56,23 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "run",
         metavar="RUN",
         type=cliargs.run_ref,
-        help="a run id, or a run name (its newest run)",
+        help="a run id, a run name (its newest run) or a job id (the job's totals)",
     )
+    add_json_argument(show)
     show.set_defaults(handler=_show)
 
     doctor = subparsers.add_parser(
         "doctor", help="which sensors this machine has and how each device would be measured"
     )
     add_db_argument(doctor)
+    add_json_argument(doctor)
     doctor.set_defaults(handler=_doctor)
 
     regions = subparsers.add_parser(
         "regions", help="list the country and region codes with grid-intensity data"
     )
     regions.add_argument("search", nargs="?", default="", help="filter by code or name")
+    add_json_argument(regions)
     regions.set_defaults(handler=_regions)
 
 
@@ -142,6 +151,11 @@ def _runs(args: argparse.Namespace) -> int:
 
     with RunStore(args.db) as store:
         runs = store.runs(name=args.name, limit=args.limit)
+        if args.json:
+            from greenprof.jsonout import dumps, runs_document
+
+            print(dumps(runs_document(runs, database=store.location.display)))
+            return 0
         if not runs:
             where = terminal_text(str(store.path))
             print(f"no runs in {where} yet: `greenprof demo` creates one", file=sys.stderr)
@@ -157,9 +171,16 @@ def _show(args: argparse.Namespace) -> int:
     with RunStore(args.db) as store:
         job = _job_to_show(store, args.run)
         if job is not None:
-            print(terminal_lines(job_summary(job)))
+            if args.json:
+                from greenprof.jsonout import dumps, job_document
+
+                print(dumps(job_document(job, database=store.location.display)))
+            else:
+                print(terminal_lines(job_summary(job)))
             return 0
         run = store.run(args.run)
+        if args.json:
+            return _show_json(store, run)
         summary = run_summary(
             run,
             store.device_energy_j(run.run_id),
@@ -177,6 +198,21 @@ def _show(args: argparse.Namespace) -> int:
                     f"  {epoch.epoch}: {epoch.steps} steps, {fmt.energy_wh(epoch.energy_j)}, "
                     f"{fmt.duration(epoch.duration_s)}"
                 )
+    return 0
+
+
+def _show_json(store: RunStore, run: RunInfo) -> int:
+    from greenprof.jsonout import dumps, run_document
+
+    document = run_document(
+        run,
+        store.device_energy_j(run.run_id),
+        flag_counts=store.step_flag_counts(run.run_id),
+        pending_steps=store.pending_steps(run.run_id),
+        epochs=store.epochs(run.run_id),
+        database=store.location.display,
+    )
+    print(dumps(document))
     return 0
 
 
@@ -206,25 +242,56 @@ def _doctor(args: argparse.Namespace) -> int:
     from greenprof.store.paths import resolve_db_path
 
     detection = detect_sensors(env=os.environ)
+    database = str(resolve_db_path(args.db))
     try:
+        if args.json:
+            from greenprof.jsonout import doctor_document, dumps
+
+            devices = [sensor.info for sensor in detection.sensors]
+            print(dumps(doctor_document(devices, detection.notes, database=database)))
+            return 0
         print(terminal_lines(doctor_lines(detection)))
     finally:
         for sensor in detection.sensors:
             sensor.close()
-    print(f"database: {terminal_text(str(resolve_db_path(args.db)))}")
+    print(f"database: {terminal_text(database)}")
     return 0
 
 
 def _regions(args: argparse.Namespace) -> int:
     from greenprof.carbon import list_zones
 
-    needle = args.search.lower()
-    for zone in list_zones():
-        if needle in zone.code.lower() or needle in zone.name.lower():
-            print(
-                terminal_text(
-                    f"{zone.code:<24} {zone.intensity_g_per_kwh:7.1f} g/kWh  {zone.name}"
-                    f"  [{zone.source}]"
-                )
+    zones = list_zones()
+    needle = args.search.strip().lower()
+    matches = [z for z in zones if needle in z.code.lower() or needle in z.name.lower()]
+    if not matches:
+        raise _no_zone(args.search, zones)
+    if args.json:
+        from greenprof.jsonout import dumps, regions_document
+
+        print(dumps(regions_document(matches, search=args.search)))
+        return 0
+    for zone in matches:
+        print(
+            terminal_text(
+                f"{zone.code:<24} {zone.intensity_g_per_kwh:7.1f} g/kWh  {zone.name}"
+                f"  [{zone.source}]"
             )
+        )
     return 0
+
+
+def _no_zone(search: str, zones: Sequence[Zone]) -> ConfigError:
+    """``regions zzz``: nothing matched; say so (exit 1), with the closest codes or names."""
+    import difflib
+
+    from greenprof.errors import ConfigError
+
+    by_word = {z.code.lower(): z.code for z in zones} | {z.name.lower(): z.code for z in zones}
+    close = difflib.get_close_matches(search.strip().lower(), list(by_word), n=3, cutoff=0.6)
+    codes = sorted({by_word[word] for word in close})
+    hint = f" Did you mean {', '.join(codes)}?" if codes else ""
+    return ConfigError(
+        f"no country or region code or name contains {search!r}.{hint} "
+        "`greenprof regions` without a search lists them all."
+    )

@@ -34,7 +34,10 @@ def format_duration(duration_s: float) -> str:
     return fmt.duration(duration_s)
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Left-aligned columns two spaces apart under a header and a rule of dashes (the
+    plain-text tables of ``runs``, ``show``, and ``history`` and ``compare`` on a pipe).
+    The cells must already be terminal-safe."""
     widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=False)]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
     out = [line.rstrip(), "  ".join("-" * w for w in widths)]
@@ -68,7 +71,7 @@ def runs_table(runs: Sequence[RunInfo], *, zone: dt.tzinfo | None = None) -> lis
     ]  # fmt: skip
     if not any(run.job_id or run.rank is not None for run in runs):
         header, rows = header[:-1], [row[:-1] for row in rows]
-    return _table(header, rows)
+    return text_table(header, rows)
 
 
 def _job_cell(run: RunInfo) -> str:
@@ -93,11 +96,11 @@ def job_summary(totals: JobTotals) -> list[str]:
         lines.append(_efficiency(totals.energy_j, totals.samples))
     if totals.co2_g is not None:
         lines.append(f"carbon: {fmt.co2(totals.co2_g)} CO2e")
-    lines += _table(
+    lines += text_table(
         ["node", "energy"],
         [[_safe(host), fmt.energy_wh(e)] for host, e in totals.node_energy_j.items()],
     )
-    lines += _table(
+    lines += text_table(
         ["rank", "run", "host", "status", "steps", "samples", "energy", "duration"],
         [
             [
@@ -165,7 +168,7 @@ def run_summary(
             fmt.number(run.energy_j / run.steps) if run.steps else fmt.MISSING,
         ]
     )
-    lines += _table(["device", "name", "method", "energy", "J/step"], rows)
+    lines += text_table(["device", "name", "method", "energy", "J/step"], rows)
     if run.samples:
         lines.append(_efficiency(run.energy_j, run.samples))
     if run.setup_s > 0:

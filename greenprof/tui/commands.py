@@ -3,6 +3,11 @@
 Textual is imported inside the handlers, so ``import greenprof.cli`` stays light. The
 database is opened (and checked) before the UI starts: a missing or foreign file is a
 clear error on stderr and a non-zero exit status, not a broken screen.
+
+The full-screen views need a terminal. On a pipe or in a file, ``history`` prints the
+run list and ``compare`` the comparison table and its verdict, then exit
+(:mod:`greenprof.tui.plain`); ``--json`` prints one JSON document (docs/json.md);
+``top``, which only makes sense live, refuses with one line.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from greenprof import cliargs
-from greenprof.cli import add_db_argument
+from greenprof.cli import add_db_argument, add_json_argument, is_terminal
+from greenprof.errors import GreenprofError
 from greenprof.textsafe import terminal_text
 
 if TYPE_CHECKING:
@@ -52,14 +58,20 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     top.set_defaults(handler=_top)
 
     history = subparsers.add_parser(
-        "history", help="browse, filter and sort all runs; mark runs and compare them"
+        "history",
+        help="browse, filter and sort all runs; mark runs and compare them",
+        description="A full-screen table of every run on a terminal; on a pipe, the same "
+        "table as text (newest first).",
     )
     add_db_argument(history)
+    add_json_argument(history)
     history.set_defaults(handler=_history)
 
     compare = subparsers.add_parser(
         "compare",
         help="compare two or more runs: energy, J/sample, carbon, and which is more efficient",
+        description="Side by side, with percent differences from the first run and a verdict. "
+        "A full-screen view on a terminal; on a pipe, the table and the verdict as text.",
     )
     compare.add_argument(
         "runs",
@@ -69,6 +81,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         help="run ids, names (a name means its newest run) or job ids (every rank of the job)",
     )
     add_db_argument(compare)
+    add_json_argument(compare)
     compare.set_defaults(handler=_compare)
 
 
@@ -92,6 +105,11 @@ def _run_app(app: GreenprofApp) -> int:
 
 
 def _top(args: argparse.Namespace) -> int:
+    if not is_terminal():
+        raise GreenprofError(
+            "top is a live full-screen view and stdout is not a terminal; for text use "
+            "`greenprof show RUN`, `greenprof runs` or `greenprof runs --json`"
+        )
     if args.demo:
         return _top_demo(args)
     from greenprof.tui.app import GreenprofApp
@@ -123,20 +141,69 @@ def _top_demo(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
+    if args.json or not is_terminal():
+        return _history_text(args)
     from greenprof.tui.app import GreenprofApp
 
     path, _ = _resolve(args.db, [])
     return _run_app(GreenprofApp(path, "history"))
 
 
+def _history_text(args: argparse.Namespace) -> int:
+    from greenprof.store import RunStore
+    from greenprof.textsafe import terminal_lines
+
+    with RunStore(args.db) as store:
+        runs = store.runs()
+        if args.json:
+            from greenprof.jsonout import dumps, runs_document
+
+            print(dumps(runs_document(runs, database=store.location.display)))
+            return 0
+        if not runs:
+            where = terminal_text(store.location.display)
+            print(f"no runs in {where} yet: `greenprof demo` creates one", file=sys.stderr)
+            return 0
+        from greenprof.tui.plain import history_lines
+
+        print(terminal_lines(history_lines(runs)))
+    return 0
+
+
+_TOO_FEW = "greenprof: error: compare needs two or more runs (or a job of several ranks)"
+
+
 def _compare(args: argparse.Namespace) -> int:
+    if args.json or not is_terminal():
+        return _compare_text(args.db, list(args.runs), as_json=args.json)
     from greenprof.tui.app import GreenprofApp
 
     path, refs = _resolve(args.db, list(args.runs))
     if len(refs) < 2:
-        print(
-            "greenprof: error: compare needs two or more runs (or a job of several ranks)",
-            file=sys.stderr,
-        )
+        print(_TOO_FEW, file=sys.stderr)
         return 2
     return _run_app(GreenprofApp(path, "compare", refs))
+
+
+def _compare_text(db: str | None, refs: list[str], *, as_json: bool) -> int:
+    """The comparison without the UI (works on a PostgreSQL store too: no file path)."""
+    from greenprof.refs import expand_jobs
+    from greenprof.store import RunStore
+    from greenprof.textsafe import terminal_lines
+    from greenprof.tui.comparison import compare
+    from greenprof.tui.plain import comparison_document, comparison_lines, load_summaries
+
+    with RunStore(db) as store:
+        summaries = load_summaries(store, expand_jobs(store, refs))
+        database = store.location.display
+    if len({s.run.run_id for s in summaries}) < 2:
+        print(_TOO_FEW, file=sys.stderr)
+        return 2
+    comparison = compare(summaries)
+    if as_json:
+        from greenprof.jsonout import dumps
+
+        print(dumps(comparison_document(summaries, comparison, database=database)))
+    else:
+        print(terminal_lines(comparison_lines(comparison)))
+    return 0
