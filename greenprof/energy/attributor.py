@@ -246,8 +246,10 @@ class StepAttributor:
                 end_j = self._energy_at(end_s, final=final)
             shared = start_s == anchor_s  # contiguous steps telescope
             start_j = anchor_j if shared else self._energy_at(start_s, final=final)
-            start_b = anchor_b if shared else boundary_bound_j(curve, start_s, start_j)
-            end_b = boundary_bound_j(curve, end_s, end_j)
+            start_b = (
+                anchor_b if shared else boundary_bound_j(curve, start_s, start_j, starts, ends)
+            )
+            end_b = boundary_bound_j(curve, end_s, end_j, starts, ends)
             bounds = Bounds(start_b, end_b, self._interior_j(start_s, end_s))
             anchor_s, anchor_j, anchor_b = end_s, end_j, end_b
             interpolated = start_s < lo_s or end_s > hi_s or end_s - start_s < resolution_s

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections import deque
 from typing import Literal
 
 from greenprof.energy.buffer import RowBuffer
@@ -30,6 +31,9 @@ RATE_INTERVALS = 2
 """Knot intervals on each side of a boundary used to estimate a step's energy rate (and the
 edge rate for extrapolation): one interval's slope carries one update's timing error, two
 halve it, more would blur a power change at a step boundary."""
+AVERAGED_MIN_S = 0.2
+"""Power readings averaged over at least this long are moving averages (NVML's 1 s
+GetPowerUsage), not instantaneous: a shorter window is a duty-cycled sample."""
 RESET_RATE_MARGIN = 0.5
 """A counter reset's jump is estimated from the recent rate; its bound is this fraction of
 the estimate (the power between the last update and the reset is not measured)."""
@@ -75,6 +79,7 @@ class KnotCurve:
         self._last_raw_j = 0.0
         self._last_poll_s = -math.inf
         self._last_power_w: float | None = None
+        self._recent_w: deque[float] = deque(maxlen=DUTY_READINGS)
         self.knots: RowBuffer[_Knots] = RowBuffer(([], [], [], []))
         # knot instants (update instants, increasing), cumulative energies (J), the poll
         # interval (a, b] each came from, and the running sum of the squared bounds on the
@@ -92,9 +97,36 @@ class KnotCurve:
         """Detected update period of the counter (None until known, or for power)."""
         return self.lattice.period_s if self.mode == "counter" else None
 
+    @property
+    def averaged(self) -> bool:
+        """Power readings are moving averages over :attr:`power_window_s` (at least
+        :data:`AVERAGED_MIN_S`): each is placed at the middle of its window, and none is
+        taken as an instantaneous rate."""
+        return (self.power_window_s or 0.0) >= AVERAGED_MIN_S
+
+    @property
+    def duty_cycled(self) -> bool:
+        """Power readings average a window shorter than :data:`AVERAGED_MIN_S`: a sample of
+        part of each poll interval, too noisy to split jumps with (measured: worse than a
+        linear split on compute/communication alternation); only integrated."""
+        return 0.0 < (self.power_window_s or 0.0) < AVERAGED_MIN_S
+
     def add_reading(self, reading: Reading) -> None:
         """Add one reading of this device (in time order)."""
-        if reading.power_w is not None:
+        if reading.power_w is not None and self.averaged:
+            # an average over the last window: its energy is the curve's rise over that
+            # window, so it is the rate at the window's middle, not at the poll
+            reading = Reading(
+                reading.device,
+                reading.time_s - 0.5 * (self.power_window_s or 0.0),
+                reading.energy_j,
+                reading.power_w,
+            )
+            if reading.energy_j is None:
+                self.mode = self.mode or "power"
+                self._add_power(reading.time_s, reading.power_w)
+                return
+        if reading.power_w is not None and not self.duty_cycled:
             self.power_times.append(reading.time_s)
             self.powers.append(reading.power_w)
         if self.mode is None:
@@ -172,8 +204,8 @@ class KnotCurve:
             bound_j = 0.5 * abs(power_w - self._last_power_w) * dt_s
             window_s = self.power_window_s or 0.0
             if 0.0 < window_s < dt_s:  # duty-cycled: the sensor saw only part of the interval
-                recent = self.powers[-DUTY_READINGS:]
-                spread_w = max(recent) - min(recent) if recent else 0.0
+                self._recent_w.append(power_w)
+                spread_w = max(self._recent_w) - min(self._recent_w)
                 bound_j += DUTY_FACTOR * (1.0 - window_s / dt_s) * spread_w * dt_s
             self._append_knot(self._last_poll_s, time_s, self.total_j, bound_j)
         elif self._last_power_w is None:

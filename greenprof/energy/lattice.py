@@ -185,6 +185,7 @@ class UpdateLattice:
         self._declared_s = declared_period_s
         self._constraints: deque[Constraint] = deque(maxlen=FIT_WINDOW_INTERVALS)
         self._since_fit = 0
+        self._longest_unchanged_s = 0.0
         self.period_s: float | None = None
         """The update period, when the lattice is known."""
         self.phase_s = 0.0
@@ -199,6 +200,10 @@ class UpdateLattice:
             self._constraints[-1] = (last[0], b_s, False)  # merge a run of unchanged polls
         else:
             self._constraints.append((a_s, b_s, changed))
+        if not changed and math.isfinite(a_s):
+            self._longest_unchanged_s = max(
+                self._longest_unchanged_s, b_s - self._constraints[-1][0]
+            )
         self._since_fit += 1
         n = len(self._constraints)
         # refit often while the window grows (the period sharpens), then every 5 s or so
@@ -212,10 +217,27 @@ class UpdateLattice:
         self._since_fit = 0
         return self._fit()
 
+    @property
+    def staleness_s(self) -> float:
+        """How old a value read may be while the lattice is unknown: the longest interval
+        the counter was seen not to change (its period is at least that), at most the
+        declared period; 0 when it changed at every poll (a continuous counter, as far as
+        the polls can tell)."""
+        if self._declared_s:
+            return min(self._longest_unchanged_s, self._declared_s)
+        return self._longest_unchanged_s
+
     def update_instant(self, a_s: float, b_s: float) -> float:
-        """The last update instant in the poll interval ``(a_s, b_s]``."""
+        """The last update instant in the poll interval ``(a_s, b_s]``.
+
+        Without a lattice, the middle of where it can be: ``(max(a, b - staleness), b]``
+        (the best guess for an update instant spread evenly there; b itself, the poll,
+        is the latest it can be, and the naive choice).
+        """
         if self.period_s is None:
-            return b_s
+            if self._longest_unchanged_s <= 0.0 or not math.isfinite(a_s):
+                return b_s
+            return b_s - 0.5 * min(b_s - a_s, self.staleness_s)
         period_s = self.period_s
         u_s = self.phase_s + math.floor((b_s - self.phase_s) / period_s) * period_s
         if u_s > a_s:

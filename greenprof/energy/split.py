@@ -78,7 +78,10 @@ def split_interval(
     e0, e1 = curve.energies[i - 1], curve.energies[i]
     cumulative = [e0]
     if len(points) > 2:
-        weights = _weights(curve, i, points, spans)
+        if curve.duty_cycled:  # no rate worth trusting inside (see KnotCurve.duty_cycled)
+            weights = [b - a for a, b in pairwise(points)]
+        else:
+            weights = _weights(curve, i, points, spans)
         total = sum(weights)
         if total <= 0:
             weights, total = [b - a for a, b in pairwise(points)], points[-1] - points[0]

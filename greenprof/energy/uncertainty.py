@@ -9,6 +9,8 @@ the knots themselves got wrong between the boundaries. Each part has a bound:
   is unknown, but if power stayed within ``[p_lo, p_hi]`` it lies in a band:
   ``max(E0 + p_lo (t - u0), E1 - p_hi (u1 - t)) <= E(t) <= min(E0 + p_hi (t - u0),
   E1 - p_lo (u1 - t))``. The bound is the distance from Ê(t) to the band's far edge.
+  Where the side of the boundary is one step reaching beyond the interval, its rate is the
+  knots' slope there (as the split assumed) and its range is narrow; elsewhere
   ``[p_lo, p_hi]`` is the range of the evidence near the interval (the slopes of the
   neighbouring knot intervals, the interval's mean rate, power readings in and around it),
   widened by :data:`RATE_MARGIN`. A boundary on a knot costs nothing here; one in a long
@@ -18,9 +20,14 @@ the knots themselves got wrong between the boundaries. Each part has a bound:
   error ``δ`` there shifts the curve by up to ``p_hi x δ``. ``δ`` is half the update
   lattice's spread (at least :data:`MIN_TIMING_FRACTION` of a period) once the lattice is
   known, else one declared period, else the whole poll interval (the update may have
-  happened anywhere in it). Power knots sit at poll times (``δ = 0``).
+  happened anywhere in it; half of that once the counter was seen stale, for the knot then sits
+  in the middle of where the update can be). Power knots sit at poll times (``δ = 0``).
 - **Beyond the knots** (the run's edges, a dead sensor): extrapolated at the edge rate;
   the bound is ``max(p_hi - r, r - p_lo) x`` the distance, with :data:`EDGE_MARGIN`.
+- **Blur** (power readings that are moving averages over W, e.g. NVML's 1 s): each
+  average is the rise of the curve over its window, placed at the window's middle; a power
+  change is spread over W, so a boundary may be off by up to ``W / 2 x`` the range of power
+  within W of it.
 - **Interior** (knot values that are themselves estimates): integrated power (trapezoid
   error ``|ΔP| dt / 2``, more when the sensor sees only part of each poll interval), a
   counter reset (the energy between the last update and the reset is estimated). Each knot
@@ -44,10 +51,11 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from greenprof.energy.curve import KnotCurve
+from greenprof.energy.curve import RATE_FLOOR_W, RATE_INTERVALS, KnotCurve
+from greenprof.energy.split import segments
 
 __all__ = [
     "EDGE_MARGIN",
@@ -63,11 +71,16 @@ EVIDENCE_INTERVALS = 2
 RATE_MARGIN = 0.1
 """The evidence's rate range is widened by this fraction on both sides: slopes carry the
 knots' timing errors, and power inside an interval may leave the range of its neighbours."""
+KNOWN_RATE_MARGIN = 0.05
+"""A rate measured by the knots beyond an interval (a step reaching past it) is trusted to
+this fraction, plus the disagreement of the single-interval slopes it averages."""
+SMOOTHING_FACTOR = 0.5
+"""Averaged power: the blur bound is this x the window x the local range of power."""
 EDGE_MARGIN = 0.5
 """Beyond the last knot nothing is measured: the rate may be this fraction off."""
-MIN_TIMING_FRACTION = 0.03
-"""A known lattice still places a knot up to this fraction of a period off (the polls
-closest to an update are ambiguous; see ``lattice.AMBIGUITY``)."""
+MIN_TIMING_FRACTION = 0.005
+"""A known lattice still places a knot up to this fraction of a period off (0.5 ms at
+100 ms: the lattice's own spread is usually narrower; measured in bench_accuracy)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,12 +127,22 @@ def knot_timing_s(curve: KnotCurve, i: int) -> float:
         return max(0.5 * lattice.spread_s, MIN_TIMING_FRACTION * lattice.period_s)
     a_s, b_s = curve.polls[i]
     poll_s = b_s - a_s if math.isfinite(a_s) else 0.0
+    staleness_s = lattice.staleness_s
+    if staleness_s > 0.0:  # placed in the middle of where the update can be
+        return 0.5 * min(poll_s, staleness_s)
     declared_s = curve.declared_period_s
     return min(poll_s, declared_s) if declared_s else poll_s
 
 
-def boundary_bound_j(curve: KnotCurve, t_s: float, estimate_j: float) -> float:
-    """Bound on ``|Ê(t) - E(t)|`` at a step boundary ``t_s`` whose estimate is ``estimate_j``."""
+def boundary_bound_j(
+    curve: KnotCurve,
+    t_s: float,
+    estimate_j: float,
+    starts_s: Sequence[float],
+    ends_s: Sequence[float],
+) -> float:
+    """Bound on ``|Ê(t) - E(t)|`` at a step boundary ``t_s`` whose estimate is ``estimate_j``
+    (``starts_s``/``ends_s``: the steps, for the segments around it)."""
     times, energies = curve.times, curve.energies
     n = len(times)
     if n < 2:
@@ -136,12 +159,92 @@ def boundary_bound_j(curve: KnotCurve, t_s: float, estimate_j: float) -> float:
     i = bisect_left(times, t_s)
     u0, u1 = times[i - 1], times[i]
     e0, e1 = energies[i - 1], energies[i]
-    lo_w, hi_w = rate_range_w(curve, i)
-    low_j = max(e0 + lo_w * (t_s - u0), e1 - hi_w * (u1 - t_s))
-    high_j = min(e0 + hi_w * (t_s - u0), e1 - lo_w * (u1 - t_s))
-    split_j = max(estimate_j - low_j, high_j - estimate_j, 0.0)
+    general = rate_range_w(curve, i)
+    left, right = _side_ranges(curve, i, t_s, starts_s=starts_s, ends_s=ends_s, general=general)
+    band = _band((u0, u1, e0, e1), t_s, left, right)
+    if band[0] > band[1]:  # the sides' rates do not explain the jump: the general range
+        band = _band((u0, u1, e0, e1), t_s, general, general)
+    split_j = max(estimate_j - band[0], band[1] - estimate_j, 0.0)
     timing_s = max(knot_timing_s(curve, i - 1), knot_timing_s(curve, i))
-    return split_j + hi_w * timing_s
+    return split_j + general[1] * timing_s + smoothing_j(curve, t_s)
+
+
+def smoothing_j(curve: KnotCurve, t_s: float) -> float:
+    """What averaged power readings blur at ``t_s``: a moving average over W spreads a
+    power change over W, so the curve integrated from the averages (placed at their
+    windows' middles) may be off by up to ``W / 2 x`` the range of power within W of t."""
+    if not curve.averaged:
+        return 0.0
+    window_s = curve.power_window_s or 0.0
+    times, energies = curve.times, curve.energies
+    lo = max(bisect_left(times, t_s - window_s), 1)
+    hi = min(bisect_right(times, t_s + window_s), len(times) - 1)
+    slopes = [
+        (energies[k] - energies[k - 1]) / (times[k] - times[k - 1])
+        for k in range(lo, hi + 1)
+        if times[k] > times[k - 1]
+    ]
+    return SMOOTHING_FACTOR * window_s * (max(slopes) - min(slopes)) if slopes else 0.0
+
+
+def _band(
+    knots: tuple[float, float, float, float],
+    t_s: float,
+    left: tuple[float, float],
+    right: tuple[float, float],
+) -> tuple[float, float]:
+    """Where E(t) can lie when power stays in ``left`` before t and ``right`` after it
+    (``knots``: ``(u0, u1, E0, E1)``)."""
+    u0, u1, e0, e1 = knots
+    low_j = max(e0 + left[0] * (t_s - u0), e1 - right[1] * (u1 - t_s))
+    high_j = min(e0 + left[1] * (t_s - u0), e1 - right[0] * (u1 - t_s))
+    return low_j, high_j
+
+
+def _side_ranges(
+    curve: KnotCurve,
+    i: int,
+    t_s: float,
+    *,
+    starts_s: Sequence[float],
+    ends_s: Sequence[float],
+    general: tuple[float, float],
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Power ranges left and right of boundary ``t_s`` in knot interval i (position).
+
+    A side that is one segment of a step (or gap) reaching beyond the interval has the rate
+    the split gave it, the slope of the knots beyond: its range is that rate +-
+    :data:`KNOWN_RATE_MARGIN` plus how much the two single-interval slopes there differ
+    (timing noise, power varying within the step). Any other side: the general range.
+    """
+    times, energies = curve.times, curve.energies
+    u0, u1 = times[i - 1], times[i]
+    points, spans = segments(u0, u1, starts_s, ends_s)
+    k = bisect_left(points, t_s)
+    if k >= len(points) or points[k] != t_s:
+        return general, general
+    left, right = general, general
+    n = len(times)
+    if k == 1 and spans[0][0] < u0 and i - 1 - RATE_INTERVALS >= 0:
+        left = _known(times, energies, i - 1 - RATE_INTERVALS, i - 1)
+    if k == len(points) - 2 and spans[-1][1] > u1 and i + RATE_INTERVALS < n:
+        right = _known(times, energies, i, i + RATE_INTERVALS)
+    return left, right
+
+
+def _known(
+    times: Sequence[float], energies: Sequence[float], a: int, b: int
+) -> tuple[float, float]:
+    """The rate range of knots a..b (positions): their slope, widened by their disagreement."""
+    rate_w = (energies[b] - energies[a]) / (times[b] - times[a])
+    slopes = [
+        (energies[k] - energies[k - 1]) / (times[k] - times[k - 1])
+        for k in range(a + 1, b + 1)
+        if times[k] > times[k - 1]
+    ]
+    spread = (max(slopes) - min(slopes)) / max(abs(rate_w), RATE_FLOOR_W) if slopes else 1.0
+    margin = KNOWN_RATE_MARGIN + spread
+    return max(0.0, rate_w * (1 - margin)), rate_w * (1 + margin)
 
 
 def window_uncertainty_j(steps: Iterable[tuple[float, float, Bounds]]) -> float:
