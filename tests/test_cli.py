@@ -1,3 +1,4 @@
+import re
 import sqlite3
 import subprocess
 import sys
@@ -38,6 +39,7 @@ def test_runs_and_show(demo_db: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["runs", "--db", str(demo_db)]) == 0
     listing = capsys.readouterr().out
     assert "demo-bs16" in listing and "completed" in listing
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d[+-]\d\d:\d\d", listing)  # ISO, with zone
     assert main(["show", "demo-bs16", "--db", str(demo_db)]) == 0
     summary = capsys.readouterr().out
     assert "J/step" in summary and "CO2e" in summary and "J/sample" in summary
@@ -87,6 +89,29 @@ def test_unknown_country_is_a_clear_error(
 def test_regions_lists_matching_codes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["regions", "germany"]) == 0
     assert capsys.readouterr().out.startswith("DEU")
+
+
+def test_regions_without_a_match_is_an_error_with_suggestions(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["regions", "zzz"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("greenprof: error: no country or region code or name")
+    assert main(["regions", "germny"]) == 1
+    assert "Did you mean DEU?" in capsys.readouterr().err
+
+
+def test_a_mistyped_command_suggests_the_closest(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["shwo", "7"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("greenprof: error: unknown command 'shwo'; did you mean show?")
+    assert main(["comprae", "1", "2"]) == 2
+    assert "did you mean compare?" in capsys.readouterr().err
+    assert main(["xyzzy"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown command 'xyzzy'" in err and "did you mean" not in err
+    assert "__complete" not in err
 
 
 def test_doctor_states_the_method_for_each_device(capsys: pytest.CaptureFixture[str]) -> None:
