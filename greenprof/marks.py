@@ -39,11 +39,10 @@ def ns_clock(clock: Callable[[], float]) -> Callable[[], int]:
 class StepContext:
     """``with prof.step(samples=n):`` — reused, so a step allocates nothing but its marks."""
 
-    __slots__ = ("_append", "_loss", "_now_ns", "_samples")
+    __slots__ = ("_loss", "_queue", "_samples")
 
-    def __init__(self, append: Callable[[Mark], None], now_ns: Callable[[], int]) -> None:
-        self._append = append
-        self._now_ns = now_ns
+    def __init__(self, queue: deque[Mark]) -> None:
+        self._queue = queue
         self._samples: int | None = None
         self._loss: float | None = None
 
@@ -53,29 +52,35 @@ class StepContext:
         return self
 
     def __enter__(self) -> None:
-        self._append((BEGIN, self._now_ns()))
+        self._queue.append((BEGIN, time.monotonic_ns()))
 
     def __exit__(self, *exc: object) -> None:
-        self._append((END, self._now_ns(), self._samples, self._loss))
+        self._queue.append((END, time.monotonic_ns(), self._samples, self._loss))
 
 
 class StepMarks:
-    """The queue of step marks and the methods that fill it (any thread).
+    """The queue of step marks and the methods that fill it (any thread), stamped with
+    ``time.monotonic_ns()`` (the sensors' clock; looked up as a module attribute, which
+    CPython calls faster than a clock stored on the instance).
 
     Args:
-        clock_ns: the mark's timestamp (``time.monotonic_ns``: the sensors' clock).
         maxlen: bound the queue (a forked child's marks go nowhere: ``maxlen=1``).
     """
 
-    __slots__ = ("_append", "_context", "_now_ns", "_queue")
+    __slots__ = ("_context", "_now_ns", "_queue")
 
-    def __init__(
-        self, clock_ns: Callable[[], int] = time.monotonic_ns, *, maxlen: int | None = None
-    ) -> None:
+    def __init__(self, *, maxlen: int | None = None) -> None:
         self._queue: deque[Mark] = deque(maxlen=maxlen)
-        self._append = self._queue.append
-        self._now_ns = clock_ns
-        self._context = StepContext(self._append, clock_ns)
+        self._now_ns: Callable[[], int] = time.monotonic_ns
+        self._context = self._new_context()
+
+    @staticmethod
+    def on_clock(clock: Callable[[], float]) -> StepMarks:
+        """Marks stamped by ``clock`` (seconds): the fast default for ``time.monotonic``."""
+        return StepMarks() if clock is time.monotonic else ClockedStepMarks(ns_clock(clock))
+
+    def _new_context(self) -> StepContext:
+        return StepContext(self._queue)
 
     def __len__(self) -> int:
         """Marks queued and not yet drained."""
@@ -90,8 +95,7 @@ class StepMarks:
         """From now on keep at most one mark (a forked child: nobody drains its queue).
         In place, so that methods a hook holds on to are bounded too."""
         self._queue = deque(maxlen=1)
-        self._append = self._queue.append
-        self._context = StepContext(self._append, self._now_ns)
+        self._context = self._new_context()
 
     def step(self, samples: int | None = None, *, loss: float | None = None) -> StepContext:
         """Context manager around one training step: ``with prof.step(samples=64): ...``."""
@@ -99,14 +103,16 @@ class StepMarks:
 
     def step_begin(self, *, time_ns: int | None = None) -> None:
         """Mark the start of a step (``time_ns``: a stamp on the profiler's clock, default now)."""
-        self._append((BEGIN, self._now_ns() if time_ns is None else time_ns))
+        self._queue.append((BEGIN, time.monotonic_ns() if time_ns is None else time_ns))
 
     def step_end(
         self, samples: int | None = None, *, loss: float | None = None, time_ns: int | None = None
     ) -> None:
         """Mark the end of a step. Without a matching begin, the step starts where the
         previous one ended (contiguous steps)."""
-        self._append((END, self._now_ns() if time_ns is None else time_ns, samples, loss))
+        self._queue.append(
+            (END, time.monotonic_ns() if time_ns is None else time_ns, samples, loss)
+        )
 
     def steps(self, iterable: Iterable[T], samples: int | None = None) -> Iterator[T]:
         """Loop wrapper: each iteration of the loop body is one step.
@@ -114,7 +120,7 @@ class StepMarks:
         Samples per step: ``samples`` if given, else ``len()`` of the item's first
         element when it has one (a ``(inputs, targets)`` batch).
         """
-        append, now_ns = self._append, self._now_ns
+        append, now_ns = self._queue.append, self._now_ns
         for item in iterable:
             append((BEGIN, now_ns()))
             yield item
@@ -122,7 +128,46 @@ class StepMarks:
 
     def epoch_begin(self, epoch: int | None = None) -> None:
         """Following steps belong to ``epoch`` (default: the next epoch number)."""
-        self._append((EPOCH, -1 if epoch is None else epoch))
+        self._queue.append((EPOCH, -1 if epoch is None else epoch))
+
+
+class ClockedStepContext(StepContext):
+    """A :class:`StepContext` stamped by an injected clock."""
+
+    __slots__ = ("_now_ns",)
+
+    def __init__(self, queue: deque[Mark], now_ns: Callable[[], int]) -> None:
+        super().__init__(queue)
+        self._now_ns = now_ns
+
+    def __enter__(self) -> None:
+        self._queue.append((BEGIN, self._now_ns()))
+
+    def __exit__(self, *exc: object) -> None:
+        self._queue.append((END, self._now_ns(), self._samples, self._loss))
+
+
+class ClockedStepMarks(StepMarks):
+    """:class:`StepMarks` stamped by an injected clock (tests, simulations): the sensors
+    and the profiler must then share that clock."""
+
+    __slots__ = ()
+
+    def __init__(self, clock_ns: Callable[[], int], *, maxlen: int | None = None) -> None:
+        super().__init__(maxlen=maxlen)
+        self._now_ns = clock_ns
+        self._context = self._new_context()
+
+    def _new_context(self) -> StepContext:
+        return ClockedStepContext(self._queue, self._now_ns)
+
+    def step_begin(self, *, time_ns: int | None = None) -> None:
+        self._queue.append((BEGIN, self._now_ns() if time_ns is None else time_ns))
+
+    def step_end(
+        self, samples: int | None = None, *, loss: float | None = None, time_ns: int | None = None
+    ) -> None:
+        self._queue.append((END, self._now_ns() if time_ns is None else time_ns, samples, loss))
 
 
 class StepAPI:
@@ -144,7 +189,7 @@ class StepAPI:
         """Mark the start of a step (``time_ns``: a stamp on the profiler's clock in
         nanoseconds, ``time.monotonic_ns()`` by default; default now)."""
         marks = self._marks
-        marks._append((BEGIN, marks._now_ns() if time_ns is None else time_ns))
+        marks._queue.append((BEGIN, marks._now_ns() if time_ns is None else time_ns))
 
     def step_end(
         self, samples: int | None = None, *, loss: float | None = None, time_ns: int | None = None
@@ -152,7 +197,7 @@ class StepAPI:
         """Mark the end of a step. Without a matching begin, the step starts where the
         previous one ended (contiguous steps)."""
         marks = self._marks
-        marks._append((END, marks._now_ns() if time_ns is None else time_ns, samples, loss))
+        marks._queue.append((END, marks._now_ns() if time_ns is None else time_ns, samples, loss))
 
     def steps(self, iterable: Iterable[T], samples: int | None = None) -> Iterator[T]:
         """Loop wrapper: each iteration of the loop body is one step.
@@ -164,7 +209,7 @@ class StepAPI:
 
     def epoch_begin(self, epoch: int | None = None) -> None:
         """Following steps belong to ``epoch`` (default: the next epoch number)."""
-        self._marks._append((EPOCH, -1 if epoch is None else epoch))
+        self._marks._queue.append((EPOCH, -1 if epoch is None else epoch))
 
 
 MARK_METHODS = ("step", "steps", "step_begin", "step_end", "epoch_begin")

@@ -25,7 +25,7 @@ from typing import Any
 
 from greenprof.active import Token, activate, current_profiler, deactivate, profile
 from greenprof.config import ProfilerConfig
-from greenprof.marks import MARK_METHODS, StepAPI, StepMarks, ns_clock
+from greenprof.marks import MARK_METHODS, StepAPI, StepMarks
 from greenprof.observers import ObserverSet, RunHandle, RunObserver
 from greenprof.process import TermHandler, on_fork_in_child
 from greenprof.records import DeviceInfo, RunStatus
@@ -185,7 +185,7 @@ class Profiler(StepAPI):
         self._clock = clock
         self._wall_clock = wall_clock
         self._open_writer = open_writer
-        self._marks = StepMarks(ns_clock(clock))
+        self._marks = StepMarks.on_clock(clock)
         self._bind(self._marks)
         self.devices: tuple[DeviceInfo, ...] = ()
         self.detection_notes: tuple[str, ...] = ()

@@ -1,12 +1,12 @@
 import time
 
 from greenprof.ledger import BEGIN, END, EPOCH
-from greenprof.marks import StepMarks, batch_size, ns_clock
+from greenprof.marks import ClockedStepMarks, StepMarks, batch_size, ns_clock
 
 
 def _ticks() -> StepMarks:
     now = iter(range(100, 1_000_000, 100))
-    return StepMarks(lambda: next(now))
+    return ClockedStepMarks(lambda: next(now))
 
 
 def test_marks_are_queued_in_order_and_drained_once() -> None:
@@ -48,6 +48,21 @@ def test_a_forked_childs_marks_are_bounded_even_through_methods_held_before() ->
         held()
         marks.step_begin()
     assert len(marks) == 1
+
+
+def test_the_default_clock_is_monotonic_and_an_injected_one_is_used() -> None:
+    plain = StepMarks.on_clock(time.monotonic)
+    assert type(plain) is StepMarks
+    before = time.monotonic_ns()
+    with plain.step():
+        pass
+    plain.step_end()
+    assert all(before <= mark[1] <= time.monotonic_ns() for mark in plain.drain())
+    clocked = StepMarks.on_clock(lambda: 2.5)
+    with clocked.step():
+        pass
+    clocked.step_begin()
+    assert {mark[1] for mark in clocked.drain()} == {2_500_000_000}
 
 
 def test_the_usual_clocks_keep_their_integer_twins() -> None:
