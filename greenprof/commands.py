@@ -50,7 +50,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     add_json_argument(runs)
     runs.set_defaults(handler=_runs)
 
-    show = subparsers.add_parser("show", help="summary of one run (id, or name for its newest run)")
+    show = subparsers.add_parser(
+        "show", help="summary of a run (id, or name for its newest run) or of a job (job id)"
+    )
     add_db_argument(show)
     show.add_argument(
         "run",

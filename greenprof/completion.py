@@ -103,7 +103,7 @@ def complete(
 
     Example::
 
-        complete(build_parser(), ["sh"], refs)   # [Candidate("show", "summary of one run ...")]
+        complete(build_parser(), ["sh"], refs)   # [Candidate("show", "summary of a run ...")]
     """
     if not words:
         words = [""]

@@ -40,7 +40,7 @@ def test_verbs_complete_with_their_help_and_hidden_ones_stay_hidden() -> None:
     assert {"demo", "runs", "compare", "completion", "export"} <= {c.value for c in everything}
     assert "__complete" not in {c.value for c in everything}
     show = next(c for c in everything if c.value == "show")
-    assert "summary of one run" in show.description
+    assert "summary of a run" in show.description
 
 
 def test_options_choices_and_nested_verbs() -> None:
@@ -123,14 +123,29 @@ def test_completion_prints_a_script_per_shell(capsys: pytest.CaptureFixture[str]
         assert "greenprof __complete --" in out
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
-def test_bash_completes_run_names_through_the_script(tmp_path: Path) -> None:
-    path = make_db(tmp_path / "runs.db", [("resnet-bs64", None), ("resnet-bs128", None)])
+def shell_env(tmp_path: Path, db: Path) -> dict[str, str]:
+    """A ``greenprof`` on PATH that runs this checkout with this interpreter."""
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(exist_ok=True)
     launcher = bin_dir / "greenprof"
     launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m greenprof "$@"\n')
     launcher.chmod(0o755)
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "GREENPROF_DB": str(db),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+
+
+def run_shell(argv: list[str], env: dict[str, str]) -> list[str]:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env, check=True)
+    return result.stdout.splitlines()
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_completes_through_the_script(tmp_path: Path) -> None:
+    db = make_db(tmp_path / "runs.db", [("resnet-bs64", None), ("resnet-bs128", None)])
     driver = (
         script("bash")
         + "COMP_WORDS=(greenprof show resnet-); COMP_CWORD=2; _greenprof_complete\n"
@@ -138,17 +153,39 @@ def test_bash_completes_run_names_through_the_script(tmp_path: Path) -> None:
         + "COMP_WORDS=(greenprof com); COMP_CWORD=1; _greenprof_complete\n"
         + 'printf "%s\\n" "${COMPREPLY[@]}"\n'
     )
-    result = subprocess.run(
-        ["bash", "--norc", "--noprofile", "-c", driver],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={
-            **os.environ,
-            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-            "GREENPROF_DB": str(path),
-            "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-        },
-        check=True,
+    lines = run_shell(["bash", "--norc", "--noprofile", "-c", driver], shell_env(tmp_path, db))
+    assert lines == ["resnet-bs128", "resnet-bs64", "compare", "completion"]
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="needs zsh")
+def test_zsh_completes_through_the_script_with_descriptions(tmp_path: Path) -> None:
+    db = make_db(tmp_path / "runs.db", [("resnet-bs64", None), ("resnet-bs128", None)])
+    # compsys's _describe and _files replaced by printers: the script's own logic runs
+    driver = (
+        "compdef() { : }\n"
+        '_describe() { print -rl -- "${(@P)${@[-1]}}" }\n'
+        "_files() { print FILES }\n"
+        + script("zsh")
+        + "words=(greenprof show resnet-); CURRENT=3; _greenprof\n"
+        + 'words=(greenprof show --db ""); CURRENT=4; _greenprof\n'
     )
-    assert result.stdout.splitlines() == ["resnet-bs128", "resnet-bs64", "compare", "completion"]
+    lines = run_shell(["zsh", "-f", "-c", driver], shell_env(tmp_path, db))
+    assert lines == ["resnet-bs128:run 2, completed", "resnet-bs64:run 1, completed", "FILES"]
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="needs fish")
+def test_fish_completes_through_the_script(tmp_path: Path) -> None:
+    db = make_db(tmp_path / "runs.db", [("resnet-bs64", None), ("resnet-bs128", None)])
+    script_path = tmp_path / "greenprof.fish"
+    script_path.write_text(script("fish"))
+    driver = (
+        f"source {script_path}; complete -C 'greenprof show resnet-'; complete -C 'greenprof com'"
+    )
+    lines = run_shell(["fish", "--no-config", "-c", driver], shell_env(tmp_path, db))
+    assert [line.split("\t")[0] for line in lines] == [
+        "resnet-bs64",
+        "resnet-bs128",
+        "compare",
+        "completion",
+    ]
+    assert lines[0] == "resnet-bs64\trun 1, completed"
