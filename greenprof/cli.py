@@ -8,6 +8,7 @@ heavy libraries are imported inside the handlers).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TextIO
@@ -40,9 +41,25 @@ class Parser(argparse.ArgumentParser):
         where = f"{verb}: " if verb else ""
         self.exit(
             2,
-            f"greenprof: error: {where}{terminal_text(message)} "
+            f"greenprof: error: {where}{terminal_text(message)}{_closest_choice(message)} "
             f"(`{self.prog} --help` lists the arguments)\n",
         )
+
+
+_INVALID_CHOICE = re.compile(r"invalid choice: '(?P<typed>.*?)' \(choose from (?P<choices>.*)\)")
+
+
+def _closest_choice(message: str) -> str:
+    """``; did you mean csv?`` for argparse's invalid-choice message (``export csvv``,
+    ``completion bsh``), else nothing."""
+    import difflib
+
+    found = _INVALID_CHOICE.search(message)
+    if found is None:
+        return ""
+    choices = re.findall(r"'([^']*)'", found["choices"])
+    close = difflib.get_close_matches(found["typed"], choices, n=3, cutoff=0.6)
+    return f"; did you mean {terminal_text(' or '.join(close))}?" if close else ""
 
 
 def build_parser() -> argparse.ArgumentParser:

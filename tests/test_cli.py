@@ -114,6 +114,15 @@ def test_a_mistyped_command_suggests_the_closest(capsys: pytest.CaptureFixture[s
     assert "__complete" not in err
 
 
+def test_a_mistyped_choice_suggests_the_closest(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["export", "csvv"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'csvv'" in err and "did you mean csv?" in err
+    assert len(err.splitlines()) == 1
+
+
 def test_doctor_states_the_method_for_each_device(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
