@@ -12,11 +12,16 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
-from greenprof.energy import StepAttributor, StepEnergy
-from greenprof.records import STEP_DEVICE_MISSING, STEP_READING_REJECTED, Reading
+from greenprof.energy import NO_BOUNDS, Bounds, StepAttributor, StepEnergy, window_uncertainty_j
+from greenprof.records import (
+    STEP_COUNTER_RESET,
+    STEP_DEVICE_MISSING,
+    STEP_READING_REJECTED,
+    Reading,
+)
 from greenprof.values import as_count
 
 BEGIN: Final = 0
@@ -63,7 +68,15 @@ class FinishedStep:
     interpolated: bool
     loss: object
     flags: int = 0
-    """``records.STEP_*`` bits: a device missing, a rejected reading nearby."""
+    """``records.STEP_*`` bits: a device missing, a rejected reading nearby, a counter reset."""
+    energy_uncertainty_j: float = 0.0
+    """Bound on ``|energy_j - true energy|`` (all devices), meant to hold >= 95 % of the
+    time: the devices' bounds summed (see :mod:`greenprof.energy.uncertainty`)."""
+    device_uncertainty_j: dict[str, float] = field(default_factory=dict)
+    """Each device's bound (the keys of ``device_energy_j``)."""
+    bounds: Bounds = NO_BOUNDS
+    """The same, in parts (start, end, interior; devices summed): what
+    :func:`window_uncertainty_j` needs to bound a sum of steps."""
 
 
 ClosedStep = tuple[int, int, float, float, "int | None", object]
@@ -90,14 +103,21 @@ class StepLedger:
         *,
         origin_s: float,
         update_periods_s: Mapping[str, float | None] | None = None,
+        power_windows_s: Mapping[str, float | None] | None = None,
         attributor: Callable[[str], StepAttributor] | None = None,
     ) -> None:
         """``update_periods_s``: each device's declared counter update period (the sensor's
-        ``update_period_s``), the prior of its update lattice. ``attributor`` makes each
-        device's attributor instead (it then ignores ``update_periods_s``)."""
+        ``update_period_s``), the prior of its update lattice. ``power_windows_s``: what
+        each device's power readings average over (``DeviceInfo.power_window_s``).
+        ``attributor`` makes each device's attributor instead (it then ignores both)."""
         self._origin_s = origin_s
         periods_s = dict(update_periods_s or {})
-        make = attributor or (lambda d: StepAttributor(update_period_s=periods_s.get(d)))
+        windows_s = dict(power_windows_s or {})
+        make = attributor or (
+            lambda d: StepAttributor(
+                update_period_s=periods_s.get(d), power_window_s=windows_s.get(d)
+            )
+        )
         self._attributors = {device: make(device) for device in devices}
         self._live = set(self._attributors)
         self._seen: set[str] = set()  # devices that gave at least one reading
@@ -288,6 +308,12 @@ class StepLedger:
             waiting = self._waiting.get(energy.step)
             if partial is None or waiting is None:
                 continue
+            if energy.counter_reset:
+                self._warn(
+                    f"reset {device}",
+                    f"{device}: its energy counter was reset during the run (driver reload?);"
+                    " the energy lost at the reset is estimated (steps flagged counter_reset)",
+                )
             partial[device] = energy
             self._mark_attributed(energy.step, device, waiting)
 
@@ -333,6 +359,14 @@ class StepLedger:
         flags = STEP_DEVICE_MISSING if len(energies) < len(self._attributors) else 0
         if self._problems and self._near_problem(interval):
             flags |= STEP_READING_REJECTED
+        if any(e.counter_reset for e in energies.values()):
+            flags |= STEP_COUNTER_RESET
+        parts = [e.bounds for e in energies.values()]
+        bounds = Bounds(
+            sum(b.start_j for b in parts),
+            sum(b.end_j for b in parts),
+            sum(b.interior_j for b in parts),
+        )
         total = sum(device_energy.values())
         self.steps += 1
         if interval.samples is not None:
@@ -349,6 +383,9 @@ class StepLedger:
             interpolated=any(e.interpolated for e in energies.values()),
             loss=interval.loss,
             flags=flags,
+            energy_uncertainty_j=bounds.total_j,
+            device_uncertainty_j={d: e.energy_uncertainty_j for d, e in energies.items()},
+            bounds=bounds,
         )
 
     def _near_problem(self, interval: _Interval) -> bool:
@@ -385,3 +422,10 @@ class StepLedger:
             return None  # not the device's latest reading (or never added): nothing known
         (t0, e0), (t1, e1) = window[0], window[-1]
         return (e1 - e0) / (t1 - t0) if t1 - t0 >= POWER_WINDOW_S / 2 else None
+
+
+def steps_uncertainty_j(steps: Iterable[FinishedStep]) -> float:
+    """Bound on the error of the summed energy of ``steps`` (in order): shared boundaries of
+    contiguous steps cancel, so a long contiguous window costs its two ends, not the sum of
+    its steps' bounds (see :func:`greenprof.energy.window_uncertainty_j`)."""
+    return window_uncertainty_j((s.start_s, s.end_s, s.bounds) for s in steps)

@@ -35,10 +35,15 @@ STEP_DEVICE_MISSING = 2
 STEP_READING_REJECTED = 4
 """Step flag: a sensor reading near this step was rejected as invalid (NaN, negative,
 backwards, a glitch); the step's energy leans on the neighbouring readings."""
+STEP_COUNTER_RESET = 8
+"""Step flag: a device's energy counter was reset during the step (it went backwards: a
+driver reload); the energy between its last update and the reset is estimated from the
+rate before (see the step's uncertainty)."""
 STEP_FLAG_NAMES = {
     STEP_RECOVERED: "recovered",
     STEP_DEVICE_MISSING: "device_missing",
     STEP_READING_REJECTED: "reading_rejected",
+    STEP_COUNTER_RESET: "counter_reset",
 }
 
 
@@ -101,6 +106,10 @@ class DeviceInfo:
     """True for sensors that measure the whole node (CPU, DRAM): one rank per node reads them."""
     note: str = ""
     """Caveats a reader must see, e.g. "MIG slice: whole parent GPU measured"."""
+    power_window_s: float | None = None
+    """What each power reading averages over (None: instantaneous, or not known). NVML's
+    ``nvmlDeviceGetPowerUsage`` is a 1 s moving average on recent GPUs: the attribution
+    then reconstructs the energy curve from it instead of taking it as instantaneous."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +198,12 @@ class RunInfo:
     @property
     def energy_kwh(self) -> float:
         return self.energy_j / J_PER_KWH
+
+    def _repr_html_(self) -> str:
+        """The run as a card in Jupyter (see :func:`greenprof.notebook.run_html`)."""
+        from greenprof.notebook import run_html  # only in a notebook: keeps records light
+
+        return run_html(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,13 @@
 import pytest
 
 from greenprof.energy import StepAttributor
-from greenprof.ledger import BEGIN, END, EPOCH, StepLedger
-from greenprof.records import STEP_DEVICE_MISSING, STEP_READING_REJECTED, Reading
+from greenprof.ledger import BEGIN, END, EPOCH, StepLedger, steps_uncertainty_j
+from greenprof.records import (
+    STEP_DEVICE_MISSING,
+    STEP_READING_REJECTED,
+    Reading,
+    step_flag_names,
+)
 from tests.energy.simulation import levels_25pct, simulate
 
 NS = 1_000_000_000
@@ -223,3 +228,41 @@ def test_a_declared_update_period_reaches_the_devices_attribution() -> None:
     )
     assert declared == made
     assert declared != energies(StepLedger(["gpu:0"], origin_s=0.0))
+
+
+def test_finished_steps_carry_an_uncertainty_that_covers_the_truth_and_telescopes() -> None:
+    lengths = [0.3, 1.2, 0.8, 2.0, 0.5, 1.5] * 3
+    sim = simulate(lengths, levels_25pct(len(lengths), seed=5), seed=5, lead_s=8.0)
+    ledger = StepLedger(["gpu:0"], origin_s=0.0, update_periods_s={"gpu:0": 0.1})
+    for _, start, end in sim.steps:
+        ledger.add_marks([(BEGIN, round(start * NS)), (END, round(end * NS), None, None)])
+    for reading in sim.readings:
+        ledger.add_readings([reading])
+    steps = ledger.pop_finished() + ledger.finish()
+    covered = [
+        abs(s.energy_j - sim.truth(s.start_s, s.end_s)) <= s.energy_uncertainty_j for s in steps
+    ]
+    assert sum(covered) >= 0.95 * len(steps)
+    assert all(0 < s.energy_uncertainty_j < 0.5 * s.energy_j for s in steps)
+    assert steps[0].device_uncertainty_j == {"gpu:0": steps[0].energy_uncertainty_j}
+    # a contiguous window costs its two ends, not the sum of its steps' bounds
+    window = steps_uncertainty_j(steps)
+    assert window < 0.5 * sum(s.energy_uncertainty_j for s in steps)
+    truth = sim.truth(steps[0].start_s, steps[-1].end_s)
+    assert abs(sum(s.energy_j for s in steps) - truth) <= window
+
+
+def test_a_counter_reset_is_flagged_on_its_step_and_warned_once() -> None:
+    ledger = StepLedger(["gpu:0"], origin_s=0.0)
+    ledger.add_marks([(END, NS * k, None, None) for k in range(1, 6)])
+    raw = 7000.0
+    for k in range(70):  # 200 W read every 0.1 s; the driver reloads at 3.05 s
+        if k == 31:
+            raw = 10.0
+        ledger.add_readings([Reading("gpu:0", 0.1 * k, raw, None)])
+        raw += 20.0
+    steps = ledger.pop_finished() + ledger.finish()
+    assert [step_flag_names(s.flags) for s in steps] == [(), (), (), ("counter_reset",), ()]
+    assert steps[3].energy_j == pytest.approx(200.0, rel=0.02)  # the lost 10-20 J estimated
+    assert steps[3].energy_uncertainty_j > steps[2].energy_uncertainty_j
+    assert len(ledger.warnings) == 1 and "gpu:0: its energy counter was reset" in ledger.warnings[0]

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from greenprof.energy.attributor import StepAttributor, StepEnergy
 from greenprof.energy.counter import counter_delta, integrate_power
-from greenprof.energy.uncertainty import Bounds, window_uncertainty_j
+from greenprof.energy.uncertainty import NO_BOUNDS, Bounds, window_uncertainty_j
 
 __all__ = [
+    "NO_BOUNDS",
     "Bounds",
     "StepAttributor",
     "StepEnergy",

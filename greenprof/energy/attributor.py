@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from greenprof.energy.buffer import RowBuffer
 from greenprof.energy.curve import RATE_INTERVALS, KnotCurve
 from greenprof.energy.split import Split, split_interval
-from greenprof.energy.uncertainty import Bounds, boundary_bound_j
+from greenprof.energy.uncertainty import NO_BOUNDS, Bounds, boundary_bound_j
 from greenprof.records import Reading
 
 __all__ = ["MAX_KNOTS", "RETENTION_S", "Bounds", "StepAttributor", "StepEnergy"]
@@ -42,8 +42,6 @@ MAX_KNOTS = 36_000
 """Hard cap on retained knots (one hour at 10 Hz) when a step stays pending for long."""
 
 _Steps = tuple[list[int], list[float], list[float]]
-NO_BOUNDS = Bounds(0.0, 0.0, 0.0)
-"""Bounds of a step built without them (the default)."""
 
 
 @dataclass(frozen=True, slots=True)

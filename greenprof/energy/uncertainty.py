@@ -59,6 +59,7 @@ from greenprof.energy.split import segments
 
 __all__ = [
     "EDGE_MARGIN",
+    "NO_BOUNDS",
     "RATE_MARGIN",
     "Bounds",
     "boundary_bound_j",
@@ -95,6 +96,10 @@ class Bounds:
     def total_j(self) -> float:
         """The step's bound: boundaries linearly, the interior on top."""
         return self.start_j + self.end_j + self.interior_j
+
+
+NO_BOUNDS = Bounds(0.0, 0.0, 0.0)
+"""The bounds of a step built without them (a default)."""
 
 
 def rate_range_w(curve: KnotCurve, i: int, *, margin: float = RATE_MARGIN) -> tuple[float, float]:

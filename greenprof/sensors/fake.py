@@ -19,8 +19,10 @@ class FakeSensor:
     The cumulative energy counter advances only every ``update_period_s`` (with
     ``phase_s`` offset), as NVIDIA's counter does about every 100 ms; between
     updates a read returns the last updated value. ``power_w`` is reported as the
-    instantaneous power when ``report_power`` is set. Energy is integrated
-    exactly for piecewise-constant power at ``resolution_s`` granularity.
+    instantaneous power when ``report_power`` is set, or, with ``power_window_s``, as
+    its mean over the last ``power_window_s`` (a boxcar moving average, as recent
+    NVIDIA GPUs report ``nvmlDeviceGetPowerUsage``; declared in ``info``). Energy is
+    integrated exactly for piecewise-constant power at ``resolution_s`` granularity.
 
     Example::
 
@@ -41,8 +43,10 @@ class FakeSensor:
         resolution_s: float = 0.001,
         name: str = "simulated device",
         kind: DeviceKind | None = None,
+        power_window_s: float | None = None,
     ) -> None:
         self.device = device
+        self._power_window_s = power_window_s
         self._power = power_w if callable(power_w) else (lambda _t, p=float(power_w): p)
         self._constant_w = None if callable(power_w) else float(power_w)
         self.update_period_s = update_period_s
@@ -60,6 +64,7 @@ class FakeSensor:
             name=name,
             node_wide=resolved_kind in NODE_WIDE_KINDS,
             note="simulated sensor: not a measurement",
+            power_window_s=power_window_s,
         )
         self._origin_s = clock()
         self._integrated_to_s = self._origin_s
@@ -95,8 +100,19 @@ class FakeSensor:
             device=self.device,
             time_s=now,
             energy_j=self._energy_j if self._report_counter else None,
-            power_w=self._power(now) if self._report_power else None,
+            power_w=self._reported_power_w(now) if self._report_power else None,
         )
+
+    def _reported_power_w(self, now_s: float) -> float:
+        """Instantaneous, or the boxcar mean over the last ``power_window_s``."""
+        window_s = self._power_window_s
+        if not window_s:
+            return self._power(now_s)
+        if self._constant_w is not None:
+            return self._constant_w
+        n = max(1, round(window_s / self._resolution_s))
+        dt = window_s / n
+        return sum(self._power(now_s - window_s + (k + 0.5) * dt) for k in range(n)) / n
 
     def close(self) -> None:
         self._closed = True
@@ -116,7 +132,10 @@ class ReplaySensor:
         *,
         clock: Callable[[], float] = time.monotonic,
         name: str = "replayed device",
+        power_window_s: float | None = None,
     ) -> None:
+        """``power_window_s``: what the recorded power column averages over (declared in
+        ``info``; e.g. 1.0 for a trace of NVML's ``nvmlDeviceGetPowerUsage``)."""
         if len(rows) < 2:
             raise ValueError("a replay needs at least two rows")
         self.device = device
@@ -134,6 +153,7 @@ class ReplaySensor:
             name=name,
             node_wide=kind in NODE_WIDE_KINDS,
             note="replayed trace: not a live measurement",
+            power_window_s=power_window_s,
         )
 
     def read(self) -> Reading:

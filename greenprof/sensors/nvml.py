@@ -55,6 +55,11 @@ _T = TypeVar("_T")
 
 # The energy counter and instant power refresh about every 100 ms (ML.ENERGY blog; Zeus docs).
 NVML_UPDATE_PERIOD_S = 0.1
+NVML_POWER_USAGE_WINDOW_S = 1.0
+"""``nvmlDeviceGetPowerUsage`` averages over about 1 s on recent GPUs: declared (as
+``DeviceInfo.power_window_s``) when that power is all there is, so the attribution
+reconstructs the energy curve from the averages (with the counter, power only splits
+jumps and is not declared)."""
 # nvmlDeviceGetUtilizationRates samples over 1/6 s to 1 s (nvml.h): reading it faster adds nothing.
 DEFAULT_DETAILS_PERIOD_S = 1.0
 
@@ -175,6 +180,11 @@ class NvmlSensor:
             power_limit_w=self._power_limit_w(),
             node_wide=False,
             note="; ".join(notes),
+            power_window_s=(
+                NVML_POWER_USAGE_WINDOW_S
+                if not self._has_counter and self._power_source == "nvmlDeviceGetPowerUsage"
+                else None
+            ),
         )
         self._disabled: set[str] = set()
         self._details_at_s: float | None = None

@@ -109,3 +109,20 @@ def test_replay_restarts_after_close(clock: FakeClock) -> None:
 def test_replay_needs_two_rows() -> None:
     with pytest.raises(ValueError, match="two rows"):
         ReplaySensor("gpu:0", [(0.0, 0.0, 1.0)])
+
+
+def test_power_can_be_a_declared_boxcar_average_like_recent_nvml(clock: FakeClock) -> None:
+    """100 W until 10 s, 300 W after: 0.25 s after the change the 1 s mean is 150 W."""
+    sensor = FakeSensor(
+        "gpu:0",
+        power_w=lambda t: 100.0 if t < 60.0 else 300.0,
+        clock=clock,
+        report_counter=False,
+        power_window_s=1.0,
+    )
+    assert sensor.info.power_window_s == 1.0
+    clock.now_s = 60.25
+    assert sensor.read().power_w == pytest.approx(150.0, rel=1e-3)
+    clock.now_s = 61.5
+    assert sensor.read().power_w == pytest.approx(300.0)
+    assert FakeSensor("gpu:0", clock=clock).info.power_window_s is None
