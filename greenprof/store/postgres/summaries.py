@@ -57,7 +57,8 @@ def step_columns(conn: Conn, run_id: int) -> StepColumns:
 
 def step_buckets(conn: Conn, run_id: int, *, width: int, head: int) -> list[StepBucket]:
     """Per-bucket sums in one grouped query and each bucket's first ``head`` steps in
-    another (a window function): two round trips to the server, whatever the run's length."""
+    another (a primary-key range scan per bucket): two round trips to the server, whatever
+    the run's length."""
     span = step_range(conn, run_id)
     if span is None:
         return []
@@ -73,13 +74,14 @@ def step_buckets(conn: Conn, run_id: int, *, width: int, head: int) -> list[Step
     }
     heads: dict[int, list[tuple[float, int | None]]] = {}
     if head > 0:
-        for b, energy, samples in conn.execute(
-            "SELECT b, energy_j, samples FROM (SELECT (step - %s) / %s AS b, step, energy_j,"
-            " samples, row_number() OVER (PARTITION BY (step - %s) / %s ORDER BY step) AS k"
-            " FROM steps WHERE run_id = %s) AS ranked WHERE k <= %s ORDER BY step",
-            (first, width, first, width, run_id, head),
+        for low, energy, samples in conn.execute(
+            "SELECT b.low, h.energy_j, h.samples FROM generate_series(%s::bigint, %s::bigint,"
+            " %s::bigint) AS b(low) CROSS JOIN LATERAL (SELECT step, energy_j, samples"
+            " FROM steps WHERE run_id = %s AND step >= b.low AND step < b.low + %s"
+            " ORDER BY step LIMIT %s) AS h ORDER BY h.step",
+            (first, last, width, run_id, width, head),
         ):
-            heads.setdefault(int(b), []).append((float(energy), samples))
+            heads.setdefault((int(low) - first) // width, []).append((float(energy), samples))
     buckets = []
     for index, low in enumerate(range(first, last + 1, width)):
         energy, loss = sums.get(index, (0.0, None))
