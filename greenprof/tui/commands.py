@@ -194,11 +194,13 @@ def _compare_text(db: str | None, refs: list[str], *, as_json: bool) -> int:
     from greenprof.tui.plain import comparison_document, comparison_lines, load_summaries
 
     with RunStore(db) as store:
-        summaries = load_summaries(store, expand_jobs(store, refs))
+        # a run named twice (by id and by name, or in a job given too) is compared once
+        run_ids = dict.fromkeys(str(store.run(ref).run_id) for ref in expand_jobs(store, refs))
+        if len(run_ids) < 2:
+            print(_TOO_FEW, file=sys.stderr)
+            return 2
+        summaries = load_summaries(store, list(run_ids))
         database = store.location.display
-    if len({s.run.run_id for s in summaries}) < 2:
-        print(_TOO_FEW, file=sys.stderr)
-        return 2
     comparison = compare(summaries)
     if as_json:
         from greenprof.jsonout import dumps

@@ -100,8 +100,11 @@ def test_compare_text_shows_what_the_screen_shows(
 def test_compare_one_run_on_a_pipe_still_needs_two(
     two_runs_db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["compare", "1", "1", "--db", str(two_runs_db)]) == 2
+    assert main(["compare", "1", "resnet-bs64", "--db", str(two_runs_db)]) == 2
     assert "two or more runs" in capsys.readouterr().err
+    assert main(["compare", "1", "resnet-bs64", "2", "--db", str(two_runs_db)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[:3] == ["A  resnet-bs64 #1", "B  resnet-bs128 #2", ""]
 
 
 def test_history_on_a_pipe_prints_the_run_list(
