@@ -5,6 +5,10 @@ the gaps between steps). A stale counter is simulated directly: it updates every
 ``update_period_s`` with a random phase, and a poll returns the value at the last update.
 Polls come every ~100 ms with ±20 % dither, as the sampler does. No real time passes.
 
+The harsh conditions of issue 14 (``_conditions.py``) print greenprof vs naive vs truth and
+the coverage of the stated per-step uncertainty (share of steps whose true error is within
+it; the target is >= 95 % in every condition).
+
 A warm-up section compares the first 20 s of runs with and without the sensor's declared
 update period (the update lattice's prior), including declared periods that are wrong.
 
@@ -21,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from _conditions import coverage_table
 
 from greenprof.energy import StepAttributor, StepEnergy, counter_delta
 from greenprof.energy.lattice import UpdateLattice
@@ -462,6 +467,7 @@ def main() -> None:
     report(make_trace("power only (power_integration)", seed + 7, duration_s=d, counter=False))
     wrap_check()
     warm_up(6 if args.quick else 16)
+    coverage_table(3 if args.quick else 10)
     throughput()
 
 
