@@ -91,12 +91,13 @@ _REFRESH = cliargs.real(0.1, 3600.0, what="seconds")
 
 def _resolve(db: str | None, refs: list[str]) -> tuple[Path, list[str]]:
     """Open the database (raising StoreError subclasses with their messages) and turn run
-    references into ids."""
+    references into ids, each run once."""
     from greenprof.refs import expand_jobs
     from greenprof.store import RunStore
 
     with RunStore(db) as store:
-        return store.path, [str(store.run(ref).run_id) for ref in expand_jobs(store, refs)]
+        run_ids = dict.fromkeys(str(store.run(ref).run_id) for ref in expand_jobs(store, refs))
+        return store.path, list(run_ids)
 
 
 def _run_app(app: GreenprofApp) -> int:
