@@ -19,6 +19,7 @@ import argparse
 import multiprocessing as mp
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -139,10 +140,52 @@ def bench_processes(url: str, n: int, procs: int = 4) -> list[Row]:
     ]
 
 
+def _fill(db: str | Path, runs: int, n: int) -> None:
+    steps, energy = make_rows(n)
+    for k in range(runs):
+        writer = open_writer(db, flush_interval_s=3600)
+        writer.create_run(spec(f"run{k}"))
+        writer.add_steps(steps, energy)
+        writer.close()
+
+
+def _best_ms(action: Callable[[], object], reps: int = 5) -> float:
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - t0)
+    return 1000 * min(times)
+
+
+def bench_queries(url: str, sqlite_path: Path, runs: int, n: int) -> list[Row]:
+    """The history and compare screens' reads on both backends, same runs (best of 5)."""
+    from greenprof.store.reader import RunStore
+    from greenprof.tui.queries import step_digest
+
+    rows = []
+    for label, db in (("PostgreSQL", url), ("SQLite", str(sqlite_path))):
+        _fill(db, runs, n)
+        with RunStore(db) as store:
+            ids = [run.run_id for run in store.runs()]
+            history = _best_ms(store.runs)
+            compare = _best_ms(lambda: [step_digest(store, i) for i in ids[:2]])  # noqa: B023
+            aggregate = _best_ms(lambda: store.step_aggregate(ids[0]))  # noqa: B023
+        rows += [
+            Row(f"{label}: history (runs(), {runs} runs)", f"{history:>8.1f} ms", "≤ 100 ms",
+                history <= 100),
+            Row(f"{label}: compare 2 runs x {n:,} steps (digest)", f"{compare:>8.1f} ms",
+                "≤ 100 ms", compare <= 100),
+            Row(f"{label}: step aggregate of one run", f"{aggregate:>8.1f} ms", ""),
+        ]  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rows and repetitions")
     parser.add_argument("--url", help="an existing empty database (default: a throwaway cluster)")
+    parser.add_argument("--runs", type=int, default=10, help="runs for the query benchmark")
     args = parser.parse_args()
     n, reps = (50_000, 2) if args.quick else (200_000, 3)
     cluster = None
@@ -164,10 +207,13 @@ def main() -> None:
     try:
         rows = bench_ingest(new_db, n, reps)
         rows += bench_processes(new_db(), n // 4)
+        with tempfile.TemporaryDirectory() as tmp:
+            queries = bench_queries(new_db(), Path(tmp) / "q.db", args.runs, n // 2)
     finally:
         if cluster is not None:
             destroy(cluster)
     print_table(f"PostgreSQL ingest ({n:,} step rows, {reps} reps)", rows)
+    print_table(f"Queries, both backends ({args.runs} runs x {n // 2:,} steps)", queries)
 
 
 if __name__ == "__main__":

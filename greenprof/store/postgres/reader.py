@@ -226,6 +226,7 @@ class PostgresReadBackend:
             "SELECT step, epoch, start_s, end_s, samples, energy_j, interpolated, loss, flags"
             " FROM steps WHERE run_id = %s AND step > %s ORDER BY step LIMIT %s",
             (run_id, after_step, size),
+            binary=True,  # about twice as fast to fetch many rows here
         ).fetchall()
         if not rows:
             return []
@@ -234,6 +235,7 @@ class PostgresReadBackend:
             "SELECT step, device, energy_j FROM step_energy"
             " WHERE run_id = %s AND step BETWEEN %s AND %s",
             (run_id, rows[0][0], rows[-1][0]),
+            binary=True,
         ):
             per_device.setdefault(step, {})[device] = energy
         return [
@@ -322,7 +324,7 @@ class PostgresReadBackend:
             sql += " AND time_s > %s"
             params.append(after_s)
         sql += " ORDER BY time_s, device"
-        return [SampleRecord(run_id, *row) for row in self._conn.execute(sql, params)]
+        return [SampleRecord(run_id, *row) for row in self._conn.execute(sql, params, binary=True)]
 
     @_one_line_errors
     def last_sample_time_s(self, run_id: int, device: str | None = None) -> float | None:

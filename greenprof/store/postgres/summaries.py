@@ -47,7 +47,9 @@ def step_range(conn: Conn, run_id: int) -> tuple[int, int] | None:
 
 def step_columns(conn: Conn, run_id: int) -> StepColumns:
     rows = conn.execute(
-        "SELECT energy_j, samples, loss FROM steps WHERE run_id = %s ORDER BY step", (run_id,)
+        "SELECT energy_j, samples, loss FROM steps WHERE run_id = %s ORDER BY step",
+        (run_id,),
+        binary=True,  # about twice as fast to fetch many rows here
     ).fetchall()
     if not rows:
         return StepColumns((), (), ())
@@ -255,7 +257,7 @@ def export_batches(
         device, time_s, *rest = row
         return (device, time_s, ms(time_s), *(blank(v) for v in rest))
 
-    with conn.transaction(), conn.cursor(name=f"greenprof_export_{run_id}") as cursor:
+    with conn.transaction(), conn.cursor(f"greenprof_export_{run_id}", binary=True) as cursor:
         cursor.itersize = batch_rows
         cursor.execute(EXPORT_SQL[table], (run_id,))
         while rows := cursor.fetchmany(batch_rows):
