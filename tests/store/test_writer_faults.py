@@ -133,3 +133,14 @@ def test_close_gives_up_within_its_bound_and_reports_what_was_not_stored(
         writer.close()
     assert any("7 step(s) of run 1 could not be stored" in r.getMessage() for r in caplog.records)
     assert RunStore(db_path).steps(1) == []
+
+
+def test_open_writer_without_a_db_writes_the_default_database(tmp_path: Path) -> None:
+    """``$GREENPROF_DB`` (set per test by conftest) is the default, as for RunStore."""
+    from greenprof.store.writer import open_writer
+
+    writer = open_writer(None)
+    run_id = writer.create_run(RunSpec("default", started_at=1.0, interval_s=0.1))
+    writer.close()
+    assert writer.path == tmp_path / "default-runs.db"
+    assert RunStore().run(run_id).name == "default"
