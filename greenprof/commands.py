@@ -159,7 +159,7 @@ def _runs(args: argparse.Namespace) -> int:
             print(dumps(runs_document(runs, database=store.location.display)))
             return 0
         if not runs:
-            where = terminal_text(str(store.path))
+            where = terminal_text(store.location.display)
             print(f"no runs in {where} yet: `greenprof demo` creates one", file=sys.stderr)
             return 0
         print(terminal_lines(runs_table(runs)))
@@ -244,8 +244,8 @@ def _doctor(args: argparse.Namespace) -> int:
     from greenprof.store.paths import resolve_db_path
 
     detection = detect_sensors(env=os.environ)
-    database = str(resolve_db_path(args.db))
     try:
+        database = str(resolve_db_path(args.db))
         if args.json:
             from greenprof.jsonout import doctor_document, dumps
 
