@@ -82,9 +82,11 @@ def transfer(
                     elif uid in known:
                         there += 1
                     else:
-                        rows += _copy_run(src, out, run, say=say, where=origin.display)
+                        added = _copy_new_run(src, out, run, say=say, where=origin.display)
                         known.add(uid)
-                        copied += 1
+                        copied += added is not None
+                        there += added is None
+                        rows += added or 0
     say(
         f"{copied} run(s) copied into {destination.display} ({rows} rows); "
         f"{there} already there, {running} still running"
@@ -106,6 +108,27 @@ def stable_uid(run: dict[str, Any]) -> str:
     identifies it (host, pid, start, name), so copying it twice still copies it once."""
     key = "\x1f".join(str(run[c]) for c in ("host", "pid", "started_at", "name"))
     return "derived-" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _copy_new_run(
+    src: Db, out: Db, run: dict[str, Any], *, say: Progress, where: str
+) -> int | None:
+    """Copy the run unless another transfer (a node pushing at the same time) stored it
+    meanwhile: then None (its transaction rolled back, nothing doubled)."""
+    try:
+        return _copy_run(src, out, run, say=say, where=where)
+    except _integrity_errors(out):
+        if out.execute("SELECT 1 FROM runs WHERE uid = ?", (run["uid"],)).fetchone() is None:
+            raise
+        return None
+
+
+def _integrity_errors(out: Db) -> tuple[type[Exception], ...]:
+    if out.sqlite:
+        return (sqlite3.IntegrityError,)
+    import psycopg
+
+    return (psycopg.IntegrityError,)
 
 
 def _copy_run(src: Db, out: Db, run: dict[str, Any], *, say: Progress, where: str) -> int:

@@ -161,3 +161,27 @@ def test_push_to_a_server_twice_copies_nothing_twice(
     assert len({r[0] for r in runs}) == 3
     assert sorted(n for _r, n in steps) == [30, 40]
     assert samples == (20,)
+
+
+def test_nodes_pushing_the_same_runs_at_once_store_each_run_once(
+    tmp_path: Path, pg_url: str
+) -> None:
+    import multiprocessing
+
+    import psycopg
+
+    a = tmp_path / "a.db"
+    _node(a, [f"r{k}" for k in range(6)], steps=200)
+    copies = [tmp_path / f"copy{k}.db" for k in range(3)]
+    for copy in copies:  # the same runs (same uids) on three nodes
+        transfer([a], copy)
+    context = multiprocessing.get_context("spawn")
+    children = [context.Process(target=transfer, args=([c], pg_url)) for c in copies]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(120)
+        assert child.exitcode == 0
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM runs").fetchone() == (6,)
+        assert conn.execute("SELECT count(*) FROM steps").fetchone() == (1200,)
