@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 
+from greenprof.errors import StoreError
 from greenprof.records import RunStatus
 from greenprof.store.postgres.connect import connect_url, describe_error, open_raw, redact
 from greenprof.store.postgres.schema import prepare_database
@@ -78,10 +79,8 @@ class PostgresSink:
         self._staged = False
 
     def create_run(self, spec: RunSpec, uid: str) -> int:
-        from greenprof.errors import StoreError
-
-        conn = self._connection()
         try:
+            conn = self._connection()
             with conn.transaction():
                 row = conn.execute(
                     f"INSERT INTO runs ({', '.join(RUN_COLUMNS)})"
@@ -97,7 +96,7 @@ class PostgresSink:
                 )
         except psycopg.Error as exc:
             raise StoreError(describe_error(self._url, exc)) from None
-        return int(run_id)
+        return run_id
 
     def write(self, run_id: int, batch: PreparedBatch) -> None:
         conn = self._connection()
