@@ -34,6 +34,13 @@ halve it, more would blur a power change at a step boundary."""
 AVERAGED_MIN_S = 0.2
 """Power readings averaged over at least this long are moving averages (NVML's 1 s
 GetPowerUsage), not instantaneous: a shorter window is a duty-cycled sample."""
+NOISE_SAMPLES = 200
+"""Recent knot intervals whose slope noise measures a fast counter's staleness."""
+MIN_NOISE_SAMPLES = 20
+"""No staleness estimate from fewer slopes (about 2 s at 10 Hz)."""
+NOISE_TO_TIMING = 3.6
+"""0.95 / 0.262: from the median slope noise to the 95th percentile of staleness (for a
+staleness spread evenly over ``[0, D]``; computed, see :meth:`KnotCurve.timing_noise_s`)."""
 RESET_RATE_MARGIN = 0.5
 """A counter reset's jump is estimated from the recent rate; its bound is this fraction of
 the estimate (the power between the last update and the reset is not measured)."""
@@ -80,6 +87,8 @@ class KnotCurve:
         self._last_poll_s = -math.inf
         self._last_power_w: float | None = None
         self._recent_w: deque[float] = deque(maxlen=DUTY_READINGS)
+        self._slope_noise_s: deque[float] = deque(maxlen=NOISE_SAMPLES)
+        self._timing_noise_s: float | None = None
         self.knots: RowBuffer[_Knots] = RowBuffer(([], [], [], []))
         # knot instants (update instants, increasing), cumulative energies (J), the poll
         # interval (a, b] each came from, and the running sum of the squared bounds on the
@@ -178,7 +187,36 @@ class KnotCurve:
                     jump_j, bound_j = self._reset_jump(time_s, raw_j)
                 self.total_j += jump_j
                 self._append_knot(self._last_poll_s, time_s, self.total_j, bound_j)
+                self._note_slope_noise()
         self._last_raw_j, self._last_poll_s = raw_j, time_s
+
+    def _note_slope_noise(self) -> None:
+        """How much the latest knot interval's slope departs from the two-interval mean,
+        in seconds of knot timing (see :meth:`timing_noise_s`)."""
+        times, energies = self.times, self.energies
+        if len(times) < 3 or self.lattice.period_s is not None:
+            return
+        span_s, last_s = times[-1] - times[-3], times[-1] - times[-2]
+        if span_s <= 0 or last_s <= 0:
+            return
+        mean_w = (energies[-1] - energies[-3]) / span_s
+        if mean_w > 0:
+            slope_w = (energies[-1] - energies[-2]) / last_s
+            noise = self._slope_noise_s
+            noise.append(abs(slope_w - mean_w) / mean_w * last_s)
+            if len(noise) >= MIN_NOISE_SAMPLES:
+                self._timing_noise_s = NOISE_TO_TIMING * sorted(noise)[len(noise) // 2]
+
+    def timing_noise_s(self) -> float | None:
+        """Bound (95 %) on how far a knot placed at its poll lies from its update instant,
+        from the slopes' noise, for a counter that changes at every poll (no lattice, no
+        unchanged poll to tell its staleness). If each value is stale by an independent
+        amount in ``[0, D]``, a slope departs from the two-interval mean by
+        ``|d_k - 2 d_(k-1) + d_(k-2)| / 2`` of its interval: median ``0.262 D``; so
+        ``0.95 D`` is :data:`NOISE_TO_TIMING` x that median. Power changing inside
+        intervals only makes it larger (conservative). None until enough knots are seen.
+        """
+        return self._timing_noise_s
 
     def _reset_jump(self, time_s: float, raw_j: float) -> tuple[float, float]:
         """The jump across a counter reset, and a bound on its error.

@@ -21,7 +21,9 @@ the knots themselves got wrong between the boundaries. Each part has a bound:
   lattice's spread (at least :data:`MIN_TIMING_FRACTION` of a period) once the lattice is
   known, else one declared period, else the whole poll interval (the update may have
   happened anywhere in it; half of that once the counter was seen stale, for the knot then sits
-  in the middle of where the update can be). Power knots sit at poll times (``δ = 0``).
+  in the middle of where the update can be; for a counter that changes at every poll, the
+  staleness its slopes' noise shows, see ``KnotCurve.timing_noise_s``). Power knots sit
+  at poll times (``δ = 0``).
 - **Beyond the knots** (the run's edges, a dead sensor): extrapolated at the edge rate;
   the bound is ``max(p_hi - r, r - p_lo) x`` the distance, with :data:`EDGE_MARGIN`.
 - **Blur** (power readings that are moving averages over W, e.g. NVML's 1 s): each
@@ -136,7 +138,9 @@ def knot_timing_s(curve: KnotCurve, i: int) -> float:
     if staleness_s > 0.0:  # placed in the middle of where the update can be
         return 0.5 * min(poll_s, staleness_s)
     declared_s = curve.declared_period_s
-    return min(poll_s, declared_s) if declared_s else poll_s
+    limit_s = min(poll_s, declared_s) if declared_s else poll_s
+    noise_s = curve.timing_noise_s()  # a counter that changes at every poll
+    return limit_s if noise_s is None else min(limit_s, noise_s)
 
 
 def boundary_bound_j(
