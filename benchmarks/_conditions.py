@@ -49,6 +49,8 @@ class Condition:
     power_window_s: float | None = None
     select: Callable[[Run], np.ndarray] | None = None
     """Which steps count (default: all)."""
+    runs: int = 1
+    """Runs per seed asked for (rows that count one step per run need more)."""
 
 
 def simulate_run(
@@ -195,6 +197,12 @@ CONDITIONS = [
         {"duration_s": 25.0, "lengths_s": (0.1, 3.0)},
         select=_first_20_s,
     ),
+    Condition(
+        "warm-up, declared 100 ms period (as NVML declares)",
+        {"duration_s": 25.0, "lengths_s": (0.1, 3.0)},
+        declared_s=0.1,
+        select=_first_20_s,
+    ),
     Condition("20 ms counter", {"period_s": 0.02}),
     Condition("100 ms counter, ±30 % update jitter", {"jitter": 0.3}),
     Condition(
@@ -214,13 +222,17 @@ CONDITIONS = [
     Condition("late updates (poll within 3 ms: 30 % missed)", {"late_prob": 0.3}),
     Condition("counter reset mid-run", {"reset_at_s": RESET_AT_S}),
     Condition(
-        "counter reset mid-run: the reset step", {"reset_at_s": RESET_AT_S}, select=_reset_step
+        "counter reset mid-run: the reset step",
+        {"reset_at_s": RESET_AT_S, "duration_s": 35.0},
+        select=_reset_step,
+        runs=5,
     ),
     Condition(
         "1 s counter, last step (stop 0.15 s after)",
         {"duration_s": 12.0, "period_s": 1.0, "tail_s": 0.15},
         declared_s=1.0,
         select=_last,
+        runs=5,
     ),
 ]
 
@@ -235,7 +247,7 @@ def run_condition(condition: Condition, seeds: int) -> dict[str, Any]:
     """Errors (%) of greenprof and naive, the coverage of the bound, per step and per window."""
     est_err, naive_err, covered, bound_pct = [], [], [], []
     w_covered: list[bool] = []
-    for seed in range(seeds):
+    for seed in range(seeds * condition.runs):
         run = simulate_run(1000 + seed, **condition.options)
         results = attribute(run, condition)
         est = np.array([r.energy_j for r in results])

@@ -6,6 +6,11 @@ each step interval to one :class:`~greenprof.energy.StepAttributor` per device, 
 releases a step once every device has attributed its energy. A step end without a
 matching begin starts where the previous step ended (contiguous steps, as recorded by
 hooks that stamp GPU completion times).
+
+Each finished step carries a bound on its energy's error (``energy_uncertainty_j``, per
+device in ``device_uncertainty_j``; see :mod:`greenprof.energy.uncertainty`); a sum over
+steps is bounded by :func:`steps_uncertainty_j`, not by the sum of their bounds. A device
+counter reset during a step flags it (``STEP_COUNTER_RESET``) and adds one warning.
 """
 
 from __future__ import annotations

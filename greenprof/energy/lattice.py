@@ -218,6 +218,15 @@ class UpdateLattice:
         return self._fit()
 
     @property
+    def maturity(self) -> float:
+        """How full the fit window is (0 to 1): a young lattice fits a few seconds of polls,
+        over which a period a few % off (an alias) can look as consistent as the true one
+        and drift by tens of ms before the longer window refutes it (measured:
+        bench_accuracy, warm-up)."""
+        maxlen = self._constraints.maxlen or FIT_WINDOW_INTERVALS
+        return len(self._constraints) / maxlen
+
+    @property
     def staleness_s(self) -> float:
         """How old a value read may be while the lattice is unknown: the longest interval
         the counter was seen not to change (its period is at least that), at most the

@@ -17,13 +17,13 @@ the knots themselves got wrong between the boundaries. Each part has a bound:
   interval (a poll gap, a slow counter) costs up to ``(p_hi - p_lo) x`` its distance to the
   nearer knot: the share of a jump split over segments of unknown rate.
 - **Boundary (knot timing)**: a counter's knot sits at its estimated update instant; an
-  error ``δ`` there shifts the curve by up to ``p_hi x δ``. ``δ`` is half the update
-  lattice's spread (at least :data:`MIN_TIMING_FRACTION` of a period) once the lattice is
-  known, else one declared period, else the whole poll interval (the update may have
-  happened anywhere in it; half of that once the counter was seen stale, for the knot then sits
-  in the middle of where the update can be; for a counter that changes at every poll, the
-  staleness its slopes' noise shows, see ``KnotCurve.timing_noise_s``). Power knots sit
-  at poll times (``δ = 0``).
+  error ``δ`` there shifts the curve by up to ``p_hi x δ``. Once the lattice is known,
+  ``δ`` is half its spread, at least :data:`MIN_TIMING_FRACTION` of a period (more while
+  its fit window is young: :data:`YOUNG_TIMING_FRACTION`). Without a lattice: half the
+  staleness once the counter was seen stale (the knot sits in the middle of where the
+  update can be); for a counter that changes at every poll, the staleness its slopes'
+  noise shows (``KnotCurve.timing_noise_s``); else one declared period, else the whole
+  poll interval. Power knots sit at poll times (``δ = 0``).
 - **Beyond the knots** (the run's edges, a dead sensor): extrapolated at the edge rate;
   the bound is ``max(p_hi - r, r - p_lo) x`` the distance, with :data:`EDGE_MARGIN`.
 - **Blur** (power readings that are moving averages over W, e.g. NVML's 1 s): each
@@ -69,11 +69,18 @@ __all__ = [
     "window_uncertainty_j",
 ]
 
+MIN_SLOPE_S = 1e-3
+"""Knot intervals shorter than this give no slope: two knots squeezed together (an update
+placed a hair after the previous knot) would claim an absurd rate."""
 EVIDENCE_INTERVALS = 2
 """Neighbouring knot intervals on each side whose slopes bound the rate in an interval."""
 RATE_MARGIN = 0.1
 """The evidence's rate range is widened by this fraction on both sides: slopes carry the
 knots' timing errors, and power inside an interval may leave the range of its neighbours."""
+YOUNG_TIMING_FRACTION = 0.12
+"""A lattice fitted on a window not yet full may be an alias drifting off the updates: its
+knots are trusted to this fraction of a period at first, down to
+:data:`MIN_TIMING_FRACTION` once its window is full (``lattice.maturity``; 30 s at 10 Hz)."""
 KNOWN_RATE_MARGIN = 0.05
 """A rate measured by the knots beyond an interval (a step reaching past it) is trusted to
 this fraction, plus the disagreement of the single-interval slopes it averages."""
@@ -112,7 +119,7 @@ def rate_range_w(curve: KnotCurve, i: int, *, margin: float = RATE_MARGIN) -> tu
     rates = []
     for k in range(lo_k, hi_k + 1):
         dt = times[k] - times[k - 1]
-        if dt > 0:
+        if dt > MIN_SLOPE_S:
             rates.append((energies[k] - energies[k - 1]) / dt)
     u0, u1 = times[max(i - 1, 0)], times[min(i, n - 1)]
     width = max(u1 - u0, 0.0)
@@ -131,7 +138,8 @@ def knot_timing_s(curve: KnotCurve, i: int) -> float:
         return 0.0
     lattice = curve.lattice
     if lattice.period_s is not None:
-        return max(0.5 * lattice.spread_s, MIN_TIMING_FRACTION * lattice.period_s)
+        young = YOUNG_TIMING_FRACTION * (1.0 - lattice.maturity)
+        return max(0.5 * lattice.spread_s, (MIN_TIMING_FRACTION + young) * lattice.period_s)
     a_s, b_s = curve.polls[i]
     poll_s = b_s - a_s if math.isfinite(a_s) else 0.0
     staleness_s = lattice.staleness_s
@@ -191,7 +199,7 @@ def smoothing_j(curve: KnotCurve, t_s: float) -> float:
     slopes = [
         (energies[k] - energies[k - 1]) / (times[k] - times[k - 1])
         for k in range(lo, hi + 1)
-        if times[k] > times[k - 1]
+        if times[k] - times[k - 1] > MIN_SLOPE_S
     ]
     return SMOOTHING_FACTOR * window_s * (max(slopes) - min(slopes)) if slopes else 0.0
 
@@ -249,7 +257,7 @@ def _known(
     slopes = [
         (energies[k] - energies[k - 1]) / (times[k] - times[k - 1])
         for k in range(a + 1, b + 1)
-        if times[k] > times[k - 1]
+        if times[k] - times[k - 1] > MIN_SLOPE_S
     ]
     spread = (max(slopes) - min(slopes)) / max(abs(rate_w), RATE_FLOOR_W) if slopes else 1.0
     margin = KNOWN_RATE_MARGIN + spread
