@@ -1,0 +1,244 @@
+"""Tracker observers against a real local MLflow store (SQLite, no server) and W&B
+offline, driven by a real Profiler with simulated sensors on a manual clock."""
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import greenprof
+from greenprof.errors import ConfigError
+from greenprof.exporters.trackers import (
+    TrackerObserver,
+    parse_trackers,
+    tracker_observers,
+)
+from greenprof.observers import RunHandle
+from greenprof.sensors.fake import FakeSensor
+from greenprof.stats import ProfilerStats
+from tests.exporters._factory import build_run
+
+# MLflow's SQLite store and W&B warn about their own dependencies: not ours to fail on.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+    pytest.mark.filterwarnings("ignore:.*noload.*"),
+]
+
+EPOCHS, STEPS_PER_EPOCH, BATCH = 3, 10, 8
+
+
+class ManualClock:
+    """Monotonic seconds that move when the test says (plus 1 µs per read)."""
+
+    def __init__(self, start_s: float = 1000.0) -> None:
+        self.now_s = start_s
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            self.now_s += 1e-6
+            return self.now_s
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now_s += seconds
+
+
+def _profile(db: Path, name: str, observers: list[Any]) -> greenprof.Profiler:
+    """A three-epoch run of 100 ms steps at 240 W; about one progress call per epoch."""
+    clock = ManualClock()
+    sensors = [
+        FakeSensor("gpu:0", 200.0, update_period_s=0.02, clock=clock),
+        FakeSensor("cpu:0", 40.0, clock=clock),
+    ]
+    prof = greenprof.Profiler(
+        name, db=db, sensors=sensors, clock=clock, country="DEU", observers=observers
+    )
+    with prof:
+        for epoch in range(EPOCHS):
+            prof.epoch_begin(epoch)
+            for _ in range(STEPS_PER_EPOCH):
+                with prof.step(samples=BATCH):
+                    clock.advance(0.1)
+            _idle(clock)
+        clock.advance(0.2)
+    return prof
+
+
+def _idle(clock: ManualClock) -> None:
+    """An idle pause between epochs, 1.5 s on the profiler's clock (attribution and
+    progress calls follow it, not the wall's), in small steps the sampler sees."""
+    for _ in range(30):
+        clock.advance(0.05)
+        time.sleep(0.01)
+
+
+# The setting ---------------------------------------------------------------------------
+
+
+def test_the_setting_defaults_to_auto_and_reads_the_environment() -> None:
+    assert parse_trackers(None, env={}) == ("auto",)
+    assert parse_trackers(None, env={"GREENPROF_TRACKERS": "MLflow, wandb"}) == ("mlflow", "wandb")
+    assert parse_trackers(None, env={"GREENPROF_TRACKERS": "off"}) == ()
+    assert parse_trackers(["wandb"]) == ("wandb",)
+    assert parse_trackers("none") == parse_trackers("") == ()
+
+
+def test_an_unknown_tracker_is_refused_with_a_suggestion() -> None:
+    with pytest.raises(ConfigError, match="did you mean 'mlflow'"):
+        parse_trackers("mlflwo")
+    with pytest.raises(ConfigError, match="choose from mlflow, wandb"):
+        parse_trackers(["tensorboard"])
+
+
+def test_auto_imports_nothing_and_follows_only_what_the_script_imported() -> None:
+    imported: list[str] = []
+
+    def record(name: str) -> ModuleType:
+        imported.append(name)
+        raise AssertionError("auto must not import a tracker")
+
+    assert tracker_observers(("auto",), modules={}, import_module=record) == []
+    fake_mlflow = ModuleType("mlflow")
+    observers = tracker_observers(("auto",), modules={"mlflow": fake_mlflow}, import_module=record)
+    assert [o.tracker for o in observers] == ["mlflow"]  # type: ignore[attr-defined]
+    assert [o.tracker for o in tracker_observers(("mlflow", "wandb"), modules={})] == [  # type: ignore[attr-defined]
+        "mlflow",
+        "wandb",
+    ]
+    assert imported == []  # not even for named trackers: only when a run starts
+
+
+def test_a_named_tracker_without_an_active_run_is_one_warning(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    assert mlflow.active_run() is None
+    caplog.set_level(logging.WARNING, logger="greenprof")
+    prof = _profile(db_path, "no-active-run", tracker_observers(("mlflow",)))
+    assert greenprof.RunStore(db_path).run(prof.run_id or -1).status == "completed"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "greenprof: trackers=mlflow but no mlflow run is active: nothing logged there"
+    ]
+
+
+# MLflow ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One local SQLite tracking store for the module (creating one runs migrations)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def mlflow(mlflow_uri: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    module = pytest.importorskip("mlflow")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    yield module
+    while module.active_run() is not None:
+        module.end_run()
+
+
+def _history(client: Any, run_id: str, key: str) -> list[tuple[int, float]]:
+    return [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
+
+
+def test_an_active_mlflow_run_gets_energy_carbon_and_tags(db_path: Path, mlflow: Any) -> None:
+    with mlflow.start_run() as active:
+        prof = _profile(db_path, "mlflow-run", tracker_observers(("auto",)))
+    client = mlflow.tracking.MlflowClient()
+    run_id = active.info.run_id
+    stored = greenprof.RunStore(db_path).run(prof.run_id or -1)
+    steps = greenprof.RunStore(db_path).steps(stored.run_id)
+    tags = client.get_run(run_id).data.tags
+    assert tags["greenprof.run_id"] == str(stored.run_id)
+    assert tags["greenprof.run_name"] == "mlflow-run"
+    assert tags["greenprof.db"] == str(db_path)
+    assert sorted(tags["greenprof.sensors"].split()) == ["cpu:0=simulated", "gpu:0=simulated"]
+
+    energy = _history(client, run_id, "greenprof/energy_j")
+    # batched: a few points for 30 steps, the last at the last step with the stored total
+    assert 1 <= len(energy) <= EPOCHS + 1
+    assert energy[-1] == (steps[-1].step, pytest.approx(stored.energy_j))
+    assert [value for _, value in energy] == sorted(value for _, value in energy)
+    co2 = _history(client, run_id, "greenprof/co2_g")
+    assert co2[-1][1] == pytest.approx(stored.co2_g)
+    per_sample = _history(client, run_id, "greenprof/j_per_sample")
+    assert per_sample[-1][1] == pytest.approx(stored.energy_j / (EPOCHS * STEPS_PER_EPOCH * BATCH))
+    power = _history(client, run_id, "greenprof/power_w")
+    assert power and all(value == pytest.approx(240.0, rel=0.05) for _, value in power)
+
+    epochs = _history(client, run_id, "greenprof_epoch/energy_j")
+    assert [epoch for epoch, _ in epochs] == list(range(EPOCHS))
+    for epoch, value in epochs:
+        in_epoch = sum(s.energy_j for s in steps if s.epoch == epoch)
+        assert value == pytest.approx(in_epoch)
+    assert len(_history(client, run_id, "greenprof_epoch/co2_g")) == EPOCHS
+
+
+def test_a_tracker_error_is_one_warning_and_never_fails_training(
+    db_path: Path, mlflow: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="greenprof")
+    client = mlflow.tracking.MlflowClient()
+    with mlflow.start_run() as active:
+        # a run deleted under the script: every call MLflow gets for it fails
+        client.delete_run(active.info.run_id)
+        prof = _profile(db_path, "tracker-down", tracker_observers(("mlflow",)))
+        client.restore_run(active.info.run_id)  # so that the script's own end_run works
+    run = greenprof.RunStore(db_path).run(prof.run_id or -1)
+    assert (run.status, run.steps) == ("completed", EPOCHS * STEPS_PER_EPOCH)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "MLflow run" in warnings[0], warnings
+    assert run.error is not None and "logging to MLflow run" in run.error
+
+
+def test_mlflow_is_imported_only_when_named(db_path: Path) -> None:
+    modules = {k: v for k, v in sys.modules.items() if k != "mlflow"}
+    imported: list[str] = []
+
+    def record(name: str) -> ModuleType:
+        imported.append(name)
+        return ModuleType(name)  # no active_run: an unusable tracker, one warning
+
+    observer = TrackerObserver("mlflow", forced=False, modules=modules, import_module=record)
+    _profile(db_path, "auto-not-imported", [observer])
+    assert imported == [] and observer.client is None
+
+
+def test_progress_is_logged_while_the_run_goes_on_in_one_batch(db_path: Path, mlflow: Any) -> None:
+    built = build_run(db_path, steps=40, epochs=2)  # steps already stored, as a live run's are
+    notes: list[str] = []
+    handle = RunHandle(built.run_id, built.name, db_path, notes.append)
+    observer = TrackerObserver("mlflow", forced=False)
+    client = mlflow.tracking.MlflowClient()
+    with mlflow.start_run() as active:
+        observer.run_started(handle)
+        stats = ProfilerStats(running=True, run_id=built.run_id, queued_marks=0, energy_j=123.0)
+        observer.run_progress(handle, stats)  # returns at once; the observer's thread logs
+
+        def logged() -> list[tuple[int, float]]:
+            return _history(client, active.info.run_id, "greenprof/energy_j")
+
+        deadline = time.monotonic() + 60
+        while not logged() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert logged() == [(39, 123.0)]  # one point for 40 steps: the run's energy so far
+        epochs = _history(client, active.info.run_id, "greenprof_epoch/energy_j")
+        assert [epoch for epoch, _ in epochs] == [0]  # epoch 1 is not over yet
+        observer.run_stopped(handle, "completed")
+    assert logged()[-1] == (39, pytest.approx(built.energy_j))
+    epochs = _history(client, active.info.run_id, "greenprof_epoch/energy_j")
+    assert [epoch for epoch, _ in epochs] == [0, 1]
+    assert sum(v for _, v in epochs) == pytest.approx(built.step_energy_j)
+    assert notes == []
