@@ -277,14 +277,14 @@ class KnotCurve:
         if other_s is not None and i >= 2 and min(u_s, other_s) > times[i - 1]:
             previous_w = (energies[i - 1] - energies[i - 2]) / (times[i - 1] - times[i - 2])
             lo = bisect_right(self.power_times, times[i - 1])
-            hi = bisect_right(self.power_times, b_s)
-            if hi > lo:  # power read during the jump: a better guess of its rate
-                previous_w = sum(self.powers[lo:hi]) / (hi - lo)
             jump_j = energies[i] - energies[i - 1]
 
             def misfit(candidate_s: float) -> float:
+                # power read during the jump as this candidate places it: its rate's best guess
+                hi = bisect_right(self.power_times, candidate_s)
+                expected_w = sum(self.powers[lo:hi]) / (hi - lo) if hi > lo else previous_w
                 rate_w = jump_j / (candidate_s - times[i - 1])
-                return abs(math.log(max(rate_w, RATE_FLOOR_W) / max(previous_w, RATE_FLOOR_W)))
+                return abs(math.log(max(rate_w, RATE_FLOOR_W) / max(expected_w, RATE_FLOOR_W)))
 
             u_s = min(u_s, other_s, key=misfit)
         if i:
