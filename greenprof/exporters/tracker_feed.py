@@ -66,9 +66,12 @@ class TrackerFeed:
         self.samples = 0
         self._epoch: _Epoch | None = None
 
-    def points(self, steps: Iterable[StepRecord], *, run_energy_j: float) -> list[MetricPoint]:
+    def points(
+        self, steps: Iterable[StepRecord], *, run_energy_j: float | None
+    ) -> list[MetricPoint]:
         """The points for ``steps`` (those stored since the last call, in order), with
-        the run's energy so far; none when there is no new step."""
+        the run's energy so far (None: not known yet, or the run's totals follow from
+        :meth:`final_points`); none when there is no new step."""
         out: list[MetricPoint] = []
         window_j = window_s = 0.0
         new = 0
@@ -83,7 +86,8 @@ class TrackerFeed:
             window_s += max(0.0, step.end_s - step.start_s)
         if not new:
             return out
-        out += self._run_points(run_energy_j, self.samples)
+        if run_energy_j is not None and run_energy_j > 0:
+            out += self._run_points(run_energy_j, self.samples)
         if window_s > 0:
             out.append(MetricPoint(STEP_PREFIX + "power_w", window_j / window_s, self.last_step))
         return out

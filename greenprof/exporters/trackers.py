@@ -241,7 +241,7 @@ class TrackerObserver:
         points = []
         while True:  # catch up on a backlog, one bounded read at a time
             steps = store.step_batch(run.run_id, after_step=feed.last_step, size=READ_BATCH_STEPS)
-            points += feed.points(steps, run_energy_j=self._energy_j)
+            points += feed.points(steps, run_energy_j=None if final else self._energy_j)
             if len(steps) < READ_BATCH_STEPS:
                 break
         totals: dict[str, float] = {}

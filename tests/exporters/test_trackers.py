@@ -35,6 +35,20 @@ pytestmark = [
 EPOCHS, STEPS_PER_EPOCH, BATCH = 3, 10, 8
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _trackers_stay_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """MLflow's telemetry and matplotlib (which MLflow loads) write under the home
+    directory and may phone home: off, and their directories under a temporary one."""
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DO_NOT_TRACK", "true")
+        patch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+        patch.setenv("MPLCONFIGDIR", str(home / "matplotlib"))
+        patch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+        patch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+        yield
+
+
 class ManualClock:
     """Monotonic seconds that move when the test says (plus 1 µs per read)."""
 
@@ -150,7 +164,8 @@ def mlflow(mlflow_uri: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def _history(client: Any, run_id: str, key: str) -> list[tuple[int, float]]:
-    return [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
+    """A metric's points in step order."""
+    return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
 
 
 def test_an_active_mlflow_run_gets_energy_carbon_and_tags(db_path: Path, mlflow: Any) -> None:
@@ -170,7 +185,7 @@ def test_an_active_mlflow_run_gets_energy_carbon_and_tags(db_path: Path, mlflow:
     # batched: a few points for 30 steps, the last at the last step with the stored total
     assert 1 <= len(energy) <= EPOCHS + 1
     assert energy[-1] == (steps[-1].step, pytest.approx(stored.energy_j))
-    assert [value for _, value in energy] == sorted(value for _, value in energy)
+    assert sorted(energy) == sorted(energy, key=lambda point: point[1]), energy  # grows
     co2 = _history(client, run_id, "greenprof/co2_g")
     assert co2[-1][1] == pytest.approx(stored.co2_g)
     per_sample = _history(client, run_id, "greenprof/j_per_sample")
@@ -242,3 +257,47 @@ def test_progress_is_logged_while_the_run_goes_on_in_one_batch(db_path: Path, ml
     assert [epoch for epoch, _ in epochs] == [0, 1]
     assert sum(v for _, v in epochs) == pytest.approx(built.step_energy_j)
     assert notes == []
+
+
+# Weights & Biases (offline) ---------------------------------------------------------------
+
+
+@pytest.fixture
+def wandb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    module = pytest.importorskip("wandb")
+    for name, value in {
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "WANDB_DIR": tmp_path / "wandb",
+        "WANDB_CONFIG_DIR": tmp_path / "wandb-config",
+        "WANDB_CACHE_DIR": tmp_path / "wandb-cache",
+        "WANDB_DATA_DIR": tmp_path / "wandb-data",
+    }.items():
+        if isinstance(value, Path):
+            value.mkdir()
+        monkeypatch.setenv(name, str(value))
+    yield module
+    if module.run is not None:
+        module.run.finish()
+
+
+def test_a_wandb_run_gets_the_numbers_without_its_step_moving(db_path: Path, wandb: Any) -> None:
+    run = wandb.init(project="greenprof-tests")
+    run.log({"loss": 1.0})  # the script owns W&B's step: row 0
+    prof = _profile(db_path, "wandb-run", tracker_observers(("auto",)))
+    run.log({"loss": 0.5})  # row 1: greenprof's points join the script's next row
+    stored = greenprof.RunStore(db_path).run(prof.run_id or -1)
+    summary = dict(run.summary)
+    config = dict(run.config)
+    run.finish()
+    assert summary["_step"] == 1, summary  # greenprof committed no row of its own
+    assert summary["greenprof/energy_j"] == pytest.approx(stored.energy_j)
+    assert summary["greenprof/co2_g"] == pytest.approx(stored.co2_g)
+    assert summary["greenprof/j_per_sample"] == pytest.approx(
+        stored.energy_j / (EPOCHS * STEPS_PER_EPOCH * BATCH)
+    )
+    assert summary["greenprof/step"] == EPOCHS * STEPS_PER_EPOCH - 1
+    assert summary["greenprof_epoch/epoch"] == EPOCHS - 1
+    assert summary["greenprof_epoch/energy_j"] > 0
+    assert config["greenprof.run_id"] == str(stored.run_id)
+    assert config["greenprof.run_name"] == "wandb-run"
