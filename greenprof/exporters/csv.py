@@ -41,8 +41,10 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from greenprof.exporters._common import iso_utc
+from greenprof.metrics import j_per_sample, run_j_per_sample
 from greenprof.records import RunInfo
 from greenprof.textsafe import csv_value
+from greenprof.units import J_PER_KWH
 
 if TYPE_CHECKING:
     from greenprof.store.api import ExportTable
@@ -60,6 +62,8 @@ RUNS_COLUMNS = (
     "started_at",
     "ended_at",
     "duration_s",
+    "setup_s",
+    "setup_energy_j",
     "steps",
     "samples",
     "energy_j",
@@ -76,7 +80,11 @@ RUNS_COLUMNS = (
     "error",
     "greenprof_version",
 )
-"""``tags``: JSON object; ``devices``: ``device=method`` pairs joined by ``;``."""
+"""``tags``: JSON object; ``devices``: ``device=method`` pairs joined by ``;``.
+``setup_s`` / ``setup_energy_j``: the phase from the run's start to its first step
+(imports, data loading, compilation) and the energy of all devices in it; the energy
+outside steps is ``energy_j - step_energy_j`` (setup included). ``j_per_sample`` is run
+energy over samples (:func:`greenprof.metrics.run_j_per_sample`)."""
 
 DEVICES_COLUMNS = (
     "run_id",
@@ -212,7 +220,6 @@ def write_csv(store: RunStore, runs: Sequence[RunInfo], table: str, out: TextIO)
 
 def _run_row(run: RunInfo) -> tuple[object, ...]:
     carbon = run.carbon
-    per_sample = run.energy_j / run.samples if run.samples else None
     return (
         run.run_id,
         run.name,
@@ -225,13 +232,15 @@ def _run_row(run: RunInfo) -> tuple[object, ...]:
         iso_utc(run.started_at),
         iso_utc(run.ended_at),
         run.duration_s,
+        run.setup_s,
+        run.setup_energy_j,
         run.steps,
         run.samples,
         run.energy_j,
         run.energy_kwh,
         run.step_energy_j,
         run.co2_g,
-        per_sample,
+        run_j_per_sample(run),
         carbon.intensity_g_per_kwh if carbon else None,
         carbon.source if carbon else None,
         carbon.pue if carbon else None,
@@ -261,7 +270,7 @@ def _device_rows(store: RunStore, runs: Sequence[RunInfo]) -> Iterable[tuple[obj
                 dev.idle_power_w,
                 int(dev.node_wide),
                 energy,
-                energy / 3.6e6,
+                energy / J_PER_KWH,
                 _times(energy, factor),
                 dev.note,
             )
@@ -284,7 +293,7 @@ def _epoch_rows(store: RunStore, runs: Sequence[RunInfo]) -> Iterable[tuple[obje
                 ep.samples,
                 ep.energy_j,
                 _times(ep.energy_j, factor),
-                ep.energy_j / ep.samples if ep.samples else None,
+                j_per_sample(ep.energy_j, ep.samples),
             )
 
 

@@ -54,10 +54,13 @@ def build_run(
     host: str = "node-a",
     status: str = "completed",
     sample_every_s: float = 0.25,
+    setup_s: float = 0.0,
 ) -> Built:
-    """One run with ``steps`` steps, per-device energies and sensor samples."""
+    """One run with ``steps`` steps, per-device energies and sensor samples; the steps
+    start after ``setup_s`` of setup at the devices' full power."""
     watts = watts or {"gpu:0": 250.0, "cpu:0": 40.0}
-    writer = StoreWriter(db, flush_interval_s=60, wall_clock=lambda: started_at + steps * step_s)
+    end_at = started_at + setup_s + steps * step_s
+    writer = StoreWriter(db, flush_interval_s=60, wall_clock=lambda: end_at)
     run_id = writer.create_run(
         RunSpec(
             name,
@@ -77,7 +80,7 @@ def build_run(
     per_epoch = max(1, steps // epochs)
     step_rows, energy_rows = [], []
     for step in range(steps):
-        start, end = step * step_s, (step + 1) * step_s
+        start, end = setup_s + step * step_s, setup_s + (step + 1) * step_s
         # Power varies a little between steps, like real training.
         per_device = {
             dev.device: watts[dev.device] * (end - start) * (1 + 0.1 * ((step % 3) - 1))
@@ -90,7 +93,12 @@ def build_run(
         for device, joules in per_device.items():
             built.device_energy_j[device] = built.device_energy_j.get(device, 0.0) + joules
     writer.add_steps(step_rows, energy_rows)
-    duration = steps * step_s
+    setup_energy_j = sum(watts[dev.device] for dev in devices) * setup_s
+    for dev in devices:
+        built.device_energy_j[dev.device] = (
+            built.device_energy_j.get(dev.device, 0.0) + watts[dev.device] * setup_s
+        )
+    duration = setup_s + steps * step_s
     sample_rows = []
     for dev in devices:
         count = int(duration / sample_every_s) + 1
@@ -110,6 +118,8 @@ def build_run(
             step_energy_j=built.step_energy_j,
             duration_s=duration,
             device_energy_j=dict(built.device_energy_j),
+            setup_s=setup_s,
+            setup_energy_j=setup_energy_j,
         )
     )
     writer.close(status="completed" if status == "running" else status)  # type: ignore[arg-type]

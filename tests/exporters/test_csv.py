@@ -86,6 +86,20 @@ def test_runs_table_has_units_and_iso_times(db: Path, tmp_path: Path) -> None:
     assert first["devices"] == "cpu:0=model;gpu:0=counter"
 
 
+def test_runs_table_has_the_setup_phase(tmp_path: Path) -> None:
+    """Issue 9: the time and energy before the first step are in the runs table."""
+    db = tmp_path / "setup.db"
+    built = build_run(db, "slow-start", setup_s=12.0, steps=20)
+    (row,) = export(db, "--table", "runs", tmp=tmp_path)
+    assert list(row) == list(csv_export.RUNS_COLUMNS)
+    assert float(row["setup_s"]) == pytest.approx(12.0)
+    assert float(row["setup_energy_j"]) == pytest.approx((250.0 + 40.0) * 12.0)
+    assert float(row["duration_s"]) == pytest.approx(built.duration_s) == 22.0
+    outside_j = float(row["energy_j"]) - float(row["step_energy_j"])
+    assert outside_j == pytest.approx(float(row["setup_energy_j"]))  # no gap between steps
+    assert float(row["j_per_sample"]) == pytest.approx(built.energy_j / built.samples)
+
+
 @pytest.mark.parametrize(
     ("selection", "expected"),
     [
