@@ -3,7 +3,9 @@
 1. ``import greenprof`` in a fresh interpreter (perf_counter around the import, median of
    10), the heavy modules it must not load, and the slowest imports (``-X importtime``).
 2. ``Profiler(...)`` + ``start()`` and ``stop()``, with the detected sensors and with
-   FakeSensors (median of 10, interleaved), and the first run in a fresh process;
+   FakeSensors (median of 10, interleaved), with FakeSensors read in the sampler's helper
+   process (and how long its first reading takes to arrive), and the first run in a fresh
+   process;
    the peer: CodeCarbon's ``OfflineEmissionsTracker(...)`` + ``start()`` and ``stop()``.
 3. ``stop()`` with N very short steps still pending in the last counter interval
    (their attribution is left to ``stop()``).
@@ -150,6 +152,34 @@ def fake_sensors() -> list[Any]:
     return [FakeSensor("gpu:0"), FakeSensor("cpu:0")]
 
 
+def helper_sensors() -> list[Any]:
+    """FakeSensors the sampler reads in its helper process (they carry a recipe)."""
+    from greenprof.sensors.recipe import spawnable
+
+    fake = "greenprof.sensors.fake:FakeSensor"
+    return [spawnable(fake, "gpu:0"), spawnable(fake, "cpu:0")]
+
+
+def first_helper_reading_s() -> float:
+    """Seconds from ``Sampler.start()`` to the first reading sent by its helper process."""
+    import threading
+
+    from greenprof.sampler import Sampler
+
+    arrived = threading.Event()
+    sampler = Sampler(
+        helper_sensors(),
+        interval_s=0.1,
+        consumer=lambda readings: arrived.set() if readings else None,
+    )
+    t0 = time.perf_counter()
+    sampler.start()
+    arrived.wait(30.0)
+    elapsed = time.perf_counter() - t0
+    sampler.stop()
+    return elapsed
+
+
 def time_profiler(db: Path, sensors: Callable[[], list[Any] | None]) -> tuple[float, float]:
     """(seconds for Profiler(...) + start(), seconds for stop())."""
     from greenprof import Profiler
@@ -228,12 +258,24 @@ def bench_start_stop(tmp: Path, reps: int, cc_reps: int) -> list[Row]:
     import greenprof  # noqa: F401  (the import is measured above, not here)
 
     time_profiler(tmp / "warmup.db", fake_sensors)  # schema creation, lazy imports
-    fake, detected = [], []
+    fake, detected, helper, first_s = [], [], [], []
     for _ in range(reps):
         fake.append(time_profiler(tmp / "start-fake.db", fake_sensors))
         detected.append(time_profiler(tmp / "start-detected.db", lambda: None))
+        helper.append(time_profiler(tmp / "start-helper.db", helper_sensors))
+        first_s.append(first_helper_reading_s())
     rows = start_stop_rows(f"greenprof, FakeSensors (median of {reps})", fake, True)
     rows += start_stop_rows(f"greenprof, detected sensors (median of {reps})", detected, True)
+    rows += start_stop_rows(
+        f"greenprof, FakeSensors read in the helper process (median of {reps})", helper, True
+    )
+    rows.append(
+        Row(
+            f"  first reading from the helper process after start() (median of {reps})",
+            f"{1e3 * statistics.median(first_s):8.1f} ms",
+            "(not waited for by start())",
+        )
+    )
     first = [json.loads(fresh_python(FIRST_RUN_PROBE).stdout) for _ in range(3)]
     start = 1e3 * statistics.median(f["start"] for f in first)
     stop = 1e3 * statistics.median(f["stop"] for f in first)

@@ -7,6 +7,8 @@
   messages it exchanges with the training process.
 - ``remote``: the training process's end of it (start, take, stop, reap).
 - ``frames``: pickled frames on a pipe.
+- ``health``: :class:`~greenprof.sampling.health.DeviceHealth`, the callbacks' types, the bounds.
+- ``closing``: :func:`~greenprof.sampling.closing.close_sensors`, bounded.
 - ``gaps``: poll gaps and measured update periods, from the readings (pure).
 
 :mod:`greenprof.sampler` puts them together; nothing here is imported by ``import

@@ -16,6 +16,7 @@ helper itself, with the settle the last step needs).
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import signal
@@ -181,6 +182,11 @@ def run(in_fd: int, out_fd: int) -> int:
 
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # every problem goes to the parent (on_error), which logs it: none here on the
+    # terminal, twice or after the parent is gone
+    quiet = logging.getLogger("greenprof")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
     out_fd = os.dup(1)
     os.dup2(2, 1)  # a stray print (a sensor's, a library's) must not corrupt the frames
     try:

@@ -40,80 +40,37 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Final
+from collections.abc import Callable, Sequence
 
 from greenprof.records import Reading
-from greenprof.sensors.base import Sensor, as_sensor
-from greenprof.sensors.guard import (
-    READ_ERROR,
-    READ_TIMEOUT,
-    GuardEvent,
-    GuardStats,
-    ReadingGuard,
+from greenprof.sampling.closing import close_sensors
+from greenprof.sampling.health import (
+    JOIN_TIMEOUT_S,
+    MAX_READ_TIMEOUT_S,
+    MIN_READ_TIMEOUT_S,
+    STOP_GRACE_S,
+    DeviceHealth,
+    ReadingsConsumer,
+    RejectedCallback,
+    default_read_timeout_s,
 )
+from greenprof.sensors.base import Sensor, as_sensor
+from greenprof.sensors.guard import READ_ERROR, READ_TIMEOUT, GuardEvent, ReadingGuard
+
+__all__ = [
+    "JOIN_TIMEOUT_S",
+    "MAX_READ_TIMEOUT_S",
+    "MIN_READ_TIMEOUT_S",
+    "STOP_GRACE_S",
+    "DeviceHealth",
+    "ReadingsConsumer",
+    "RejectedCallback",
+    "ThreadSampler",
+    "close_sensors",
+    "default_read_timeout_s",
+]
 
 log = logging.getLogger("greenprof")
-
-ReadingsConsumer = Callable[[list[Reading]], None]
-RejectedCallback = Callable[[str, float, str], None]
-"""``(device, time_s, reason)`` for each rejected or repaired reading."""
-
-STOP_GRACE_S: Final = 1.5
-""":meth:`ThreadSampler.stop` returns within ``settle_s`` plus this, whatever the sensors do
-(the issue's bound is 2 s; the rest is left for the consumer's last calls). It covers one
-final poll waiting ``read_timeout_s`` (≤ 1 s) for a sensor that wedges just then."""
-JOIN_TIMEOUT_S: Final = 10.0
-"""How long :meth:`ThreadSampler.stop` waits for a consumer call in progress (sensors cannot
-hold the thread: it never waits for them once stop is called)."""
-MIN_READ_TIMEOUT_S: Final = 0.5
-MAX_READ_TIMEOUT_S: Final = 1.0
-"""The default read bound is 5 polls, kept within these: a healthy sensor answers in
-milliseconds, a loaded machine may not schedule a reader for a few hundred (a false
-"wedged" costs a skipped poll and a note on the run), and a poll waits this long only
-once per wedged sensor."""
-
-
-def default_read_timeout_s(interval_s: float) -> float:
-    """How long a poll waits for a sensor's read by default: 5 intervals, 0.5–1 s."""
-    return min(MAX_READ_TIMEOUT_S, max(MIN_READ_TIMEOUT_S, 5.0 * interval_s))
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceHealth:
-    """A snapshot of one device's sensor, for deciding whether to wait for it.
-
-    ``last_good_s`` and ``silent_s`` are on the sampler's clock (``time.monotonic`` by
-    default, the clock of ``Reading.time_s`` too).
-    """
-
-    device: str
-    wedged: bool
-    """A read has not returned within ``read_timeout_s``; the sensor is skipped until it does."""
-    failing: bool
-    """The last read raised, or gave nothing that passed the guard."""
-    last_good_s: float | None
-    """When the last valid reading was handed to the consumer (None: never)."""
-    silent_s: float | None
-    """Seconds since then, at the time of the snapshot (None: never a valid reading)."""
-    stats: GuardStats
-    """Rejections and repairs of its readings, read errors and timeouts, by reason."""
-    longest_gap_s: float = 0.0
-    """The longest time between two of its valid readings so far (s; 0: fewer than two)."""
-    long_gaps: int = 0
-    """How many times two consecutive valid readings were more than
-    :data:`~greenprof.sampling.gaps.LONG_GAP_POLLS` intervals apart (the steps inside such
-    a gap lean on interpolation over it: see :meth:`greenprof.sampler.Sampler.drain_gaps`)."""
-    update_period_s: float | None = None
-    """How often its value was seen to change (s; None: not measured yet), the period the
-    stop settle waits for (:meth:`greenprof.sampler.Sampler.settle_s`)."""
-    in_helper: bool = False
-    """Read in the helper process (False: on a thread of the training process)."""
-
-    @property
-    def ok(self) -> bool:
-        return not (self.wedged or self.failing)
 
 
 class _Reader:
@@ -507,34 +464,3 @@ class ThreadSampler:
                 break
             self._poll(time.monotonic() + self.read_timeout_s, interruptible=True)
             self._loop_cpu_s = time.thread_time() - started
-
-
-def close_sensors(sensors: Iterable[Sensor], *, timeout_s: float = 0.5) -> tuple[str, ...]:
-    """Close every sensor, each on its own daemon thread, waiting ``timeout_s`` in all.
-
-    A wedged sensor's ``close()`` may block as its ``read()`` did; this returns anyway.
-    Errors are logged (debug) and not raised. Returns the devices whose ``close()`` had
-    not returned in time (their threads are left parked).
-    """
-    threads: list[tuple[str, threading.Thread]] = []
-    for sensor in sensors:
-        device = sensor.device
-        thread = threading.Thread(
-            target=_close_one, args=(sensor, device), name=f"greenprof-close-{device}", daemon=True
-        )
-        thread.start()
-        threads.append((device, thread))
-    give_up = time.monotonic() + timeout_s
-    for _, thread in threads:
-        thread.join(timeout=max(0.0, give_up - time.monotonic()))
-    late = tuple(device for device, thread in threads if thread.is_alive())
-    if late:
-        log.warning("greenprof: closing %s did not finish within %g s", ", ".join(late), timeout_s)
-    return late
-
-
-def _close_one(sensor: Sensor, device: str) -> None:
-    try:
-        sensor.close()
-    except Exception as exc:
-        log.debug("greenprof: closing %s failed: %r", device, exc)

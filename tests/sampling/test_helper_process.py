@@ -146,8 +146,7 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     from greenprof.sampler import Sampler
-    from greenprof.sensors.base import Sensor
-from greenprof.sensors.recipe import spawnable
+    from greenprof.sensors.recipe import spawnable
 
     sensor = spawnable("greenprof.sensors.fake:FakeSensor", "gpu:0", 100.0)
     got = []
