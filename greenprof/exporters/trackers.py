@@ -27,10 +27,8 @@ never raised; later batches are still tried.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import logging
-import os
 import sys
 import threading
 import time
@@ -45,58 +43,32 @@ from greenprof.records import RunInfo, RunStatus
 from greenprof.stats import ProfilerStats
 from greenprof.store.location import parse_location
 from greenprof.store.reader import RunStore
+from greenprof.tracker_setting import (
+    AUTO,
+    KNOWN_TRACKERS,
+    TRACKERS_ENV,
+    parse_trackers,
+    trackers_wanted,
+    unknown_tracker,
+)
+
+__all__ = [
+    "AUTO",
+    "KNOWN_TRACKERS",
+    "TRACKERS_ENV",
+    "TrackerObserver",
+    "parse_trackers",
+    "run_tags",
+    "tracker_observers",
+    "trackers_wanted",
+]
 
 log = logging.getLogger("greenprof")
-
-TRACKERS_ENV = "GREENPROF_TRACKERS"
-AUTO = "auto"
-KNOWN_TRACKERS = tuple(FINDERS)
-"""``mlflow``, ``wandb``."""
-_OFF = ("off", "none")
 
 STOP_TIMEOUT_S = 10.0
 """How long the end of a run waits for the last batch to reach a tracker."""
 READ_BATCH_STEPS = 50_000
 """The most steps one wake-up reads: a backlog is caught up over a few wake-ups."""
-
-
-def parse_trackers(
-    value: str | Iterable[str] | None, env: Mapping[str, str] = os.environ
-) -> tuple[str, ...]:
-    """The trackers setting, checked: ``("auto",)``, ``()`` (off) or names from
-    :data:`KNOWN_TRACKERS`. ``None`` reads ``$GREENPROF_TRACKERS`` (default ``auto``);
-    a string is comma-separated. An unknown name is a :class:`ConfigError` with a
-    suggestion.
-
-    Example::
-
-        parse_trackers("mlflow, wandb")  # ('mlflow', 'wandb')
-    """
-    if value is None:
-        value = env.get(TRACKERS_ENV) or AUTO
-    items = value.split(",") if isinstance(value, str) else list(value)
-    names: list[str] = []
-    for item in items:
-        if not isinstance(item, str):
-            raise ConfigError(f"trackers must be names such as 'mlflow'; got {item!r}")
-        name = item.strip().lower()
-        if name and name not in names:
-            names.append(name)
-    if not names or any(name in _OFF for name in names):
-        return ()
-    if AUTO in names:
-        return (AUTO,)
-    for name in names:
-        if name not in KNOWN_TRACKERS:
-            raise ConfigError(_unknown(name))
-    return tuple(names)
-
-
-def _unknown(name: str) -> str:
-    choices = (*KNOWN_TRACKERS, AUTO, "off")
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown tracker {name!r}{hint}; choose from {', '.join(choices)}"
 
 
 def tracker_observers(
@@ -144,7 +116,7 @@ class TrackerObserver:
         stop_timeout_s: float = STOP_TIMEOUT_S,
     ) -> None:
         if tracker not in FINDERS:
-            raise ConfigError(_unknown(tracker))
+            raise ConfigError(unknown_tracker(tracker))
         self.tracker = tracker
         self.forced = forced
         self.client: TrackerClient | None = None

@@ -13,12 +13,8 @@ from typing import Any
 import pytest
 
 import greenprof
-from greenprof.errors import ConfigError
-from greenprof.exporters.trackers import (
-    TrackerObserver,
-    parse_trackers,
-    tracker_observers,
-)
+from greenprof.exporters.tracker_clients import FINDERS
+from greenprof.exporters.trackers import KNOWN_TRACKERS, TrackerObserver, tracker_observers
 from greenprof.observers import RunHandle
 from greenprof.sensors.fake import FakeSensor
 from greenprof.stats import ProfilerStats
@@ -98,19 +94,8 @@ def _idle(clock: ManualClock) -> None:
 # The setting ---------------------------------------------------------------------------
 
 
-def test_the_setting_defaults_to_auto_and_reads_the_environment() -> None:
-    assert parse_trackers(None, env={}) == ("auto",)
-    assert parse_trackers(None, env={"GREENPROF_TRACKERS": "MLflow, wandb"}) == ("mlflow", "wandb")
-    assert parse_trackers(None, env={"GREENPROF_TRACKERS": "off"}) == ()
-    assert parse_trackers(["wandb"]) == ("wandb",)
-    assert parse_trackers("none") == parse_trackers("") == ()
-
-
-def test_an_unknown_tracker_is_refused_with_a_suggestion() -> None:
-    with pytest.raises(ConfigError, match="did you mean 'mlflow'"):
-        parse_trackers("mlflwo")
-    with pytest.raises(ConfigError, match="choose from mlflow, wandb"):
-        parse_trackers(["tensorboard"])
+def test_every_known_tracker_has_a_client() -> None:
+    assert tuple(FINDERS) == KNOWN_TRACKERS
 
 
 def test_auto_imports_nothing_and_follows_only_what_the_script_imported() -> None:
