@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from greenprof.energy.buffer import RowBuffer
 from greenprof.energy.curve import RATE_INTERVALS, KnotCurve
 from greenprof.energy.split import Split, split_interval
-from greenprof.energy.uncertainty import NO_BOUNDS, Bounds, boundary_bound_j
+from greenprof.energy.uncertainty import NO_BOUNDS, Bounds, IntervalCache, boundary_bound_j
 from greenprof.records import Reading
 
 __all__ = ["MAX_KNOTS", "RETENTION_S", "Bounds", "StepAttributor", "StepEnergy"]
@@ -221,6 +221,7 @@ class StepAttributor:
         resolution_s = self.curve.resolution_s()
         anchor_s, anchor_j, anchor_b = self._anchor or (math.nan, 0.0, 0.0)
         curve = self.curve
+        cache: IntervalCache = {}
         points: list[float] = []
         cumulative: list[float] = []
         k = 0
@@ -245,9 +246,11 @@ class StepAttributor:
             shared = start_s == anchor_s  # contiguous steps telescope
             start_j = anchor_j if shared else self._energy_at(start_s, final=final)
             start_b = (
-                anchor_b if shared else boundary_bound_j(curve, start_s, start_j, starts, ends)
+                anchor_b
+                if shared
+                else boundary_bound_j(curve, start_s, start_j, starts, ends, cache=cache)
             )
-            end_b = boundary_bound_j(curve, end_s, end_j, starts, ends)
+            end_b = boundary_bound_j(curve, end_s, end_j, starts, ends, cache=cache)
             bounds = Bounds(start_b, end_b, self._interior_j(start_s, end_s))
             anchor_s, anchor_j, anchor_b = end_s, end_j, end_b
             interpolated = start_s < lo_s or end_s > hi_s or end_s - start_s < resolution_s
@@ -258,6 +261,9 @@ class StepAttributor:
 
     def _interior_j(self, start_s: float, end_s: float) -> float:
         """Root-sum-square of the knot jumps' bounds over ``[start_s, end_s]`` (pro rata)."""
+        jump_j2 = self.curve.jump_j2
+        if not jump_j2 or jump_j2[-1] == jump_j2[0]:
+            return 0.0  # every retained jump measured (a counter without a reset)
         variance_j2 = self._jump_variance_at(end_s) - self._jump_variance_at(start_s)
         return math.sqrt(max(variance_j2, 0.0))
 

@@ -57,7 +57,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from greenprof.energy.curve import RATE_FLOOR_W, RATE_INTERVALS, KnotCurve
-from greenprof.energy.split import segments
 
 __all__ = [
     "EDGE_MARGIN",
@@ -106,6 +105,9 @@ class Bounds:
         """The step's bound: boundaries linearly, the interior on top."""
         return self.start_j + self.end_j + self.interior_j
 
+
+IntervalCache = dict[int, tuple[tuple[float, float], float]]
+"""Per knot interval (position): its rate range and its knots' timing bound."""
 
 NO_BOUNDS = Bounds(0.0, 0.0, 0.0)
 """The bounds of a step built without them (a default)."""
@@ -157,9 +159,13 @@ def boundary_bound_j(
     estimate_j: float,
     starts_s: Sequence[float],
     ends_s: Sequence[float],
+    *,
+    cache: IntervalCache | None = None,
 ) -> float:
     """Bound on ``|Ê(t) - E(t)|`` at a step boundary ``t_s`` whose estimate is ``estimate_j``
-    (``starts_s``/``ends_s``: the steps, for the segments around it)."""
+    (``starts_s``/``ends_s``: the steps, for the segments around it). ``cache`` keeps what
+    depends on the knot interval only, by position, while the knots do not change (one
+    batch of steps): many short steps share an interval."""
     times, energies = curve.times, curve.energies
     n = len(times)
     if n < 2:
@@ -176,13 +182,19 @@ def boundary_bound_j(
     i = bisect_left(times, t_s)
     u0, u1 = times[i - 1], times[i]
     e0, e1 = energies[i - 1], energies[i]
-    general = rate_range_w(curve, i)
+    known = cache.get(i) if cache is not None else None
+    if known is None:
+        general = rate_range_w(curve, i)
+        timing_s = max(knot_timing_s(curve, i - 1), knot_timing_s(curve, i))
+        if cache is not None:
+            cache[i] = (general, timing_s)
+    else:
+        general, timing_s = known
     left, right = _side_ranges(curve, i, t_s, starts_s=starts_s, ends_s=ends_s, general=general)
     band = _band((u0, u1, e0, e1), t_s, left, right)
     if band[0] > band[1]:  # the sides' rates do not explain the jump: the general range
         band = _band((u0, u1, e0, e1), t_s, general, general)
     split_j = max(estimate_j - band[0], band[1] - estimate_j, 0.0)
-    timing_s = max(knot_timing_s(curve, i - 1), knot_timing_s(curve, i))
     return split_j + general[1] * timing_s + smoothing_j(curve, t_s)
 
 
@@ -229,24 +241,33 @@ def _side_ranges(
 ) -> tuple[tuple[float, float], tuple[float, float]]:
     """Power ranges left and right of boundary ``t_s`` in knot interval i (position).
 
-    A side that is one segment of a step (or gap) reaching beyond the interval has the rate
+    A side with no other step boundary between it and the knot (one segment of a step or
+    gap reaching beyond the interval) has the rate
     the split gave it, the slope of the knots beyond: its range is that rate +-
     :data:`KNOWN_RATE_MARGIN` plus how much the two single-interval slopes there differ
     (timing noise, power varying within the step). Any other side: the general range.
     """
     times, energies = curve.times, curve.energies
     u0, u1 = times[i - 1], times[i]
-    points, spans = segments(u0, u1, starts_s, ends_s)
-    k = bisect_left(points, t_s)
-    if k >= len(points) or points[k] != t_s:
-        return general, general
     left, right = general, general
     n = len(times)
-    if k == 1 and spans[0][0] < u0 and i - 1 - RATE_INTERVALS >= 0:
+    if i - 1 - RATE_INTERVALS >= 0 and not _boundary_within(u0, t_s, starts_s, ends_s):
         left = _known(times, energies, i - 1 - RATE_INTERVALS, i - 1)
-    if k == len(points) - 2 and spans[-1][1] > u1 and i + RATE_INTERVALS < n:
+    if i + RATE_INTERVALS < n and not _boundary_within(t_s, u1, starts_s, ends_s):
         right = _known(times, energies, i, i + RATE_INTERVALS)
     return left, right
+
+
+def _boundary_within(
+    t0_s: float, t1_s: float, starts_s: Sequence[float], ends_s: Sequence[float]
+) -> bool:
+    """Whether a step starts or ends strictly between ``t0_s`` and ``t1_s`` (two bisects
+    each: a boundary's bound must not cost a walk over the many steps of one interval)."""
+    for column in (starts_s, ends_s):
+        k = bisect_right(column, t0_s)
+        if k < len(column) and column[k] < t1_s:
+            return True
+    return False
 
 
 def _known(
