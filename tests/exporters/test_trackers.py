@@ -224,6 +224,14 @@ def test_progress_is_logged_while_the_run_goes_on_in_one_batch(db_path: Path, ml
     client = mlflow.tracking.MlflowClient()
     with mlflow.start_run() as active:
         observer.run_started(handle)
+        threads: list[str] = []
+        client_log = observer.client.log  # type: ignore[union-attr]
+
+        def log_and_note_thread(points: Any, timestamp_ms: int) -> None:
+            threads.append(threading.current_thread().name)
+            client_log(points, timestamp_ms)
+
+        observer.client.log = log_and_note_thread  # type: ignore[union-attr,method-assign]
         stats = ProfilerStats(running=True, run_id=built.run_id, queued_marks=0, energy_j=123.0)
         observer.run_progress(handle, stats)  # returns at once; the observer's thread logs
 
@@ -242,6 +250,7 @@ def test_progress_is_logged_while_the_run_goes_on_in_one_batch(db_path: Path, ml
     assert [epoch for epoch, _ in epochs] == [0, 1]
     assert sum(v for _, v in epochs) == pytest.approx(built.step_energy_j)
     assert notes == []
+    assert set(threads) == {"greenprof-mlflow"}  # never the caller's (training) thread
 
 
 # Weights & Biases (offline) ---------------------------------------------------------------
