@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
+import time
+from collections.abc import Callable, Sequence
 from typing import ClassVar, Literal
 
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from greenprof.tui.screens.base import StoreScreen
+from greenprof.store.location import parse_location
+from greenprof.tui.screens.base import StoreRef, StoreScreen
 from greenprof.tui.screens.compare import CompareScreen
 from greenprof.tui.screens.help import HelpScreen
 from greenprof.tui.screens.history import HistoryScreen
@@ -36,29 +37,39 @@ class GreenprofApp(App[int]):
 
     def __init__(
         self,
-        db_path: Path,
+        location: StoreRef,
         mode: Mode = "history",
         refs: Sequence[str] = (),
         *,
         refresh_s: float = 1.0,
         banner: str | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
-        self.db_path = db_path
+        self.location = parse_location(location)
+        """The store every screen reads (a file or a server; never a ``Path`` of a URL)."""
+        self.wall_clock = wall_clock
+        """Unix time now, for the live screen's "ended … ago" and paused state."""
         self.mode: Mode = mode
         self.refs = list(refs)
         self.refresh_s = refresh_s
         self.banner = banner
-        self.sub_title = str(db_path)
+        self.sub_title = self.location.display
 
     def get_default_screen(self) -> Screen[None]:
         """The screen the command asked for; escape never pops past it."""
         if self.mode == "live":
             run_id = int(self.refs[0]) if self.refs else None
-            return LiveScreen(self.db_path, run_id, refresh_s=self.refresh_s, banner=self.banner)
+            return LiveScreen(
+                self.location,
+                run_id,
+                refresh_s=self.refresh_s,
+                banner=self.banner,
+                wall_clock=self.wall_clock,
+            )
         if self.mode == "compare":
-            return CompareScreen(self.db_path, self.refs)
-        return HistoryScreen(self.db_path)
+            return CompareScreen(self.location, self.refs)
+        return HistoryScreen(self.location)
 
     def action_help(self) -> None:
         """Show the keys of the current screen."""
@@ -75,4 +86,4 @@ class GreenprofApp(App[int]):
                 while len(self.screen_stack) > index + 1:
                     self.pop_screen()
                 return
-        self.push_screen(HistoryScreen(self.db_path))
+        self.push_screen(HistoryScreen(self.location))

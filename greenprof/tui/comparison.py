@@ -7,167 +7,39 @@ database or Textual.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal, NamedTuple
 
 from greenprof import formatting as fmt
-from greenprof import metrics
-from greenprof.records import RunInfo
+from greenprof.tui.run_summary import AXES as AXES  # noqa: PLC0414 (re-export)
+from greenprof.tui.run_summary import CURVE_POINTS as CURVE_POINTS  # noqa: PLC0414
+from greenprof.tui.run_summary import LETTERS as LETTERS  # noqa: PLC0414
+from greenprof.tui.run_summary import Axis as Axis  # noqa: PLC0414
+from greenprof.tui.run_summary import RunSummary as RunSummary  # noqa: PLC0414
+from greenprof.tui.run_summary import StepColumns as StepColumns  # noqa: PLC0414
+from greenprof.tui.run_summary import StepDigest as StepDigest  # noqa: PLC0414
+from greenprof.tui.run_summary import caveats as caveats  # noqa: PLC0414
+from greenprof.tui.run_summary import curve_points as curve_points  # noqa: PLC0414
+from greenprof.tui.run_summary import default_loss_target as default_loss_target  # noqa: PLC0414
+from greenprof.tui.run_summary import digest_columns as digest_columns  # noqa: PLC0414
+from greenprof.tui.run_summary import pct_diff as pct_diff  # noqa: PLC0414
+from greenprof.tui.run_summary import percentile as percentile  # noqa: PLC0414
+from greenprof.tui.run_summary import summarize as summarize  # noqa: PLC0414
 
-CURVE_POINTS = 240
 EQUAL_WITHIN_PCT = 0.5
 
+VerdictMetric = Literal["sample", "step", "loss"]
+"""What the verdict ranks runs by: whole-run J/sample, median J/step, or the energy to
+reach the loss target."""
+VERDICT_METRICS: tuple[VerdictMetric, ...] = ("sample", "step", "loss")
+Better = Literal["lower", "higher"]
 
-@dataclass(frozen=True, slots=True)
-class StepColumns:
-    """A run's steps as parallel columns, in step order."""
-
-    energy_j: Sequence[float]
-    samples: Sequence[int | None]
-    loss: Sequence[float | None]
-
-
-@dataclass(frozen=True, slots=True)
-class StepDigest:
-    """What the comparison needs from a run's steps, exact or condensed.
-
-    Small runs are digested exactly from all their steps (:func:`digest_columns`); large
-    ones from per-bucket sums and every ``sampled_every``-th step, so that comparing two
-    runs of 100,000 steps reads a few thousand rows (``greenprof.tui.queries``).
-    """
-
-    step_j: Sequence[float]
-    """Energy of each (sampled) step."""
-    sample_j: Sequence[float]
-    """Energy per sample of each (sampled) step that counted samples."""
-    curve: tuple[tuple[float, float], ...]
-    """(step index, cumulative step energy J) at about CURVE_POINTS points."""
-    loss_frontier: tuple[tuple[float, float], ...]
-    """(best loss so far, cumulative energy J when first reached), loss strictly falling."""
-    step_energy_j: float
-    samples: int | None
-    sampled_every: int = 1
-    """1: exact. N: percentiles from 1 step in N, curve and frontier per bucket."""
-
-
-def digest_columns(columns: StepColumns) -> StepDigest:
-    """The exact digest of all of a run's steps."""
-    pairs = zip(columns.energy_j, columns.samples, strict=True)
-    per_sample = [energy / samples for energy, samples in pairs if samples]  # step J/sample
-    count = len(columns.energy_j)
-    stride = max(1, count // CURVE_POINTS)
-    curve: list[tuple[float, float]] = []
-    frontier: list[tuple[float, float]] = []
-    cumulative = 0.0
-    best = math.inf
-    for index, (energy, loss) in enumerate(zip(columns.energy_j, columns.loss, strict=True)):
-        cumulative += energy
-        if index % stride == 0 or index == count - 1:
-            curve.append((float(index), cumulative))
-        if loss is not None and loss < best:
-            best = loss
-            frontier.append((loss, cumulative))
-    samples = sum(s for s in columns.samples if s)
-    return StepDigest(
-        step_j=columns.energy_j,
-        sample_j=per_sample,
-        curve=tuple(curve),
-        loss_frontier=tuple(frontier),
-        step_energy_j=cumulative,
-        samples=samples or None,
-    )
-
-
-percentile = metrics.percentile
-"""Linear-interpolated percentile of sorted values (:func:`greenprof.metrics.percentile`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RunSummary:
-    """The figures of one run that the compare screen sets side by side."""
-
-    run: RunInfo
-    label: str
-    step_j_median: float | None
-    step_j_p90: float | None
-    sample_j_median: float | None
-    sample_j_p90: float | None
-    samples: int | None
-    energy_j: float
-    curve: tuple[tuple[float, float], ...]
-    """(step index, cumulative step energy J), down-sampled to about CURVE_POINTS."""
-    loss_frontier: tuple[tuple[float, float], ...]
-    """(best loss so far, cumulative energy J when first reached), loss strictly falling."""
-    device_shares: dict[str, float]
-    """Each device's fraction of the run's device energy."""
-    sampled_every: int = 1
-    """1 when the distributions are exact; see :class:`StepDigest`."""
-
-    @property
-    def j_per_sample(self) -> float | None:
-        """Run energy per sample (:mod:`greenprof.metrics`)."""
-        return metrics.j_per_sample(self.energy_j, self.samples)
-
-    @property
-    def samples_per_kwh(self) -> float | None:
-        return metrics.samples_per_kwh(self.samples, self.energy_j)
-
-    @property
-    def co2_g(self) -> float | None:
-        carbon = self.run.carbon
-        return None if carbon is None else carbon.co2_g(self.energy_j)
-
-    @property
-    def best_loss(self) -> float | None:
-        return self.loss_frontier[-1][0] if self.loss_frontier else None
-
-    def energy_to_loss_j(self, target: float) -> float | None:
-        """Cumulative step energy when the loss first reached ``target`` (None: never)."""
-        for loss, energy_j in self.loss_frontier:
-            if loss <= target:
-                return energy_j
-        return None
-
-
-def summarize(run: RunInfo, digest: StepDigest, device_energy_j: dict[str, float]) -> RunSummary:
-    """Summarise one run from its step digest (two sorts of at most a few thousand values
-    for large runs)."""
-    per_step = sorted(digest.step_j)
-    per_sample = sorted(digest.sample_j)
-    device_total = sum(device_energy_j.values())
-    shares = (
-        {device: energy / device_total for device, energy in device_energy_j.items()}
-        if device_total > 0
-        else {}
-    )
-    return RunSummary(
-        run=run,
-        label=f"{run.name} #{run.run_id}",
-        step_j_median=percentile(per_step, 0.5),
-        step_j_p90=percentile(per_step, 0.9),
-        sample_j_median=percentile(per_sample, 0.5),
-        sample_j_p90=percentile(per_sample, 0.9),
-        samples=digest.samples or run.samples,
-        energy_j=max(run.energy_j, digest.step_energy_j),
-        curve=digest.curve,
-        loss_frontier=digest.loss_frontier,
-        device_shares=shares,
-        sampled_every=digest.sampled_every,
-    )
-
-
-def default_loss_target(summaries: Sequence[RunSummary]) -> float | None:
-    """The best loss that every run with a loss reached (the max of their best losses)."""
-    best = [s.best_loss for s in summaries if s.best_loss is not None]
-    return max(best) if best else None
-
-
-def pct_diff(value: float | None, reference: float | None) -> float | None:
-    """``value`` relative to ``reference``, in percent (None when undefined)."""
-    if value is None or reference is None or reference == 0:
-        return None
-    return (value / reference - 1.0) * 100.0
+MEDIANS_NOTE = (
+    "medians and p90 are over steps only; run totals and J/sample (run) also count the "
+    "energy between steps (setup, data loading, evaluation), so the two can disagree"
+)
+"""Why a run can win on the median J/step row and lose on its totals."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +50,19 @@ class MetricRow:
     values: tuple[str, ...]
     deltas: tuple[str, ...]
     """Percent difference from the first run ("" for the first run itself)."""
+    delta_pct: tuple[float | None, ...] = ()
+    """The same differences as numbers (None for the first run or when undefined)."""
+    better: Better | None = None
+    """Which direction is better for this metric (None: neither, e.g. steps)."""
+
+    def judgement(self, index: int) -> Literal["better", "worse", ""]:
+        """Whether run ``index`` is better or worse than run A on this row ("" when equal
+        within EQUAL_WITHIN_PCT, undefined, or the metric has no better direction)."""
+        delta = self.delta_pct[index] if index < len(self.delta_pct) else None
+        if self.better is None or delta is None or abs(delta) < EQUAL_WITHIN_PCT:
+            return ""
+        lower = delta < 0
+        return "better" if lower == (self.better == "lower") else "worse"
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,43 +75,122 @@ class Comparison:
     loss_target: float | None
     note: str = ""
     """Says when distributions come from sampled steps."""
+    verdict_metric: str = ""
+    """The metric the verdict ranked by, in words ("" when it could not rank)."""
+    caveats: tuple[str, ...] = ()
+    """Runs whose figures are partial (failed, interrupted, running, lost steps)."""
+    medians_note: str = MEDIANS_NOTE
 
 
 def _row(
-    metric: str, raw: Sequence[float | None], show: Callable[[float | None], str]
+    metric: str,
+    raw: Sequence[float | None],
+    show: Callable[[float | None], str],
+    better: Better | None = "lower",
 ) -> MetricRow:
     reference = raw[0]
-    deltas = tuple(
-        "" if index == 0 else fmt.percent(pct_diff(value, reference), signed=True)
-        for index, value in enumerate(raw)
+    numbers = tuple(
+        None if index == 0 else pct_diff(value, reference) for index, value in enumerate(raw)
     )
-    return MetricRow(metric, tuple(show(value) for value in raw), deltas)
+    deltas = tuple(
+        "" if index == 0 else fmt.percent(delta, signed=True) for index, delta in enumerate(numbers)
+    )
+    return MetricRow(metric, tuple(show(value) for value in raw), deltas, numbers, better)
 
 
-def efficiency_verdicts(summaries: Sequence[RunSummary]) -> tuple[str, ...]:
-    """Lines like "A is 23.1 % more energy-efficient per sample than B".
+class Ranking(NamedTuple):
+    """The verdict's choice: the metric (in words), the best run, each run's extra cost.
 
-    Per sample (whole-run J/sample) when every run counted samples, else per step
-    (median J/step). The most efficient run is compared with each other run.
+    ``gains[i]`` is how much more run ``i`` spends than the best run on ``metric``, in
+    percent (0 for the best; None for a run the metric cannot rank, e.g. one that never
+    reached the loss target).
+    """
+
+    metric: str
+    best_index: int
+    gains: tuple[float | None, ...]
+    unit: str
+    """How the verdict line says it: "per sample", "per step", "to reach loss ≤ 1.20"."""
+
+
+def _costs(
+    summaries: Sequence[RunSummary], metric: VerdictMetric, loss_target: float | None
+) -> tuple[list[float | None], str, str]:
+    if metric == "loss" and loss_target is not None:
+        target = fmt.number(loss_target)
+        return (
+            [s.energy_to_loss_j(loss_target) for s in summaries],
+            f"energy to loss≤{target}",
+            f"to reach loss≤{target}",
+        )
+    if metric == "step":
+        return [s.step_j_median for s in summaries], "J/step median", "per step"
+    return [s.j_per_sample for s in summaries], "J/sample (run)", "per sample"
+
+
+def verdict_metric(
+    summaries: Sequence[RunSummary],
+    loss_target: float | None = None,
+    chosen: VerdictMetric | None = None,
+) -> VerdictMetric:
+    """The metric the verdict ranks by: the user's choice; else energy to the loss target
+    when the user set one; else whole-run J/sample when every run counted samples; else
+    median J/step."""
+    if chosen is not None and (chosen != "loss" or loss_target is not None):
+        return chosen
+    if loss_target is not None:
+        return "loss"
+    return "sample" if all(s.j_per_sample is not None for s in summaries) else "step"
+
+
+def efficiency_ranking(
+    summaries: Sequence[RunSummary],
+    loss_target: float | None = None,
+    chosen: VerdictMetric | None = None,
+) -> Ranking | None:
+    """Rank the runs on the verdict's metric (:func:`verdict_metric`); None when fewer than
+    two runs have a positive figure on it."""
+    metric = verdict_metric(summaries, loss_target, chosen)
+    costs, name, unit = _costs(summaries, metric, loss_target)
+    if metric == "sample" and any(c is None for c in costs):  # chosen, but not counted
+        costs, name, unit = _costs(summaries, "step", loss_target)
+    known = [i for i, c in enumerate(costs) if c is not None and c > 0]
+    if len(known) < 2 or (metric != "loss" and len(known) < len(costs)):
+        return None
+    best_index = min(known, key=lambda i: float(costs[i] or 0.0))
+    best = float(costs[best_index] or 0.0)
+    gains = tuple(
+        None if cost is None or cost <= 0 else (cost / best - 1.0) * 100.0 for cost in costs
+    )
+    return Ranking(name, best_index, gains, unit)
+
+
+def efficiency_verdicts(
+    summaries: Sequence[RunSummary],
+    loss_target: float | None = None,
+    chosen: VerdictMetric | None = None,
+) -> tuple[str, ...]:
+    """Lines like "A is 23.1 % more energy-efficient per sample than B", on the metric
+    of :func:`efficiency_ranking` (the line says which: per sample, per step, or to reach
+    the loss target). The most efficient run is compared with each other run.
     """
     if len(summaries) < 2:
         return ("select two or more runs to compare",)
-    per_sample = [s.j_per_sample for s in summaries]
-    if all(value is not None for value in per_sample):
-        costs, unit = per_sample, "per sample"
-    else:
-        costs, unit = [s.step_j_median for s in summaries], "per step"
-    if any(cost is None or cost <= 0 for cost in costs):
+    ranking = efficiency_ranking(summaries, loss_target, chosen)
+    if ranking is None:
+        if verdict_metric(summaries, loss_target, chosen) == "loss":
+            return (f"fewer than two runs reached loss≤{fmt.number(loss_target)}",)
         return ("not enough steps recorded to compare efficiency",)
-    known = [float(cost) for cost in costs if cost is not None]
-    best_index = min(range(len(known)), key=known.__getitem__)
-    best = summaries[best_index]
+    best = summaries[ranking.best_index]
+    unit = ranking.unit
     lines = []
     for index, other in enumerate(summaries):
-        if index == best_index:
+        gain = ranking.gains[index]
+        if index == ranking.best_index:
             continue
-        gain = (known[index] / known[best_index] - 1.0) * 100.0
-        if gain < EQUAL_WITHIN_PCT:
+        if gain is None:
+            lines.append(f"{other.label} never reached loss≤{fmt.number(loss_target)}")
+        elif gain < EQUAL_WITHIN_PCT:
             lines.append(
                 f"{best.label} and {other.label} are equally energy-efficient {unit}"
                 f" (within {EQUAL_WITHIN_PCT} %)"
@@ -238,25 +202,35 @@ def efficiency_verdicts(summaries: Sequence[RunSummary]) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def compare(summaries: Sequence[RunSummary], loss_target: float | None = None) -> Comparison:
-    """Side-by-side rows with percent deltas relative to the first run."""
+def compare(
+    summaries: Sequence[RunSummary],
+    loss_target: float | None = None,
+    verdict_by: VerdictMetric | None = None,
+) -> Comparison:
+    """Side-by-side rows with percent deltas relative to the first run.
+
+    ``loss_target`` is the user's: when set, the verdict ranks by the energy to reach it
+    (unless ``verdict_by`` chooses another metric); without it the table still shows
+    the energy to the loss every run reached, but the verdict stays on J/sample.
+    """
     target = loss_target if loss_target is not None else default_loss_target(summaries)
     rows = [
         _row("energy", [s.energy_j for s in summaries], fmt.energy_wh),
         _row("carbon CO2e", [s.co2_g for s in summaries], fmt.co2),
         _row("time", [s.run.duration_s for s in summaries], fmt.duration),
-        _row("steps", [float(s.run.steps) for s in summaries], fmt.number),
+        _row("steps", [float(s.run.steps) for s in summaries], fmt.number, None),
         _row(
             "samples",
             [None if s.samples is None else float(s.samples) for s in summaries],
             fmt.number,
+            None,
         ),
         _row("J/step median", [s.step_j_median for s in summaries], fmt.number),
         _row("J/step p90", [s.step_j_p90 for s in summaries], fmt.number),
         _row("J/sample median", [s.sample_j_median for s in summaries], fmt.number),
         _row("J/sample p90", [s.sample_j_p90 for s in summaries], fmt.number),
         _row("J/sample (run)", [s.j_per_sample for s in summaries], fmt.number),
-        _row("samples/kWh", [s.samples_per_kwh for s in summaries], fmt.number),
+        _row("samples/kWh", [s.samples_per_kwh for s in summaries], fmt.number, "higher"),
     ]
     if target is not None:
         rows.append(
@@ -273,15 +247,25 @@ def compare(summaries: Sequence[RunSummary], loss_target: float | None = None) -
                 f"{device} share",
                 [s.device_shares.get(device) for s in summaries],
                 lambda v: fmt.MISSING if v is None else fmt.percent(v * 100),
+                None,
             )
         )
     return Comparison(
         labels=tuple(s.label for s in summaries),
         rows=tuple(rows),
-        verdicts=efficiency_verdicts(summaries),
+        verdicts=efficiency_verdicts(summaries, loss_target, verdict_by),
         loss_target=target,
         note=_sampling_note(summaries),
+        verdict_metric=_ranked_by(summaries, loss_target, verdict_by),
+        caveats=caveats(summaries),
     )
+
+
+def _ranked_by(
+    summaries: Sequence[RunSummary], loss_target: float | None, chosen: VerdictMetric | None
+) -> str:
+    ranking = efficiency_ranking(summaries, loss_target, chosen) if len(summaries) > 1 else None
+    return "" if ranking is None else ranking.metric
 
 
 def _sampling_note(summaries: Sequence[RunSummary]) -> str:

@@ -82,7 +82,7 @@ def test_mark_two_runs_in_history_then_compare(two_runs_db: Path) -> None:
         app = GreenprofApp(two_runs_db, "history")
         async with app.run_test(size=(100, 40)) as pilot:
             await wait_until(pilot, lambda: "resnet-bs64" in screen_text(app))
-            await pilot.press("space", "space", "c")
+            await pilot.press("space", "down", "space", "c")
             await wait_until(pilot, lambda: isinstance(app.screen, CompareScreen))
             await wait_until(pilot, lambda: "more energy-efficient" in screen_text(app))
             text = screen_text(app)
@@ -247,8 +247,11 @@ def test_compare_keys_reach_the_screen_and_set_a_loss_target(two_runs_db: Path) 
     assert "Loss target" in before  # the footer shows the screen's own keys
     assert "loss≤1.20" not in before
     # bs128 learns faster per step (loss 2·exp(-step·128/4000)+0.2): fewer joules to 1.2
-    line = next(row for row in after.splitlines() if "loss≤1.20" in row)
+    line = next(row for row in after.splitlines() if "energy to loss≤1.20" in row.lstrip()[:20])
     assert "%" in line
+    # the verdict follows the target the user just set, and says so
+    assert "verdict by energy to loss≤1.20" in after
+    assert "more energy-efficient to reach loss≤1.20 than" in after
 
 
 def test_no_color_keeps_series_distinguishable(
@@ -266,7 +269,8 @@ def test_no_color_keeps_series_distinguishable(
     assert no_color
     chart = text[text.index("16.0k┤") :]
     assert "B" in chart.splitlines()[0]  # each curve ends with its run's letter
-    assert any(line.rstrip().endswith("A") for line in chart.splitlines())
+    plot = [line.split("┤", 1)[-1] for line in chart.splitlines() if "┤" in line]
+    assert any("A" in line for line in plot)  # A ends earlier: half the samples of B
 
 
 def test_live_follows_the_next_running_run(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from greenprof.tui.comparison import (
 )
 from greenprof.tui.view_models import (
     HISTORY_COLUMNS,
+    LIVE_DEVICE_COLUMNS,
     LiveModel,
     forecast,
     history_rows,
@@ -184,7 +185,7 @@ def test_live_power_from_counter_when_no_power_reported() -> None:
     assert view.power_series_w == (200.0,)
     device = dict(
         zip(
-            ("device", "method", "power", "util", "memory", "temp", "energy"),
+            LIVE_DEVICE_COLUMNS,
             view.devices[0],
             strict=True,
         )

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import threading
-from pathlib import Path
 from typing import ClassVar
 
 from textual.screen import Screen
 
 from greenprof.store import RunStore
+from greenprof.store.location import StoreLocation, parse_location
+
+StoreRef = str | os.PathLike[str] | StoreLocation | None
+"""What names a store: a path, a ``postgresql://`` URL, a parsed location, or None (the
+default). Never a ``Path`` made from a URL: ``Path("postgresql://h/db")`` drops a slash."""
 
 
 class StoreScreen(Screen[None]):
@@ -22,9 +27,10 @@ class StoreScreen(Screen[None]):
 
     HELP: ClassVar[str] = ""
 
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, location: StoreRef) -> None:
         super().__init__()
-        self.db_path = db_path
+        self.location = parse_location(location)
+        """Where the store lives (a SQLite file or a server); ``display`` is printable."""
         self._store: RunStore | None = None
         self.store_lock = threading.RLock()
         """Held by every worker while it reads, and to close the store."""
@@ -33,7 +39,7 @@ class StoreScreen(Screen[None]):
     def store(self) -> RunStore:
         """The screen's store, opened on first use (in its worker thread)."""
         if self._store is None:
-            self._store = RunStore(self.db_path)
+            self._store = RunStore(self.location)
         return self._store
 
     def on_unmount(self) -> None:

@@ -1,15 +1,16 @@
 """The compare screen (``greenprof compare RUN RUN ...``): runs side by side.
 
 Totals, J/step and J/sample distributions, samples per kWh, time, carbon and per-device
-shares, each with its percent difference from the first run; a verdict line; the
-cumulative-energy curves overlaid; energy to reach a loss when steps logged one.
+shares, each with its percent difference from the first run (green where the run does
+better than A, red where worse); a verdict on the metric the user chose (energy to the
+loss target once set) that names it; caveats for failed or partial runs; the
+cumulative-energy curves overlaid against samples, time or step.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
@@ -19,26 +20,32 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Input, Static
 
+from greenprof import formatting
 from greenprof.errors import StoreError
-from greenprof.tui import format as fmt
-from greenprof.tui.comparison import Comparison, RunSummary, compare, summarize
-from greenprof.tui.queries import step_digest
-from greenprof.tui.screens.base import StoreScreen
+from greenprof.tui import plain as plain_views
+from greenprof.tui.comparison import (
+    AXES,
+    LETTERS,
+    VERDICT_METRICS,
+    Axis,
+    Comparison,
+    RunSummary,
+    VerdictMetric,
+    compare,
+    curve_points,
+)
+from greenprof.tui.screens.base import StoreRef, StoreScreen
 from greenprof.tui.text import plain, plain_lines
 from greenprof.tui.widgets.chart import LineChart
 
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+AXIS_LABELS: dict[Axis, str] = {"samples": "samples", "time": "time (s)", "step": "step"}
+JUDGEMENT_STYLES = {"better": "green", "worse": "red", "": ""}
 
 
 def load_summaries(screen: StoreScreen, refs: Sequence[str]) -> list[RunSummary]:
-    """Summaries of the runs ``refs`` (ids or names), in the given order."""
-    store = screen.store
-    summaries = []
-    for ref in refs:
-        run = store.run(ref)
-        digest = step_digest(store, run.run_id)
-        summaries.append(summarize(run, digest, store.device_energy_j(run.run_id)))
-    return summaries
+    """Summaries of the runs ``refs`` (ids or names), in the given order: the one loader
+    of the screen and of ``compare`` on a pipe (:func:`greenprof.tui.plain.load_summaries`)."""
+    return plain_views.load_summaries(screen.store, refs)
 
 
 class CompareScreen(StoreScreen):
@@ -46,31 +53,44 @@ class CompareScreen(StoreScreen):
 
     HELP = """\
 [b]Compare runs[/b]
-  l        set the loss target for "energy to loss ≤ target"
+  l        set the loss target for "energy to loss ≤ target" (the verdict then uses it)
+  v        verdict metric: J/sample (run), J/step median, energy to the loss target
+  x        chart x-axis: samples, time, step
   escape   back
-Δ columns are percent differences from run A. J/step and J/sample show the median and
-the 90th percentile over steps; "J/sample (run)" is whole-run energy over all samples.
-The verdict compares whole-run J/sample (J/step median when samples were not counted).
-The chart overlays cumulative step energy against step number."""
+Δ columns are percent differences from run A: green where the run does better than A,
+red where worse. J/step and J/sample show the median and the 90th percentile over steps;
+"J/sample (run)" is whole-run energy over all samples (energy between steps included,
+which is why it can disagree with the medians). The verdict names the metric it ranks
+by. The chart overlays cumulative step energy against samples trained (runs of
+different batch sizes line up on the work done), time, or step number."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("l", "loss_target", "Loss target"),
+        Binding("v", "verdict_metric", "Verdict by"),
+        Binding("x", "x_axis", "X-axis"),
         Binding("escape", "back", "Back"),
     ]
 
-    def __init__(self, db_path: Path, refs: Sequence[str]) -> None:
-        super().__init__(db_path)
+    def __init__(self, location: StoreRef, refs: Sequence[str]) -> None:
+        super().__init__(location)
         self.refs = list(refs)
         self.summaries: list[RunSummary] = []
         self.comparison: Comparison | None = None
+        self.loss_target: float | None = None
+        """The user's loss target (None until set with ``l``)."""
+        self.verdict_by: VerdictMetric | None = None
+        """The user's verdict metric (None: the default rule of the comparison)."""
+        self.axis: Axis = "samples"
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="loss target, e.g. 0.5 (enter to apply)", id="compare-loss")
         with VerticalScroll(id="compare-body"):
             yield Static("comparing…", id="compare-verdict")
+            yield Static("", id="compare-caveats")
             yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
-            yield Static("cumulative energy (J) vs step", classes="chart-label")
-            yield LineChart(id="compare-chart", y_format=fmt.number, x_label="step")
+            yield Static("", id="compare-medians", classes="chart-label")
+            yield Static("", id="compare-chart-label", classes="chart-label")
+            yield LineChart(id="compare-chart", y_format=formatting.axis_tick, x_label="samples")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -95,20 +115,47 @@ The chart overlays cumulative step energy against step number."""
             self.query_one("#compare-verdict", Static).update(plain(result))
             return
         self.summaries = result
-        self.show(compare(result))
+        self.refresh_comparison()
+        self.draw_chart()
+
+    def refresh_comparison(self) -> None:
+        """Recompute the comparison with the user's loss target and verdict metric."""
+        if self.summaries:
+            self.show(compare(self.summaries, self.loss_target, self.verdict_by))
+
+    def draw_chart(self) -> None:
+        """Plot each run's cumulative energy against the chosen x-axis."""
+        label = AXIS_LABELS[self.axis]
+        self.query_one("#compare-chart-label", Static).update(
+            f"cumulative energy (J) vs {label}   (x: switch to "
+            f"{AXIS_LABELS[AXES[(AXES.index(self.axis) + 1) % len(AXES)]]})"
+        )
         chart = self.query_one("#compare-chart", LineChart)
+        chart.set_x_label(label)
         chart.set_series(
-            [(f"{LETTERS[i % 26]} {s.label}", s.curve) for i, s in enumerate(self.summaries)]
+            [
+                (f"{LETTERS[i % 26]} {s.label}", curve_points(s, self.axis))
+                for i, s in enumerate(self.summaries)
+            ]
         )
 
     def show(self, comparison: Comparison) -> None:
         """Render a comparison."""
         self.comparison = comparison
-        verdict = plain_lines((f"▶ {line}" for line in comparison.verdicts), style="bold")
+        verdict = Text(end="")
+        if comparison.verdict_metric:
+            verdict.append(f"verdict by {comparison.verdict_metric}  (v: change)\n", style="dim")
+        verdict.append_text(
+            plain_lines((f"▶ {line}" for line in comparison.verdicts), style="bold")
+        )
         if comparison.note:
             verdict.append("\n")
             verdict.append_text(plain(comparison.note, style="dim"))
         self.query_one("#compare-verdict", Static).update(verdict)
+        caveats = self.query_one("#compare-caveats", Static)
+        caveats.display = bool(comparison.caveats)
+        caveats.update(plain_lines((f"⚠ {line}" for line in comparison.caveats), style="yellow"))
+        self.query_one("#compare-medians", Static).update(plain(comparison.medians_note))
         table = self.query_one("#compare-table", DataTable)
         table.clear(columns=True)
         table.add_column("metric")
@@ -120,9 +167,10 @@ The chart overlays cumulative step energy against step number."""
         for row in comparison.rows:
             cells: list[Text] = [plain(row.metric)]
             for index, value in enumerate(row.values):
-                cells.append(plain(value))
+                style = JUDGEMENT_STYLES[row.judgement(index)]
+                cells.append(plain(value, style=style))
                 if index:
-                    cells.append(plain(row.deltas[index]))
+                    cells.append(plain(row.deltas[index], style=style))
             table.add_row(*cells)
 
     def action_loss_target(self) -> None:
@@ -151,5 +199,21 @@ The chart overlays cumulative step energy against step number."""
             return
         event.input.display = False
         self.query_one("#compare-table").focus()
-        if self.summaries:
-            self.show(compare(self.summaries, loss_target=target))
+        self.loss_target = target
+        self.verdict_by = "loss"  # the user just chose it: the verdict follows
+        self.refresh_comparison()
+
+    def action_verdict_metric(self) -> None:
+        """Rank by the next metric (energy to the loss target only once one is set)."""
+        choices = [m for m in VERDICT_METRICS if m != "loss" or self.loss_target is not None]
+        current = self.verdict_by
+        if current is None and self.comparison is not None:
+            current = "loss" if self.loss_target is not None else "sample"
+        index = choices.index(current) if current in choices else -1
+        self.verdict_by = choices[(index + 1) % len(choices)]
+        self.refresh_comparison()
+
+    def action_x_axis(self) -> None:
+        """Plot against the next x-axis (samples, time, step)."""
+        self.axis = AXES[(AXES.index(self.axis) + 1) % len(AXES)]
+        self.draw_chart()

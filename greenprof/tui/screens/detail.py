@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
@@ -17,7 +16,7 @@ from greenprof import formatting as fmt
 from greenprof.errors import StoreError
 from greenprof.metrics import j_per_sample, run_j_per_sample, run_samples_per_kwh
 from greenprof.records import EpochRecord, RunInfo
-from greenprof.tui.screens.base import StoreScreen
+from greenprof.tui.screens.base import StoreRef, StoreScreen
 from greenprof.tui.text import plain, plain_lines
 
 
@@ -42,6 +41,7 @@ def run_summary_text(run: RunInfo) -> Text:
         f"{fmt.energy_wh(run.step_energy_j)}  duration {fmt.duration(run.duration_s)}  "
         f"steps {fmt.number(run.steps)}"
         + ("" if run.expected_steps is None else f" of {fmt.number(run.expected_steps)}"),
+        phase_line(run),
         f"J/sample {fmt.number(run_j_per_sample(run))}  "
         f"samples/kWh {fmt.number(run_samples_per_kwh(run))}",
         carbon_line,
@@ -51,6 +51,20 @@ def run_summary_text(run: RunInfo) -> Text:
     return plain_lines(lines)
 
 
+def phase_line(run: RunInfo) -> str:
+    """Where the run's energy went besides its steps: the setup before the first step
+    (imports, data, compilation) and the rest between steps (loading, evaluation,
+    checkpoints). Both are in the run's energy and its J/sample, not in J/step."""
+    outside_j = max(0.0, run.energy_j - run.step_energy_j - run.setup_energy_j)
+    share = (
+        "" if run.energy_j <= 0 else f" ({fmt.percent(100 * outside_j / run.energy_j)} of the run)"
+    )
+    return (
+        f"setup {fmt.duration(run.setup_s)}, {fmt.energy_wh(run.setup_energy_j)} before the "
+        f"first step; between steps {fmt.energy_wh(outside_j)}{share}"
+    )
+
+
 class RunDetailScreen(StoreScreen):
     """Per-epoch and per-device breakdown of one run."""
 
@@ -58,12 +72,14 @@ class RunDetailScreen(StoreScreen):
 [b]Run details[/b]
   escape   back to the list
 Device energy is each device's whole-run energy; 'share' is its fraction of the run.
-Epoch rows are sums of that epoch's steps."""
+Epoch rows are sums of that epoch's steps. Setup is the time and energy before the first
+step; "between steps" is the rest of the run's energy outside steps (data loading,
+evaluation, checkpoints)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.back", "Back")]
 
-    def __init__(self, db_path: Path, run_id: int) -> None:
-        super().__init__(db_path)
+    def __init__(self, location: StoreRef, run_id: int) -> None:
+        super().__init__(location)
         self.run_id = run_id
 
     def compose(self) -> ComposeResult:

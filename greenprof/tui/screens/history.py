@@ -1,14 +1,16 @@
 """The history screen (``greenprof history``): every run, sortable and filterable.
 
 Mark runs with space and press ``c`` to compare them; enter opens a run's detail view.
+A marked run shows ``●`` in the first column and its row in the mark colour; space only
+toggles the mark (the cursor stays, so marking #10 then moving to #9 marks what you see).
 """
 
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -16,7 +18,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from greenprof.errors import StoreError
 from greenprof.records import RunInfo
-from greenprof.tui.screens.base import StoreScreen
+from greenprof.tui.screens.base import StoreRef, StoreScreen
 from greenprof.tui.text import plain, plain_lines
 from greenprof.tui.view_models import HISTORY_COLUMNS, HistoryRow, history_rows
 
@@ -25,6 +27,8 @@ EMPTY_TEXT = (
     "to watch a simulated run)."
 )
 MARK = "●"
+MARKED_STYLE = "bold magenta"
+"""A marked row: colour and weight, so marks read without the mark column too."""
 
 
 class HistoryScreen(StoreScreen):
@@ -49,8 +53,8 @@ J/sample is whole-run energy over samples; samples/kWh is its inverse, scaled.""
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
-    def __init__(self, db_path: Path, *, refresh_s: float = 2.0) -> None:
-        super().__init__(db_path)
+    def __init__(self, location: StoreRef, *, refresh_s: float = 2.0) -> None:
+        super().__init__(location)
         self.refresh_s = refresh_s
         self.runs: list[RunInfo] = []
         self.rows: list[HistoryRow] = []
@@ -106,31 +110,37 @@ J/sample is whole-run energy over samples; samples/kWh is its inverse, scaled.""
         empty.display = not self.runs
         table.display = bool(self.runs)
         if not self.runs:
-            empty.update(plain_lines(EMPTY_TEXT.format(path=self.db_path).split("\n")))
+            empty.update(plain_lines(EMPTY_TEXT.format(path=self.location.display).split("\n")))
         current = self.highlighted_run_id()
         self.rows = history_rows(
             self.runs, query=self.query_text, sort_column=self.sort_column, reverse=self.reverse
         )
-        cells = [[plain(cell) for cell in row.cells] for row in self.rows]
         widths = [len(name) for name in HISTORY_COLUMNS]
-        for row_cells in cells:
-            widths = [max(w, c.cell_len) for w, c in zip(widths, row_cells, strict=True)]
+        for row in self.rows:
+            widths = [max(w, plain(c).cell_len) for w, c in zip(widths, row.cells, strict=True)]
         if widths != self._widths:
             self._set_columns(table, widths)  # explicit widths: no re-measuring on idle
         table.clear()
-        for row, row_cells in zip(self.rows, cells, strict=True):
-            mark = MARK if row.run_id in self.marked else ""
-            table.add_row(*row_cells, mark, key=str(row.run_id))
+        for row in self.rows:
+            table.add_row(*self._cells(row), key=str(row.run_id))
         if current is not None:
             with contextlib.suppress(Exception):
                 table.move_cursor(row=table.get_row_index(str(current)))
         self._update_status()
 
+    def _cells(self, row: HistoryRow) -> list[Text]:
+        """The row's cells, the mark first; a marked row in the mark style."""
+        marked = row.run_id in self.marked
+        style = MARKED_STYLE if marked else ""
+        return [plain(MARK if marked else "", style=style)] + [
+            plain(cell, style=style) for cell in row.cells
+        ]
+
     def _set_columns(self, table: DataTable[str], widths: list[int]) -> None:
         table.clear(columns=True)
+        table.add_column("", key="mark", width=1)
         for name, width in zip(HISTORY_COLUMNS, widths, strict=True):
             table.add_column(name, key=name, width=min(width, 40))
-        table.add_column("", key="mark", width=1)
         self._widths = widths
 
     def _set_status(self, text: str) -> None:
@@ -144,21 +154,22 @@ J/sample is whole-run energy over samples; samples/kWh is its inverse, scaled.""
         return self.rows[table.cursor_row].run_id
 
     def action_mark(self) -> None:
-        """Mark or unmark the highlighted run for comparison."""
-        run_id = self.highlighted_run_id()
-        if run_id is None:
-            return
-        self.marked ^= {run_id}
+        """Mark or unmark the highlighted run for comparison (the cursor stays put)."""
         table = self.query_one("#history-table", DataTable)
-        table.update_cell(str(run_id), "mark", MARK if run_id in self.marked else "")
-        table.action_cursor_down()
+        if not self.rows or not 0 <= table.cursor_row < len(self.rows):
+            return
+        row = self.rows[table.cursor_row]
+        self.marked ^= {row.run_id}
+        keys = ("mark", *HISTORY_COLUMNS)
+        for key, cell in zip(keys, self._cells(row), strict=True):
+            table.update_cell(str(row.run_id), key, cell)
         self._update_status()
 
     def _update_status(self) -> None:
         direction = "↓" if self.reverse else "↑"
         self._set_status(
             f"{len(self.rows)} of {len(self.runs)} runs · {len(self.marked)} marked · "
-            f"sort: {HISTORY_COLUMNS[self.sort_column]} {direction} · {self.db_path}"
+            f"sort: {HISTORY_COLUMNS[self.sort_column]} {direction} · {self.location.display}"
         )
 
     def action_compare(self) -> None:
@@ -172,7 +183,7 @@ J/sample is whole-run energy over samples; samples/kWh is its inverse, scaled.""
         if len(ids) < 2:
             self.notify("mark two or more runs with space, then press c", severity="warning")
             return
-        self.app.push_screen(CompareScreen(self.db_path, [str(i) for i in ids]))
+        self.app.push_screen(CompareScreen(self.location, [str(i) for i in ids]))
 
     def action_focus_filter(self) -> None:
         """Type a filter."""
@@ -199,7 +210,7 @@ J/sample is whole-run energy over samples; samples/kWh is its inverse, scaled.""
 
         run_id = self.highlighted_run_id()
         if run_id is not None:
-            self.app.push_screen(LiveScreen(self.db_path, run_id))
+            self.app.push_screen(LiveScreen(self.location, run_id))
 
     @on(Input.Changed, "#history-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -212,11 +223,12 @@ J/sample is whole-run energy over samples; samples/kWh is its inverse, scaled.""
 
     @on(DataTable.HeaderSelected)
     def _header_selected(self, event: DataTable.HeaderSelected) -> None:
-        if event.column_index >= len(HISTORY_COLUMNS):
+        column = event.column_index - 1  # the mark column comes first
+        if not 0 <= column < len(HISTORY_COLUMNS):
             return
-        if event.column_index == self.sort_column:
+        if column == self.sort_column:
             self.reverse = not self.reverse
-        self.sort_column = event.column_index
+        self.sort_column = column
         self._rebuild()
 
     @on(DataTable.RowSelected)
@@ -224,4 +236,4 @@ J/sample is whole-run energy over samples; samples/kWh is its inverse, scaled.""
         from greenprof.tui.screens.detail import RunDetailScreen
 
         if event.row_key.value is not None:
-            self.app.push_screen(RunDetailScreen(self.db_path, int(event.row_key.value)))
+            self.app.push_screen(RunDetailScreen(self.location, int(event.row_key.value)))

@@ -1,14 +1,17 @@
 """The live screen (``greenprof top``): one run's power, energy per step, totals, forecast.
 
-A thread worker polls the database about once a second for the rows added since the last
+A thread worker polls the store about once a second for the rows added since the last
 poll (``after_step`` / ``after_s``) and folds them into a :class:`LiveModel`; the UI
-thread only receives finished :class:`LiveView` snapshots.
+thread only receives finished :class:`LiveView` snapshots. Before the store exists (a
+first training run not started yet) the screen waits for it and says so.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -19,19 +22,26 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Sparkline, Static
 
+from greenprof import formatting as fmt
 from greenprof.errors import StoreError
 from greenprof.records import RunInfo
 from greenprof.textsafe import terminal_text
-from greenprof.tui import format as fmt
-from greenprof.tui.screens.base import StoreScreen
+from greenprof.tui.live_model import LIVE_DEVICE_COLUMNS, LiveModel, LiveView
+from greenprof.tui.screens.base import StoreRef, StoreScreen
 from greenprof.tui.text import plain, plain_lines
-from greenprof.tui.view_models import LIVE_DEVICE_COLUMNS, LiveModel, LiveView
+from greenprof.tui.widgets.power_chart import PowerChart
 
 SAMPLE_BACKFILL_S = 60.0
 EMPTY_TEXT = (
     "No runs yet in {path}.\n\nRun `greenprof demo` to create one (or `greenprof top --demo` "
     "to watch a simulated run), then `greenprof top` to watch it here."
 )
+WAITING_TEXT = (
+    "Waiting for the first run: no greenprof database at {path} yet.\n\n"
+    "Start a training run with greenprof (or `greenprof demo`) and it appears here; "
+    "this screen checks every {refresh}. Press q to quit."
+)
+STATE_STYLES = {"running": "green", "setup": "cyan", "paused": "bold yellow", "ended": "bold"}
 
 
 class LiveScreen(StoreScreen):
@@ -46,9 +56,13 @@ class LiveScreen(StoreScreen):
   n        next running run (newest first)
   p        pause / resume refreshing
   h        history of all runs
-Totals count every device of the run; J/step and J/sample are means over the steps so
-far; steps/s is over the last steps. The forecast projects the run's energy to its
-declared length (expected_steps) from the mean J/step so far."""
+Totals count every device of the run. J/sample is the run's energy (between steps too)
+over its samples, as everywhere in greenprof; J/step is the mean energy inside a step;
+steps/s is over the last steps. The forecast projects the run's energy to its declared
+length (expected_steps, or an `epochs` tag times the steps of a finished epoch) from
+the mean J/step so far; past the plan it says so instead of projecting. The power chart
+has one band per device, each on its own scale from 0 W. PAUSED: no new step for a
+while (20 s or 10 mean steps); ENDED: the run finished, failed or was interrupted."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("n", "next_run", "Next run"),
@@ -57,13 +71,15 @@ declared length (expected_steps) from the mean J/step so far."""
 
     def __init__(
         self,
-        db_path: Path,
+        location: StoreRef,
         run_id: int | None = None,
         *,
         refresh_s: float = 1.0,
         banner: str | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(db_path)
+        super().__init__(location)
+        self.wall_clock = wall_clock
         self.run_id = run_id
         self.follow = run_id is None
         """Without an explicit run, move on to the newest running run when this one ends."""
@@ -83,8 +99,9 @@ declared length (expected_steps) from the mean J/step so far."""
             yield DataTable(id="live-devices", cursor_type="none", show_cursor=False)
         yield Static("", id="live-forecast")
         yield Static("", id="live-baseline")
-        yield Static("power (W), all devices", id="live-power-label", classes="chart-label")
-        yield Sparkline([], id="live-power")
+        yield Static("", id="live-state")
+        yield Static("power per device", id="live-power-label", classes="chart-label")
+        yield PowerChart(id="live-power")
         yield Static("energy per step (J)", id="live-steps-label", classes="chart-label")
         yield Sparkline([], id="live-steps")
         yield Footer()
@@ -116,12 +133,19 @@ declared length (expected_steps) from the mean J/step so far."""
             with self.store_lock:
                 view: LiveView | str | None = self._poll_once()
         except StoreError as exc:
-            view = f"cannot read {self.db_path}: {exc}"
+            view = self._waiting_text() or f"cannot read {self.location.display}: {exc}"
         finally:
             self._poll_lock.release()
         self.polls += 1
         with contextlib.suppress(RuntimeError):  # the app is shutting down
             self.app.call_from_thread(self._show, view)
+
+    def _waiting_text(self) -> str | None:
+        """The waiting message when the store is a SQLite file that does not exist yet."""
+        location = self.location
+        if location.kind != "sqlite" or self._store is not None or Path(location.target).exists():
+            return None
+        return WAITING_TEXT.format(path=location.display, refresh=fmt.duration(self.refresh_s))
 
     def _choose_run(self) -> RunInfo | None:
         store = self.store
@@ -154,6 +178,10 @@ declared length (expected_steps) from the mean J/step so far."""
             aggregate.samples - sum(s.samples or 0 for s in tail),
             last_step=tail[0].step - 1 if tail else aggregate.last_step,
         )
+        if run.tags.get("epochs"):
+            model.seed_epochs({e.epoch: e.steps for e in store.epochs(run.run_id)})
+            for record in tail:  # the tail is counted again by add_steps
+                model.epoch_steps[record.epoch] = model.epoch_steps.get(record.epoch, 0) - 1
         model.add_steps(tail)
         for device in run.devices:
             last = store.last_sample_time_s(run.run_id, device.device)
@@ -183,12 +211,13 @@ declared length (expected_steps) from the mean J/step so far."""
             model.add_samples(
                 store.samples(run_id, device=device, after_s=model.last_sample_s.get(device))
             )
-        return model.view(store.device_energy_j(run_id))
+        return model.view(store.device_energy_j(run_id), now_at=self.wall_clock())
 
     def _show(self, view: LiveView | str | None) -> None:
         title = self.query_one("#live-title", Static)
         if view is None or isinstance(view, str):
-            title.update(plain_lines((view or EMPTY_TEXT.format(path=self.db_path)).split("\n")))
+            text = view or EMPTY_TEXT.format(path=self.location.display)
+            title.update(plain_lines(text.split("\n")))
             title.add_class("empty")
             return
         title.remove_class("empty")
@@ -208,12 +237,17 @@ declared length (expected_steps) from the mean J/step so far."""
             table.add_row(*(plain(cell) for cell in row))
         self.query_one("#live-forecast", Static).update(plain(view.forecast_line))
         self.query_one("#live-baseline", Static).update(plain(view.baseline_line))
+        self.query_one("#live-state", Static).update(
+            plain(view.state_line, style=STATE_STYLES.get(view.state, ""))
+        )
         power = view.power_series_w
         power_text = (
-            "" if not power else f"  now {fmt.power(power[-1])}, max {fmt.power(max(power))}"
+            ""
+            if not power
+            else f": all devices {fmt.power(power[-1])} (max {fmt.power(max(power))})"
         )
-        self.query_one("#live-power-label", Static).update(f"power, all devices{power_text}")
-        self.query_one("#live-power", Sparkline).data = list(power)
+        self.query_one("#live-power-label", Static).update(f"power per device{power_text}")
+        self.query_one("#live-power", PowerChart).set_bands(view.power_bands)
         steps = view.step_energy_series_j
         steps_text = (
             "" if not steps else f"  last {fmt.energy(steps[-1])}, max {fmt.energy(max(steps))}"

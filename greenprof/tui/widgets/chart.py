@@ -23,18 +23,24 @@ SERIES_STYLES = ("green", "magenta", "cyan", "yellow", "red", "blue")
 
 
 def rasterize(
-    series: Sequence[Sequence[Point]], width: int, height: int
+    series: Sequence[Sequence[Point]],
+    width: int,
+    height: int,
+    *,
+    x_range: tuple[float, float] | None = None,
+    y_range: tuple[float, float] | None = None,
 ) -> list[list[tuple[int, int]]]:
     """Braille cells ``(dot bits, series index or -1)`` for the series, row 0 at the top.
 
-    All series share one scale (min..max of every point); consecutive points are joined.
+    All series share one scale (min..max of every point, unless ``x_range``/``y_range``
+    fix it; points outside are clamped to the edge); consecutive points are joined.
     """
     grid = [[(0, -1) for _ in range(width)] for _ in range(height)]
     points = [p for line in series for p in line]
     if not points or width <= 0 or height <= 0:
         return grid
-    x_low, x_high = min(p[0] for p in points), max(p[0] for p in points)
-    y_low, y_high = min(p[1] for p in points), max(p[1] for p in points)
+    x_low, x_high = x_range or (min(p[0] for p in points), max(p[0] for p in points))
+    y_low, y_high = y_range or (min(p[1] for p in points), max(p[1] for p in points))
     x_span = (x_high - x_low) or 1.0
     y_span = (y_high - y_low) or 1.0
     dots_w, dots_h = width * 2 - 1, height * 4 - 1
@@ -48,8 +54,8 @@ def rasterize(
         previous: tuple[int, int] | None = None
         for x, y in line:
             dot = (
-                round((x - x_low) / x_span * dots_w),
-                round((y - y_low) / y_span * dots_h),
+                min(dots_w, max(0, round((x - x_low) / x_span * dots_w))),
+                min(dots_h, max(0, round((y - y_low) / y_span * dots_h))),
             )
             if previous is None:
                 plot(*dot, index)
@@ -90,6 +96,11 @@ class LineChart(Widget):
         self._series: list[Series] = []
         self._y_format = y_format
         self._x_label = x_label
+
+    def set_x_label(self, label: str) -> None:
+        """Name the x-axis (shown centred under the plot)."""
+        self._x_label = label
+        self.refresh()
 
     def set_series(self, series: Sequence[Series]) -> None:
         """Replace the plotted series (label, points) and redraw."""
