@@ -157,7 +157,8 @@ class Selection:
                     matched += [run for run in every if run.run_id == run_id]
                 if not matched:
                     raise RunNotFound(
-                        f"no run {ref!r} in {store.path}: `greenprof runs` lists run ids and names"
+                        f"no run {ref!r} in {store.location.display}: "
+                        "`greenprof runs` lists run ids and names"
                     )
                 chosen.update((run.run_id, run) for run in matched)
             runs = list(chosen.values())
@@ -165,7 +166,9 @@ class Selection:
             runs = every
         runs = [run for run in runs if self._matches(run)]
         if not runs:
-            raise ExportError(f"no runs in {store.path} match the selection ({self.describe()})")
+            raise ExportError(
+                f"no runs in {store.location.display} match the selection ({self.describe()})"
+            )
         runs.sort(key=lambda run: (run.started_at, run.run_id))
         return runs
 

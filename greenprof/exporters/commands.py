@@ -1,7 +1,8 @@
 """The `greenprof` verbs of greenprof.exporters (registered by greenprof.cli).
 
 - ``greenprof export csv|codecarbon|prometheus [RUN...] [--tag K=V] [--since] [--until] [-o]``
-- ``greenprof serve [--port 9464] [--host 127.0.0.1]``: Prometheus ``/metrics`` for every run
+- ``greenprof serve [--port 9464] [--host 127.0.0.1] [--label-tags T,U] [--run-ttl 1h]``:
+  Prometheus ``/metrics`` for every run
 - ``greenprof report RUN [RUN...] [--format md|html] [-o FILE]``
 
 Heavy modules (prometheus_client) are imported inside the handlers.
@@ -16,6 +17,7 @@ from typing import Any
 from greenprof import cliargs
 from greenprof.cli import add_db_argument
 from greenprof.exporters._common import add_selection_arguments
+from greenprof.exporters.prom_series import DEFAULT_MAX_TAG_VALUES
 from greenprof.textsafe import terminal_text
 
 DEFAULT_PORT = 9464
@@ -94,6 +96,27 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         type=cliargs.host,
         default="127.0.0.1",
         help="address to bind (default: %(default)s; 0.0.0.0 for every interface)",
+    )
+    serve.add_argument(
+        "--label-tags",
+        metavar="TAGS",
+        default="",
+        help="run tags to expose as labels, comma-separated (e.g. model,team); each becomes "
+        "tag_<name> with at most --max-tag-values values (later ones read _other)",
+    )
+    serve.add_argument(
+        "--max-tag-values",
+        metavar="N",
+        type=int,
+        default=DEFAULT_MAX_TAG_VALUES,
+        help="distinct values kept per tag label (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--run-ttl",
+        metavar="DURATION",
+        default="1h",
+        help="how long a finished run's own series stay (seconds, or 15m, 1h, 2d; 'never'); "
+        "the job counters keep every run (default: %(default)s)",
     )
     add_db_argument(serve)
     serve.set_defaults(handler=_serve)
@@ -184,16 +207,29 @@ def _export_prometheus(args: argparse.Namespace) -> int:
         raise ConfigError("give either --textfile or -o, not both")
     store, runs = _selected(args)
     store.close()
-    text = exposition(store.path, run_ids=[run.run_id for run in runs])
+    text = exposition(store.location, run_ids=[run.run_id for run in runs])
     with open_output(args.textfile or args.output, follow_symlinks=args.follow_symlinks) as out:
         out.write(text)
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from greenprof.errors import ConfigError
+    from greenprof.exporters.prom_series import (
+        SeriesOptions,
+        parse_duration_s,
+        parse_label_tags,
+    )
     from greenprof.exporters.prometheus import serve_forever
 
-    return serve_forever(args.db, port=args.port, host=args.host)
+    if args.max_tag_values < 1:
+        raise ConfigError("--max-tag-values: expected 1 or more")
+    options = SeriesOptions(
+        label_tags=parse_label_tags(args.label_tags),
+        max_tag_values=args.max_tag_values,
+        run_ttl_s=parse_duration_s(args.run_ttl),
+    )
+    return serve_forever(args.db, port=args.port, host=args.host, options=options)
 
 
 def _report(args: argparse.Namespace) -> int:

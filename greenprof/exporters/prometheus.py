@@ -2,9 +2,11 @@
 
 Three ways to get greenprof into Prometheus:
 
-- ``greenprof serve [--port 9464] [--host 127.0.0.1]``: a node exporter for every run in
-  the database (one per node covers all ranks). Each scrape re-reads the ``runs`` table
-  (one small query) and only the runs that wrote since the last scrape.
+- ``greenprof serve [--port 9464] [--host 127.0.0.1] [--label-tags model,team] [--run-ttl 1h]``:
+  an exporter for every run in the store (a SQLite file or a PostgreSQL server; one per
+  node, or one for a whole cluster's server store). Each scrape re-reads the runs (one
+  small query) and only the runs that wrote since the last scrape. Only ``/metrics`` is
+  served; other paths are 404.
 - In the training process: ``Profiler(..., prometheus_port=N)``, or the environment
   variable ``GREENPROF_PROMETHEUS_PORT=N``, calls :func:`start_metrics_server` (bound to
   127.0.0.1 unless told otherwise); ``GREENPROF_PUSHGATEWAY`` / ``pushgateway=`` calls
@@ -12,9 +14,24 @@ Three ways to get greenprof into Prometheus:
 - ``greenprof export prometheus --textfile /var/lib/node_exporter/greenprof.prom``: the
   same metrics written atomically for node_exporter's textfile collector.
 
-Metrics (labels: ``run`` the run's name, ``run_id`` greenprof's id — names repeat, so the
-id keeps series apart — ``host``, ``rank``; per device also ``device`` and ``method``.
-No per-step labels: cardinality is a few series per run and device):
+Job counters (labels ``job_id`` — the run's job, or a lone run's name — ``host``, the
+``tag_*`` labels asked for, and ``kind`` the device kind for energy and emissions). Sums
+over every run in the store: they never decrease, survive runs ending and exporter
+restarts, and are what dashboards should sum (``docs/prometheus.md`` has the PromQL;
+each carries ``_created``, the start of its group's first run):
+
+==========================================  =======  ====================================
+``greenprof_job_energy_joules_total``       counter  energy of the group's runs (J)
+``greenprof_job_emissions_grams_total``     counter  their CO2e × PUE (g), runs with a
+                                                     grid intensity only
+``greenprof_job_steps_total``               counter  their training steps
+``greenprof_job_runs_total``                counter  how many runs
+==========================================  =======  ====================================
+
+Per-run series (labels: ``run`` the run's name, ``run_id`` greenprof's id — names repeat,
+so the id keeps series apart — ``host``, ``rank``, the ``tag_*`` labels; per device also
+``device`` and ``method``. No per-step labels). They are exposed while the run is running
+and, for ``greenprof serve``, for ``--run-ttl`` after it ended (default 1 h), then dropped:
 
 ==========================================  =======  ====================================
 ``greenprof_energy_joules_total``           counter  energy per run and device (J)
@@ -25,7 +42,7 @@ No per-step labels: cardinality is a few series per run and device):
                                                      a grid intensity only
 ``greenprof_steps_total``                   counter  training steps
 ``greenprof_samples_total``                 counter  training samples (inputs) processed
-``greenprof_run_info``                      gauge    1; labels framework, version
+``greenprof_run_info``                      gauge    1; labels job_id, framework, version
 ``greenprof_run_status``                    gauge    1 for the run's status, 0 for others
 ``greenprof_run_start_time_seconds``        gauge    Unix time the run started
 ``greenprof_run_end_time_seconds``          gauge    Unix time the run ended (ended runs)
@@ -39,193 +56,39 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from greenprof.errors import ConfigError, GreenprofError
+from greenprof.errors import ConfigError
 from greenprof.exporters._common import ExportError
-from greenprof.store.api import DeviceEnergy, MetricRun
-from greenprof.store.liveness import pid_alive
-from greenprof.store.location import StoreLocation
+from greenprof.exporters.prom_collector import STATUSES, StoreCollector
+from greenprof.exporters.prom_series import DEFAULT_OPTIONS, SeriesOptions
+from greenprof.store.location import StoreLocation, parse_location
 from greenprof.store.reader import RunStore
-from greenprof.units import J_PER_KWH
 
 if TYPE_CHECKING:
-    from prometheus_client.metrics_core import Metric
     from prometheus_client.registry import CollectorRegistry
 
-STATUSES = ("running", "completed", "failed", "interrupted", "incomplete")
-_RUN_LABELS = ("run", "run_id", "host", "rank")
-_DEVICE_LABELS = (*_RUN_LABELS, "device", "method")
+__all__ = [
+    "STATUSES",
+    "MetricsServer",
+    "SeriesOptions",
+    "StoreCollector",
+    "exposition",
+    "make_registry",
+    "push_run",
+    "serve_forever",
+    "start_metrics_server",
+]
 
-
-@dataclass(frozen=True)
-class _Run:
-    """What the collector keeps about one run between scrapes: its devices are read again
-    only when the run's heartbeat moves."""
-
-    heartbeat_at: float
-    devices: tuple[DeviceEnergy, ...]
-
-
-class StoreCollector:
-    """A prometheus_client collector reading a greenprof database on each collect().
-
-    The database is opened on the first scrape (it may not exist yet when a training
-    process starts its server); ``run_ids`` restricts the metrics to those runs. A run's
-    status is the store's (:class:`~greenprof.store.liveness.RunLiveness`: a silent or
-    orphaned ``running`` run is ``interrupted``), judged with ``wall_clock`` and ``alive``.
-    """
-
-    def __init__(
-        self,
-        db_path: str | os.PathLike[str] | StoreLocation | None,
-        *,
-        run_ids: Sequence[int] | None = None,
-        wall_clock: Callable[[], float] = time.time,
-        alive: Callable[[int], bool] = pid_alive,
-    ) -> None:
-        self._db_path = db_path
-        self._run_ids = None if run_ids is None else frozenset(run_ids)
-        self._wall_clock = wall_clock
-        self._alive = alive
-        self._lock = threading.Lock()
-        self._store: RunStore | None = None
-        self._cache: dict[int, _Run] = {}
-
-    def describe(self) -> list[Metric]:
-        """Nothing up front (keeps registration from reading the database)."""
-        return []
-
-    def close(self) -> None:
-        """Close the database connection."""
-        with self._lock:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
-
-    def collect(self) -> Iterator[Metric]:
-        """Read the database and yield every metric family."""
-        with self._lock:
-            if self._store is None:
-                try:
-                    self._store = RunStore(
-                        self._db_path, wall_clock=self._wall_clock, alive=self._alive
-                    )
-                except GreenprofError:
-                    return iter(())  # no database yet: an empty but valid scrape
-            return iter(self._families(self._store))
-
-    def _refresh(self, store: RunStore) -> list[tuple[MetricRun, tuple[DeviceEnergy, ...]]]:
-        """Every run's row (status evaluated now), with devices re-read only for the runs
-        that wrote since the last scrape."""
-        runs = store.metric_runs(self._run_ids)
-        changed = {
-            run.run_id: run.heartbeat_at
-            for run in runs
-            if run.run_id not in self._cache
-            or self._cache[run.run_id].heartbeat_at != run.heartbeat_at
-        }
-        energies = store.device_energies(list(changed))
-        for run_id, heartbeat_at in changed.items():
-            self._cache[run_id] = _Run(heartbeat_at, energies.get(run_id, ()))
-        present = {run.run_id for run in runs}
-        for run_id in [run_id for run_id in self._cache if run_id not in present]:
-            del self._cache[run_id]
-        return [(run, self._cache[run.run_id].devices) for run in runs]
-
-    def _families(self, store: RunStore) -> list[Metric]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-        runs = self._refresh(store)
-
-        def counter(name: str, doc: str, labels: Sequence[str]) -> CounterMetricFamily:
-            return CounterMetricFamily(name, doc, labels=labels)
-
-        def gauge(name: str, doc: str, labels: Sequence[str]) -> GaugeMetricFamily:
-            return GaugeMetricFamily(name, doc, labels=labels)
-
-        energy = counter(
-            "greenprof_energy_joules", "Energy of a device over the run (J).", _DEVICE_LABELS
-        )
-        power = gauge(
-            "greenprof_power_watts", "Latest power of a device of a running run.", _DEVICE_LABELS
-        )
-        step_energy = counter(
-            "greenprof_step_energy_joules", "Energy inside training steps (J).", _RUN_LABELS
-        )
-        emissions = counter(
-            "greenprof_emissions_grams",
-            "Emissions of the run, grams CO2e (energy x PUE x grid intensity).",
-            _RUN_LABELS,
-        )
-        steps = counter("greenprof_steps", "Training steps completed.", _RUN_LABELS)
-        samples = counter("greenprof_samples", "Training samples processed.", _RUN_LABELS)
-        info = gauge(
-            "greenprof_run_info", "Run metadata (value 1).", (*_RUN_LABELS, "framework", "version")
-        )
-        status = gauge(
-            "greenprof_run_status", "1 for the run's current status.", (*_RUN_LABELS, "status")
-        )
-        started = gauge("greenprof_run_start_time_seconds", "Run start, Unix time.", _RUN_LABELS)
-        ended = gauge("greenprof_run_end_time_seconds", "Run end, Unix time.", _RUN_LABELS)
-        duration = gauge("greenprof_run_duration_seconds", "Run duration so far.", _RUN_LABELS)
-        intensity = gauge(
-            "greenprof_grid_intensity_grams_per_kwh",
-            "Grid carbon intensity assumed for the run (gCO2e/kWh).",
-            _RUN_LABELS,
-        )
-        pue_gauge = gauge("greenprof_pue", "Power usage effectiveness assumed.", _RUN_LABELS)
-
-        for run, devices in runs:
-            labels = [
-                run.name,
-                str(run.run_id),
-                run.host,
-                "" if run.rank is None else str(run.rank),
-            ]
-            for device in devices:
-                energy.add_metric([*labels, device.device, device.method], device.energy_j)
-            if run.status == "running":
-                for name, method, watts in _latest_power(store, run.run_id, devices):
-                    power.add_metric([*labels, name, method], watts)
-            step_energy.add_metric(labels, run.step_energy_j)
-            if run.intensity_g_per_kwh is not None:
-                co2 = run.energy_j / J_PER_KWH * run.pue * run.intensity_g_per_kwh
-                emissions.add_metric(labels, co2)
-                intensity.add_metric(labels, run.intensity_g_per_kwh)
-            steps.add_metric(labels, float(run.steps))
-            if run.samples is not None:
-                samples.add_metric(labels, float(run.samples))
-            info.add_metric([*labels, run.framework, run.greenprof_version], 1.0)
-            for candidate in STATUSES:
-                status.add_metric([*labels, candidate], 1.0 if candidate == run.status else 0.0)
-            started.add_metric(labels, run.started_at)
-            if run.ended_at is not None:
-                ended.add_metric(labels, run.ended_at)
-            duration.add_metric(labels, run.duration_s)
-            pue_gauge.add_metric(labels, run.pue)
-        families = [energy, power, step_energy, emissions, steps, samples, info, status]
-        return [*families, started, ended, duration, intensity, pue_gauge]
-
-
-def _latest_power(
-    store: RunStore, run_id: int, devices: Sequence[DeviceEnergy]
-) -> Iterator[tuple[str, str, float]]:
-    """Newest power per device (the store's rule: the sensor's power, else the last energy
-    delta over time), with the device's method."""
-    power = store.latest_power_w(run_id, [device.device for device in devices])
-    for device in devices:
-        if device.device in power:
-            yield device.device, device.method, power[device.device]
+Db = str | os.PathLike[str] | StoreLocation | None
 
 
 def make_registry(
-    db_path: str | os.PathLike[str] | StoreLocation | None, *, run_ids: Sequence[int] | None = None
+    db_path: Db, *, run_ids: Sequence[int] | None = None, options: SeriesOptions = DEFAULT_OPTIONS
 ) -> tuple[CollectorRegistry, StoreCollector]:
     """A registry holding only greenprof's collector (no process/platform metrics)."""
     try:
@@ -236,16 +99,16 @@ def make_registry(
         ) from None
 
     registry = CollectorRegistry(auto_describe=False)
-    collector = StoreCollector(db_path, run_ids=run_ids)
+    collector = StoreCollector(db_path, run_ids=run_ids, options=options)
     registry.register(collector)
     return registry, collector
 
 
 def exposition(
-    db_path: str | os.PathLike[str] | StoreLocation | None, *, run_ids: Sequence[int] | None = None
+    db_path: Db, *, run_ids: Sequence[int] | None = None, options: SeriesOptions = DEFAULT_OPTIONS
 ) -> str:
     """The metrics of ``run_ids`` (default: all runs) in the Prometheus text format."""
-    registry, collector = make_registry(db_path, run_ids=run_ids)
+    registry, collector = make_registry(db_path, run_ids=run_ids, options=options)
     from prometheus_client import generate_latest
 
     try:
@@ -271,26 +134,60 @@ class MetricsServer:
         return f"http://{host}:{self.port}/metrics"
 
     def close(self) -> None:
-        """Stop serving and release the port and the database."""
+        """Stop serving and release the port and the store."""
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
         self._collector.close()
 
 
+def _http_server(registry: CollectorRegistry, host: str, port: int) -> Any:
+    """A threading HTTP server answering ``GET /metrics`` (query strings allowed, e.g.
+    ``name[]=`` filters) and 404 for any other path, so a stray crawler or a typo in a
+    scrape config is an error rather than a silent copy of the metrics."""
+    from http.server import ThreadingHTTPServer
+
+    from prometheus_client.exposition import MetricsHandler
+
+    base: Any = MetricsHandler.factory(registry)
+
+    class Handler(base):  # type: ignore[misc]
+        def do_GET(self) -> None:  # noqa: N802 (the http.server name)
+            if urlsplit(self.path).path != "/metrics":
+                self.send_error(404, "greenprof serves /metrics only")
+                return
+            super().do_GET()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: a scrape every few seconds is not news."""
+
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+
+    class Server(ThreadingHTTPServer):
+        address_family = family
+        daemon_threads = True
+
+    return Server((host, port), Handler)
+
+
 def start_metrics_server(
-    db_path: Path, *, port: int, host: str = "127.0.0.1", run_id: int | None = None
+    db_path: Db,
+    *,
+    port: int,
+    host: str = "127.0.0.1",
+    run_id: int | None = None,
+    options: SeriesOptions = DEFAULT_OPTIONS,
 ) -> MetricsServer:
-    """Serve ``/metrics`` for the runs in ``db_path`` (only ``run_id`` if given).
+    """Serve ``/metrics`` for the runs in the store ``db_path`` (only ``run_id`` if given).
 
     ``port=0`` picks a free port (see :attr:`MetricsServer.port`). Raises
     :class:`~greenprof.errors.ConfigError` if the address cannot be bound.
     """
-    registry, collector = make_registry(db_path, run_ids=None if run_id is None else [run_id])
-    from prometheus_client import start_http_server
-
+    registry, collector = make_registry(
+        db_path, run_ids=None if run_id is None else [run_id], options=options
+    )
     try:
-        httpd, thread = start_http_server(port, addr=host, registry=registry)
+        httpd = _http_server(registry, host, port)
     except OSError as exc:
         collector.close()
         if exc.errno == errno.EADDRINUSE:
@@ -299,25 +196,34 @@ def start_metrics_server(
                 "(choose another port)"
             ) from None
         raise ConfigError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
+    thread = threading.Thread(target=httpd.serve_forever, name="greenprof-metrics", daemon=True)
+    thread.start()
     return MetricsServer(httpd, thread, collector)
 
 
-def serve_forever(db: str | None, *, port: int, host: str = "127.0.0.1") -> int:
+def serve_forever(
+    db: Db,
+    *,
+    port: int,
+    host: str = "127.0.0.1",
+    options: SeriesOptions = DEFAULT_OPTIONS,
+) -> int:
     """``greenprof serve``: serve until Ctrl-C or SIGTERM; returns the exit status."""
     import signal
     import sys
 
     from greenprof.textsafe import terminal_text
 
-    with RunStore(db) as store:  # fail early and clearly on a missing or foreign database
-        path, count = store.path, len(store.runs())
-    server = start_metrics_server(path, port=port, host=host)
+    location = parse_location(db)
+    with RunStore(location) as store:  # fail early and clearly on a missing or foreign store
+        count = len(store.runs())
+    server = start_metrics_server(location, port=port, host=host, options=options)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(
-        f"greenprof: serving {server.url} for {terminal_text(str(path))} ({count} runs now); "
-        "Ctrl-C stops",
+        f"greenprof: serving {server.url} for {terminal_text(location.display)} "
+        f"({count} runs now); Ctrl-C stops",
         file=sys.stderr,
         flush=True,
     )
@@ -331,7 +237,7 @@ def serve_forever(db: str | None, *, port: int, host: str = "127.0.0.1") -> int:
     return 0
 
 
-def push_run(db_path: Path, run_id: int, gateway: str, *, job: str = "greenprof") -> None:
+def push_run(db_path: Db, run_id: int, gateway: str, *, job: str = "greenprof") -> None:
     """Push one run's metrics to a Pushgateway (PUT: replaces that run's group).
 
     The grouping key is ``instance=<host>, run_id=<id>`` so runs of different nodes and

@@ -84,6 +84,7 @@ def test_labels_are_bounded(db: Path) -> None:
     labels = {name for _, lab in samples(exposition(db)) for name, _ in lab}
     assert labels <= {
         "run", "run_id", "host", "rank", "device", "method", "status", "framework", "version",
+        "job_id", "kind",
     }  # fmt: skip
     assert "step" not in labels
 
