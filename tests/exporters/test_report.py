@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from greenprof import formatting
 from greenprof.cli import main
-from greenprof.exporters.chart import nice_ticks, sparkline
-from greenprof.exporters.report import num, timeline
+from greenprof.exporters.chart import bar_chart, nice_ticks, sparkline, text_width
+from greenprof.exporters.report import timeline
+from greenprof.metrics import run_j_per_sample, run_samples_per_kwh
 from greenprof.records import DeviceInfo
 from greenprof.store.reader import RunStore
 from tests.exporters._factory import CPU, GPU, T0, build_run
@@ -38,12 +40,14 @@ def test_markdown_states_totals_tables_and_assumptions(db: Path, tmp_path: Path)
     with RunStore(db) as store:
         run = store.run(1)
     assert text.startswith("# Energy and carbon report: resnet18-bs64 #1")
-    assert num(run.energy_kwh) in text  # kWh total
-    assert num((run.co2_g or 0) / 1000) in text  # kg CO2e
-    assert num(run.energy_j / (run.samples or 1)) in text  # J per sample
+    assert formatting.energy_wh(run.energy_j) in text  # run total, e.g. "1.61 Wh"
+    assert formatting.co2(run.co2_g) in text  # e.g. "733 mg"
+    assert formatting.energy(run_j_per_sample(run)) in text  # J per sample
     assert "| gpu:0 | gpu | NVIDIA H100 80GB HBM3 | counter |" in text
-    assert re.search(r"^\| 1 \| 20 \| 10\.0 s \| 1,280 \|", text, re.M)  # epoch 1
-    assert "grid intensity 380 g CO2e/kWh for DEU (source: test grid data, 2023); PUE 1.2" in text
+    assert re.search(r"^\| 1 \| 20 \| 10\.0 s \| 1280 \|", text, re.M)  # epoch 1
+    assert re.search(r"^\| Total \(2\) \| 40 \| 20\.0 s \| 2560 \|", text, re.M)
+    assert re.search(r"^\| Total \|  \|  \|  \| [\d.]+ Wh \| 100\.0 % \|", text, re.M)
+    assert "grid intensity 380 g CO2e/kWh for DEU (source: test grid data, 2023); PUE 1.20" in text
     assert "Method 'model' (cpu:0): ESTIMATE" in text
     assert "measures the whole node" in text
     assert "```text\ncpu:0" in text  # sparklines stand in for the chart
@@ -70,13 +74,92 @@ def test_html_is_self_contained_with_an_svg_chart(db: Path, tmp_path: Path) -> N
     assert checker.tables == 1 + 1 + 2 * 2  # totals, comparison, devices and epochs per run
 
 
-def test_comparison_is_relative_to_the_first_run(db: Path, tmp_path: Path) -> None:
+def test_comparison_puts_the_runs_side_by_side_with_deltas(db: Path, tmp_path: Path) -> None:
     text = report(db, tmp_path / "r.md", "resnet18-bs64", "resnet18-bs128")
     with RunStore(db) as store:
         first, second = store.run(1), store.run(2)
-    change = (second.energy_j - first.energy_j) / first.energy_j * 100
-    assert f"| resnet18-bs128 #2 | {change:+.1f} % |" in text
-    assert "Most energy-efficient per training sample:" in text
+
+    def delta(new: float | None, base: float | None) -> str:
+        assert new is not None and base
+        return formatting.percent((new - base) / base * 100, signed=True)
+
+    row = (
+        f"| resnet18-bs128 #2 | completed "
+        f"| {formatting.energy(run_j_per_sample(second))} "
+        f"| {delta(run_j_per_sample(second), run_j_per_sample(first))} "
+        f"| {formatting.number(run_samples_per_kwh(second))} "
+        f"| {delta(run_samples_per_kwh(second), run_samples_per_kwh(first))} "
+        f"| {formatting.energy_wh(second.energy_j)} | {delta(second.energy_j, first.energy_j)} "
+        f"| {formatting.co2(second.co2_g)} | {delta(second.co2_g, first.co2_g)} |"
+    )
+    assert row in text
+    assert "| resnet18-bs64 #1 | completed | " in text and "| baseline |" in text
+    assert "Most energy-efficient per training sample among the completed runs:" in text
+    # The totals end with a total row over both runs.
+    total = formatting.energy_wh(first.energy_j + second.energy_j)
+    assert re.search(rf"^\| Total \(2 runs\) \|.*\| {re.escape(total)} \|", text, re.M)
+
+
+def test_a_failed_run_is_compared_with_a_caveat(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    build_run(db, "good")
+    build_run(db, "broken", started_at=T0 + 600, status="failed", carbon=None)
+    text = report(db, tmp_path / "r.md", "good", "broken")
+    assert "broken #2 failed. Its totals stop where it did; it is left out of the verdict." in text
+    assert "broken #2 has no grid intensity: no CO2e." in text
+    assert "Most energy-efficient" not in text  # one completed run: no verdict
+
+
+def test_long_epoch_tables_are_bounded_with_the_export_command(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    build_run(db, "many-epochs", steps=184, epochs=92)
+    text = report(db, tmp_path / "r.md", "1")
+    epochs = re.findall(r"^\| (\d+) \| 2 \|", text, re.M)
+    assert epochs == [str(e) for e in [*range(10), *range(82, 92)]]
+    assert "| … 72 more |" in text
+    assert "greenprof export csv --table epochs --db runs.db 1 -o epochs-1.csv" in text
+    assert re.search(r"^\| Total \(92\) \| 184 \|", text, re.M)
+
+
+def test_setup_phase_and_energy_outside_steps_are_stated(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    build_run(db, "slow-start", setup_s=10.0, steps=40)  # 290 W for 10 s of setup
+    text = report(db, tmp_path / "r.md", "1")
+    setup = formatting.energy_wh(290.0 * 10.0)
+    assert f"Setup (start to first step: imports, data, compilation): 10.0 s, {setup}" in text
+    assert f"Energy outside steps: {setup}" in text
+    assert "| 10.0 s |" in text  # the setup column of the totals
+
+
+def test_every_figure_is_formatted(db: Path, tmp_path: Path) -> None:
+    """No exponents (4e-05) and no long decimals (8-decimal kg) anywhere in the report."""
+    for name in ("r.md", "r.html"):
+        page = report(db, tmp_path / name, "1", "2")
+        visible = re.sub(r"<[^>]*>", " ", re.sub(r"<style>.*?</style>", "", page, flags=re.S))
+        assert not re.search(r"\d[eE][-+]?\d", visible), name
+        assert not re.search(r"\d\.\d{4,}", visible), name
+
+
+def test_power_line_is_continuous_across_missing_readings(db: Path, tmp_path: Path) -> None:
+    conn = sqlite3.connect(db)
+    with conn:  # a sensor that skipped readings for a while
+        conn.execute("DELETE FROM samples WHERE run_id = 1 AND time_s > 5 AND time_s < 9")
+    conn.close()
+    page = report(db, tmp_path / "r.html", "1")
+    assert page.count("<polyline") == 3  # gpu:0, cpu:0 and the cumulative energy
+
+
+def test_bar_labels_and_values_fit_the_chart() -> None:
+    name = "a-very-long-experiment-name-with-a-sweep-id-0123456789 #12 rank 3"
+    svg = bar_chart([(name, 0.00004), ("b #2", 123456.0)], unit="J/sample", title="t")
+    width = float(re.search(r'width="(\d+)"', svg).group(1))  # type: ignore[union-attr]
+    for x, anchor, label in re.findall(
+        r'<text x="([\d.]+)" y="[\d.]+"( text-anchor="end")?>([^<]*)<', svg
+    ):
+        left = float(x) - (text_width(label) if anchor else 0.0)
+        right = float(x) + (0.0 if anchor else text_width(label))
+        assert left >= 0 and right <= width, label
+    assert "4e-05" not in svg
 
 
 def test_simulated_data_is_flagged(tmp_path: Path) -> None:
