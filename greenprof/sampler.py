@@ -171,6 +171,8 @@ class Sampler:
         self._states: dict[str, DeviceState] = {}
         self._last_good_s: dict[str, float] = {}
         self._stopping = False
+        self._ready = False
+        """The helper has said it is ready (or sent a poll)."""
         self._gaps = GapTracker(interval_s)
         self._periods = PeriodTracker()
         self._dead_helper_cpu_s = 0.0
@@ -280,6 +282,7 @@ class Sampler:
     def _absorb(self, news: HelperNews) -> list[Reading]:
         """Report the helper's problems, react to its end, and return its readings."""
         readings: list[Reading] = []
+        self._ready = self._ready or news.ready is not None or bool(news.polls)
         for poll in news.polls:
             self.helper_polls += 1
             for device, time_s, reason in poll.rejected:
@@ -413,9 +416,10 @@ class Sampler:
         Returns within about ``settle_s + STOP_GRACE_S`` whatever the sensors or the
         helper do (a helper that does not finish in time is killed)."""
         give_up_s = time.monotonic() + settle_s + STOP_GRACE_S
-        helper = self._helper
         with self._lock:
+            self._take_early()
             self._stopping = True
+        helper = self._helper
         if helper is not None and not helper.request_stop(settle_s):
             helper = None
         self._local.stop(settle_s=settle_s, settle_every_s=settle_every_s)
@@ -433,6 +437,20 @@ class Sampler:
             for wrapper, feed in self._feeds.values():
                 wrapper.inner = feed.inner  # type: ignore[attr-defined]
             self._feeds.clear()
+
+    def _take_early(self) -> None:
+        """At stop, a helper still starting (not one reading yet) is not waited for: its
+        sensors are read here instead (a run shorter than the helper's start)."""
+        helper = self._helper
+        if helper is None or self._ready:
+            return
+        news = helper.take()
+        if news.ready is not None or news.polls:
+            self._last_readings(self._absorb(news))
+            return
+        self._helper = None
+        helper.kill()
+        self._fall_back(list(self._remote))
 
     def _last_readings(self, readings: list[Reading]) -> None:
         with self._lock:

@@ -30,6 +30,7 @@ def test_a_profiled_run_read_by_the_helper_stores_every_step_with_energy(
             with prof.step(samples=1):
                 time.sleep(0.02)
         run_id = prof.run_id
+    assert run_id is not None
     store = greenprof.RunStore(db)
     steps = list(store.steps(run_id))
     assert len(steps) >= 10

@@ -36,9 +36,9 @@ class Collected:
         with self.lock:
             self.readings.extend(readings)
 
-    def wait_for(self, count: int, timeout_s: float = 60.0) -> None:
+    def wait_for(self, count: int, timeout_s: float = 60.0, device: str | None = None) -> None:
         deadline = time.monotonic() + timeout_s
-        while len(self.readings) < count:
+        while len([r for r in self.readings if device in (None, r.device)]) < count:
             assert time.monotonic() < deadline, "the helper sent no readings"
             time.sleep(0.01)
 
@@ -216,8 +216,20 @@ def test_sensors_without_a_recipe_stay_on_threads_beside_the_helper() -> None:
     sensors: list[Sensor] = [spawnable(FAKE, "gpu:0", 100.0), FakeSensor("cpu:0", 20.0)]
     sampler = Sampler(sensors, interval_s=INTERVAL_S, consumer=got.consumer)
     sampler.start()
-    got.wait_for(12)
+    got.wait_for(3, device="gpu:0")
     sampler.stop()
     health = sampler.health()
     assert health["gpu:0"].in_helper and not health["cpu:0"].in_helper
     assert {r.device for r in got.readings} == {"gpu:0", "cpu:0"}
+
+
+def test_a_run_shorter_than_the_helpers_start_is_read_here_without_waiting() -> None:
+    got = Collected()
+    sampler = sampler_for(got, "gpu:0")
+    sampler.start()
+    pid = sampler.helper_pid
+    assert pid is not None
+    sampler.stop()  # at once: the helper has not sent anything yet
+    assert {r.device for r in got.readings} == {"gpu:0"}  # read here, at start and stop
+    assert got.errors == []
+    assert wait_gone(pid)
