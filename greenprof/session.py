@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from greenprof.config import ProfilerConfig
+from greenprof.energy import StepAttributor
 from greenprof.ledger import FinishedStep, StepLedger
 from greenprof.marks import StepMarks
 from greenprof.observers import PROGRESS_INTERVAL_S
@@ -66,7 +67,10 @@ def open_session(
     try:
         chosen = sensors()
         devices = tuple(describe(sensor) for sensor in chosen.sensors)
-        ledger = StepLedger([d.device for d in devices], origin_s=clock())
+        attributors = Attributors(chosen.sensors, devices)
+        ledger = StepLedger(
+            [d.device for d in devices], origin_s=clock(), attributor=attributors.make
+        )
         run_id = writer.create_run(_run_spec(config, devices, wall_clock()))
         session = Session(
             config,
@@ -75,6 +79,7 @@ def open_session(
             sensors=chosen,
             devices=devices,
             ledger=ledger,
+            attributors=attributors,
             run_id=run_id,
             clock=clock,
             on_progress=on_progress,
@@ -90,6 +95,36 @@ def open_session(
             log.warning("greenprof: could not end the run that failed to start: %r", exc)
         raise
     return session
+
+
+class Attributors:
+    """Each device's attributor, made for the ledger with what its sensor declares: the
+    counter's update period (the prior of its update lattice) and the window its power
+    readings average over; kept here so that ``stats()`` can tell the lattice's state."""
+
+    def __init__(self, sensors: Sequence[object], devices: Sequence[DeviceInfo]) -> None:
+        self._periods_s = {
+            info.device: getattr(sensor, "update_period_s", None)
+            for sensor, info in zip(sensors, devices, strict=True)
+        }
+        self._windows_s = {info.device: info.power_window_s for info in devices}
+        self._made: dict[str, StepAttributor] = {}
+
+    def make(self, device: str) -> StepAttributor:
+        attributor = StepAttributor(
+            update_period_s=self._periods_s.get(device),
+            power_window_s=self._windows_s.get(device),
+        )
+        self._made[device] = attributor
+        return attributor
+
+    def update_periods_s(self) -> dict[str, float | None]:
+        """Each device's counter update period as detected so far (None: not yet)."""
+        return {device: a.update_period_s for device, a in self._made.items()}
+
+    def retained_steps(self) -> int:
+        """Steps held in memory by the attributors (pending ones and a little history)."""
+        return sum(a.retained_steps for a in self._made.values())
 
 
 def _run_spec(config: ProfilerConfig, devices: Sequence[DeviceInfo], started_at: float) -> RunSpec:
@@ -126,6 +161,7 @@ class Session:
         sensors: SensorSet,
         devices: tuple[DeviceInfo, ...],
         ledger: StepLedger,
+        attributors: Attributors,
         run_id: int,
         clock: Callable[[], float],
         on_progress: Callable[[], None] = lambda: None,
@@ -136,6 +172,7 @@ class Session:
         self.detection_notes = sensors.notes
         self.writer = writer
         self.ledger = ledger
+        self._attributors = attributors
         self._marks = marks
         self._sensors = sensors.sensors
         self._clock = clock
@@ -184,6 +221,8 @@ class Session:
             unseen_devices=ledger.unseen_devices,
             dead_devices=ledger.dead_devices,
             energy_j=self.energy_j,
+            update_periods_s=self._attributors.update_periods_s(),
+            retained_steps=self._attributors.retained_steps(),
             writer=self.writer.health(),
         )
 

@@ -40,6 +40,11 @@ class ProfilerStats:
     dead_devices: tuple[str, ...] = ()
     """Devices given up on after a silence (later steps leave them out, flagged)."""
     energy_j: float = 0.0
+    update_periods_s: Mapping[str, float | None] = field(default_factory=dict)
+    """Each device's counter update period as the attribution has detected it so far
+    (None: not yet, or a power-only device): the state of its update lattice."""
+    retained_steps: int = 0
+    """Steps the attribution holds in memory (pending ones and a few seconds before)."""
     writer: WriterHealth | None = None
     """The store writer's health (None when not running)."""
 

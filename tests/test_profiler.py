@@ -289,6 +289,7 @@ def test_stats_tell_what_the_profiler_is_doing(db_path: Path) -> None:
         assert during.polls >= 1 and during.queued_marks == 0
         assert during.writer is not None and during.writer.lost_steps == 0
         assert during.rejected_readings == {}
+        assert set(during.update_periods_s) == {"gpu:0", "cpu:0"}
         assert during.pending_steps == during.steps_closed - during.steps_attributed
     after = prof.stats()
     assert not after.running and after.run_id == prof.run_id
