@@ -219,7 +219,7 @@ def _title(runs: Sequence[RunInfo]) -> str:
     if len(runs) == 1:
         return f"Energy and carbon report: {run_label(runs[0])}"
     if len(jobs) == 1 and None not in jobs:
-        return f"Energy and carbon report: job {runs[0].job_id} ({len(runs)} ranks)"
+        return f"Energy and carbon report: {len(runs)} runs of job {runs[0].job_id}"
     return f"Energy and carbon report: {len(runs)} runs"
 
 
