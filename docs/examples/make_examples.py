@@ -4,8 +4,10 @@
 
 Two simulated training runs (sensors of method ``simulated``, not measurements) are
 written through greenprof's store writer into a temporary database; then the real
-exporters produce ``emissions.csv``, ``steps.csv`` (first rows), ``metrics.prom``,
-``report.md`` and ``report.html`` next to this script.
+exporters produce ``emissions.csv``, ``steps.csv`` (first rows), ``runs.csv``,
+``metrics.prom``, ``report.md`` and ``report.html`` next to this script. The steps start
+after 2 s of setup; the report's "generated" time is fixed, so that regenerating changes
+a file only when the exporters changed.
 """
 
 from __future__ import annotations
@@ -72,20 +74,22 @@ def synthetic_run(
             step, t = step + 1, t + step_s
         t += 8.0  # evaluation: no training steps, low power
     duration = t
-    now = 0.0
+    now, setup_j = 0.0, 0.0
     while now <= duration:
         training = now >= 2.0 and not any(
             40 + k * 48 + 2 <= now < 48 + k * 48 + 2 for k in range(3)
         )
         for device, watts in power(now, training).items():
             energy[device] += watts * 0.1
+            setup_j += watts * 0.1 if now < 2.0 else 0.0
             samples.append((device, round(now, 1), energy[device], watts, None, None, None))
         now += 0.1
     writer.add_steps(steps, step_energy)
     writer.add_samples(samples)
     writer.set_totals(
         RunTotals(len(steps), len(steps) * batch, sum(energy.values()),
-                  sum(row[5] for row in steps), duration, dict(energy))
+                  sum(row[5] for row in steps), duration, dict(energy),
+                  setup_s=2.0, setup_energy_j=setup_j)
     )  # fmt: skip
     writer.close()
 
@@ -105,9 +109,11 @@ def main() -> None:
             write_csv(store, runs[:1], "steps", buffer)
             with open_output(HERE / "steps.csv") as out:
                 out.write("".join(buffer.getvalue().splitlines(keepends=True)[:11]))
+            with open_output(HERE / "runs.csv") as out:
+                write_csv(store, runs, "runs", out)
             for fmt in ("md", "html"):
                 with open_output(HERE / f"report.{fmt}") as out:
-                    write_report(store, runs, out, fmt=fmt)
+                    write_report(store, runs, out, fmt=fmt, clock=lambda: T0 + 7200)
         with open_output(HERE / "metrics.prom") as out:
             out.write("# SYNTHETIC example data (simulated sensors), not a measurement.\n")
             out.write(exposition(db))

@@ -76,13 +76,16 @@ def totals_table(runs: Sequence[RunInfo]) -> Table:
 def _total_row(runs: Sequence[RunInfo]) -> tuple[str, ...]:
     """Sums of the runs; the duration is the wall-clock span from the first start to
     the last end (ranks of a job run at the same time), J/sample is total energy over
-    total samples."""
+    total samples, mean power only for runs that overlap in time."""
     energy_j = sum(run.energy_j for run in runs)
     counted = [run.samples for run in runs if run.samples]
     samples = sum(counted) if len(counted) == len(runs) else None
     start = min(run.started_at for run in runs)
     end = max(run.started_at + run.duration_s for run in runs)
     co2 = [run.co2_g for run in runs]
+    # Runs at the same time (the ranks of a job) draw their power together; one after
+    # the other, a mean over the span would count the gaps between them.
+    overlap = sum(run.duration_s for run in runs) > end - start
     return (
         f"{TOTAL} ({len(runs)} runs)",
         "",
@@ -95,7 +98,7 @@ def _total_row(runs: Sequence[RunInfo]) -> tuple[str, ...]:
         fmt.MISSING if any(g is None for g in co2) else fmt.co2(sum(g or 0.0 for g in co2)),
         fmt.energy(j_per_sample(energy_j, samples)),
         fmt.number(samples_per_kwh(samples, energy_j)),
-        fmt.power(mean_power_w(energy_j, end - start)),
+        fmt.power(mean_power_w(energy_j, end - start)) if overlap else fmt.MISSING,
     )
 
 
