@@ -113,6 +113,24 @@ class DeviceInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Bounds:
+    """Bounds (J) on the error of one step's energy, each meant to hold >= 95 % of the time:
+    at its start, at its end, and inside it (see :mod:`greenprof.energy.uncertainty`).
+
+    Apart because a sum over contiguous steps cancels the boundaries they share
+    (:func:`greenprof.energy.window_uncertainty_j`)."""
+
+    start_j: float
+    end_j: float
+    interior_j: float
+
+    @property
+    def total_j(self) -> float:
+        """The step's bound: boundaries linearly, the interior on top."""
+        return self.start_j + self.end_j + self.interior_j
+
+
+@dataclass(frozen=True, slots=True)
 class StepRecord:
     """Energy of one training step, as stored and as read back."""
 
@@ -131,7 +149,17 @@ class StepRecord:
     loss: float | None = None
     flags: int = 0
     """``STEP_*`` bits (see :func:`step_flag_names`): recovered after a crash, a device
-    missing, a rejected reading nearby."""
+    missing, a rejected reading nearby, a counter reset."""
+    bounds: Bounds | None = None
+    """Bounds on the error of ``energy_j`` (devices summed); None when not known (a step
+    recovered after a crash, a run recorded before greenprof stated them)."""
+    device_uncertainty_j: dict[str, float] = field(default_factory=dict)
+    """Each device's bound on its share of ``energy_j`` (keys of ``device_energy_j``)."""
+
+    @property
+    def energy_uncertainty_j(self) -> float | None:
+        """Bound on ``|energy_j - true energy|``, meant to hold >= 95 % of the time."""
+        return None if self.bounds is None else self.bounds.total_j
 
     @property
     def duration_s(self) -> float:

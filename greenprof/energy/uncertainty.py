@@ -54,9 +54,9 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from greenprof.energy.curve import RATE_FLOOR_W, RATE_INTERVALS, KnotCurve
+from greenprof.records import Bounds
 
 __all__ = [
     "EDGE_MARGIN",
@@ -90,20 +90,6 @@ EDGE_MARGIN = 0.5
 MIN_TIMING_FRACTION = 0.005
 """A known lattice still places a knot up to this fraction of a period off (0.5 ms at
 100 ms: the lattice's own spread is usually narrower; measured in bench_accuracy)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Bounds:
-    """One step's error bounds on one device (J): its boundaries and its interior."""
-
-    start_j: float
-    end_j: float
-    interior_j: float
-
-    @property
-    def total_j(self) -> float:
-        """The step's bound: boundaries linearly, the interior on top."""
-        return self.start_j + self.end_j + self.interior_j
 
 
 IntervalCache = dict[int, tuple[tuple[float, float], float]]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from greenprof.energy import Bounds, StepAttributor, window_uncertainty_j
-from greenprof.records import Reading
+from greenprof.records import Reading, StepRecord
 from tests.energy.simulation import levels_25pct, run, simulate
 
 
@@ -61,3 +61,9 @@ def test_a_declared_moving_average_is_reconstructed_not_taken_as_instantaneous()
     assert abs(naive_after.energy_j - truth_after) > 0.05 * truth_after
     for result, truth in ((around, truth_around), (after, truth_after)):
         assert abs(result.energy_j - truth) <= result.energy_uncertainty_j
+
+
+def test_a_stored_step_states_its_bound_or_says_it_is_not_known() -> None:
+    stated = StepRecord(1, 0, 0, 0.0, 1.0, None, 250.0, bounds=Bounds(1.0, 2.0, 0.5))
+    assert stated.energy_uncertainty_j == pytest.approx(3.5)
+    assert StepRecord(1, 1, 0, 1.0, 2.0, None, 250.0).energy_uncertainty_j is None
