@@ -11,7 +11,14 @@ import pytest
 
 from greenprof import formatting
 from greenprof.cli import main
-from greenprof.exporters.chart import bar_chart, nice_ticks, sparkline, text_width
+from greenprof.exporters.chart import (
+    Series,
+    bar_chart,
+    line_chart,
+    nice_ticks,
+    sparkline,
+    text_width,
+)
 from greenprof.exporters.report import timeline
 from greenprof.metrics import run_j_per_sample, run_samples_per_kwh
 from greenprof.records import DeviceInfo
@@ -219,3 +226,21 @@ def test_chart_helpers() -> None:
     assert nice_ticks(0, 237) == [0, 50, 100, 150, 200, 250]
     assert sparkline([0, 5, 10]) == "▁▅█"
     assert sparkline([None, 3.0]) == " █"
+
+
+def test_line_chart_legend_wraps_and_every_text_fits() -> None:
+    """Eight devices: the legend takes several rows instead of running off the chart."""
+    x = [float(i) for i in range(10)]
+    left = [Series(f"gpu:{i} NVIDIA H100 80GB HBM3", [200.0 + i] * 10) for i in range(8)]
+    svg = line_chart(
+        x, left, left_unit="power (W)", right=Series("energy (kWh)", [0.00004 * i for i in x])
+    )
+    width = float(re.search(r'width="(\d+)"', svg).group(1))  # type: ignore[union-attr]
+    height = float(re.search(r'height="(\d+)"', svg).group(1))  # type: ignore[union-attr]
+    texts = re.findall(r'<text x="([\d.]+)" y="([\d.]+)"( text-anchor="\w+")?>([^<]*)<', svg)
+    legend = [(float(x0), float(y0), label) for x0, y0, anchor, label in texts if not anchor]
+    assert len({y0 for _, y0, label in legend if label.startswith("gpu:")}) >= 2  # wrapped
+    for x0, y0, label in legend:
+        assert x0 + text_width(label) <= width and y0 <= height, label
+    assert not re.search(r"\de-\d", svg) and "100µ" in svg  # energy ticks, no exponent
+    assert svg.count("<polyline") == 9
