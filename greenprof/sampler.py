@@ -201,11 +201,16 @@ class Sampler:
         return None if helper is None else helper.pid
 
     @property
+    def local_cpu_time_s(self) -> float:
+        """CPU time of the sampler's threads in this (the training) process."""
+        return self._local.cpu_time_s + sum(s.cpu_time_s for s in self._fallbacks)
+
+    @property
     def cpu_time_s(self) -> float:
         """CPU time of the sampler's threads here and of the helper process."""
         helper = self._helper
-        local = self._local.cpu_time_s + sum(s.cpu_time_s for s in self._fallbacks)
-        return local + self._dead_helper_cpu_s + (0.0 if helper is None else helper.cpu_s)
+        helper_s = self._dead_helper_cpu_s + (0.0 if helper is None else helper.cpu_s)
+        return self.local_cpu_time_s + helper_s
 
     def drain_gaps(self) -> list[PollGap]:
         """The long gaps between valid readings found since the last call (each once)."""

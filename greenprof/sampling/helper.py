@@ -32,6 +32,8 @@ from greenprof.sensors.base import Sensor
 from greenprof.sensors.recipe import SensorRecipe
 
 WATCH_S: Final = 0.1
+STATE_EVERY: Final = 10
+"""Polls between two sendings of the devices' states when nothing went wrong."""
 """How often the helper checks that its parent is alive (it ends within about this)."""
 
 DeviceState = tuple[bool, bool, dict[str, int], int, str | None, float | None, float | None]
@@ -106,6 +108,9 @@ class _Channel:
         self._rejected: list[tuple[str, float, str]] = []
         self._errors: list[str] = []
         self._states: dict[str, DeviceState] = {}
+        self._polls = 0
+        self._problem_pending = False
+        """A device was wedged or failing at the last look: look again each poll."""
         self.sampler: ThreadSampler | None = None
 
     def error(self, message: str) -> None:
@@ -116,8 +121,13 @@ class _Channel:
 
     def poll(self, readings: list[Reading]) -> None:
         states = None
-        if self.sampler is not None:
+        self._polls += 1
+        # the states are sent when a problem changed them (the guard or a read said so),
+        # and every STATE_EVERY polls for the passed counts
+        changed = bool(self._rejected or self._errors) or self._polls % STATE_EVERY == 1
+        if self.sampler is not None and (changed or self._problem_pending):
             now = {d: state_of(h) for d, h in self.sampler.health().items()}
+            self._problem_pending = any(state[0] or state[1] for state in now.values())
             if now != self._states:
                 self._states = states = now
         message = Poll(readings, self._rejected, self._errors, states, time.process_time())
