@@ -218,3 +218,18 @@ def dashboard_data_class() -> type:
     data_class = namespace["Data"]
     assert isinstance(data_class, type)
     return data_class
+
+
+def test_memory_size_is_known_only_for_runs_of_this_machine(tmp_path: Path) -> None:
+    import socket
+
+    from greenprof.exporters.codecarbon import this_machine_memory_gb
+
+    db = tmp_path / "runs.db"
+    build_run(db, "here", host=socket.gethostname())
+    build_run(db, "elsewhere", host="some-other-node", started_at=T0 + 60)
+    with RunStore(db) as store:
+        here, elsewhere = store.run("here"), store.run("elsewhere")
+    memory_gb = this_machine_memory_gb(here)
+    assert memory_gb is not None and memory_gb > 0.1
+    assert this_machine_memory_gb(elsewhere) is None
