@@ -36,8 +36,8 @@ VERDICT_METRICS: tuple[VerdictMetric, ...] = ("sample", "step", "loss")
 Better = Literal["lower", "higher"]
 
 MEDIANS_NOTE = (
-    "medians and p90 are over steps only; run totals and J/sample (run) also count the "
-    "energy between steps (setup, data loading, evaluation), so the two can disagree"
+    "medians and p90 cover steps only; totals and J/sample (run) also count the energy "
+    "between steps (setup, data loading, evaluation), so the two can disagree"
 )
 """Why a run can win on the median J/step row and lose on its totals."""
 

@@ -202,9 +202,9 @@ class LiveModel:
         if run.status != "running":
             ended_at = run.ended_at if run.ended_at is not None else run.started_at
             ended_at = max(ended_at, run.started_at + run.duration_s)
-            ago = "" if now_at is None else f", {fmt.duration(max(0.0, now_at - ended_at))} ago"
-            when = fmt.timestamp(ended_at, seconds=True)
-            return "ended", f"ENDED ({run.status}) at {when}{ago}"
+            if now_at is None:
+                return "ended", f"ENDED at {fmt.timestamp(ended_at, seconds=True)}"
+            return "ended", f"ENDED {fmt.duration(max(0.0, now_at - ended_at))} ago"
         elapsed = self.elapsed_s(now_at)
         if self.last_step_end_s is None and self.steps_seen == 0:
             return "setup", f"setting up: no step yet after {fmt.duration(elapsed)}"
@@ -230,7 +230,7 @@ class LiveModel:
         state, state_line = self.state(now_at)
         ended = state == "ended"
         power = (
-            ("mean power", fmt.power(metrics.mean_power_w(energy_j, run.duration_s)))
+            ("power", f"{fmt.power(metrics.mean_power_w(energy_j, run.duration_s))} mean")
             if ended
             else ("power", fmt.power(total_power[-1] if total_power else None))
         )

@@ -224,4 +224,5 @@ def curve_points(summary: RunSummary, axis: Axis) -> tuple[tuple[float, float], 
         scale = summary.samples / steps
     else:
         scale = summary.run.duration_s / steps
-    return tuple((x * scale, energy_j) for x, energy_j in summary.curve)
+    # a curve point at step index i is the energy after i + 1 steps
+    return tuple(((x + 1) * scale, energy_j) for x, energy_j in summary.curve)

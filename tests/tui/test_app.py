@@ -293,3 +293,171 @@ def test_live_follows_the_next_running_run(tmp_path: Path) -> None:
     first, later = run_async(body)
     assert "COMPLETED" in first
     assert "next-run" in later
+
+
+def test_space_marks_without_moving_and_marked_rows_show_it(two_runs_db: Path) -> None:
+    async def body() -> tuple[int, str, str]:
+        app = GreenprofApp(two_runs_db, "history")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: "resnet-bs64" in screen_text(app))
+            table = app.screen.query_one("#history-table", DataTable)
+            await pilot.press("space")
+            await wait_until(pilot, lambda: "1 marked" in screen_text(app))
+            marked = screen_text(app)
+            row = table.cursor_row
+            await pilot.press("space")
+            await wait_until(pilot, lambda: "0 marked" in screen_text(app))
+            return row, marked, screen_text(app)
+
+    row, marked, unmarked = run_async(body)
+    assert row == 0  # the cursor stayed on the run it marked
+    newest = next(line for line in marked.splitlines() if "resnet-bs128" in line)
+    assert newest.lstrip().startswith("●")  # visible at 80 columns, first column
+    assert "●" not in unmarked
+
+
+def test_compare_x_axis_switches_between_samples_time_and_step(two_runs_db: Path) -> None:
+    async def body() -> list[str]:
+        app = GreenprofApp(two_runs_db, "compare", ["1", "2"])
+        seen = []
+        async with app.run_test(size=(100, 40)) as pilot:
+            await wait_until(pilot, lambda: "B resnet-bs128 #2 " in screen_text(app))
+            for _ in range(3):
+                seen.append(screen_text(app))
+                await pilot.press("x")
+                await pilot.pause(0.1)
+        return seen
+
+    samples, seconds, steps = run_async(body)
+    assert "25.6k" in samples.split("vs samples")[1]  # B trained 25.6k samples
+    assert "energy (J) vs time (s)" in seconds
+    axis = [line for line in seconds.splitlines() if "time (s)" in line and "┤" not in line]
+    assert axis[-1].rstrip().endswith("80")  # B ran 80 s: its curve ends there
+    assert "energy (J) vs step" in steps
+
+
+def test_compare_verdict_metric_is_the_users_choice(two_runs_db: Path) -> None:
+    async def body() -> tuple[str, str]:
+        app = GreenprofApp(two_runs_db, "compare", ["1", "2"])
+        async with app.run_test(size=(100, 40)) as pilot:
+            await wait_until(pilot, lambda: "more energy-efficient per sample" in screen_text(app))
+            first = screen_text(app)
+            await pilot.press("v")
+            await wait_until(pilot, lambda: "more energy-efficient per step" in screen_text(app))
+            return first, screen_text(app)
+
+    per_sample, per_step = run_async(body)
+    assert "resnet-bs128 #2 is 25.0 % more energy-efficient per sample" in per_sample
+    # per step the small batch wins: the verdict follows the metric and says so
+    assert "resnet-bs64 #1 is 60.0 % more energy-efficient per step" in per_step
+
+
+def test_compare_warns_about_a_failed_run(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    write_run(path, "ok")
+    write_run(path, "broken", status="failed", started_at=1_700_000_600.0)
+
+    async def body() -> str:
+        app = GreenprofApp(path, "compare", ["1", "2"])
+        async with app.run_test(size=(100, 40)) as pilot:
+            await wait_until(pilot, lambda: "equally energy-efficient" in screen_text(app))
+            return screen_text(app)
+
+    text = run_async(body)
+    assert "B (broken #2) failed: its figures cover only the part that ran" in text
+    assert "medians and p90 cover steps only" in text
+
+
+def test_top_waits_for_the_first_run_when_the_database_does_not_exist(tmp_path: Path) -> None:
+    path = tmp_path / "later.db"
+
+    async def body() -> tuple[str, str]:
+        app = GreenprofApp(path, "live", refresh_s=0.2)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: "Waiting for the first run" in screen_text(app))
+            waiting = screen_text(app)
+            writer = StoreWriter(path)
+            writer.create_run(RunSpec("first-run", started_at=time.time(), interval_s=0.1))
+            try:
+                await wait_until(pilot, lambda: "first-run  #1  RUNNING" in screen_text(app))
+            finally:
+                writer.close()
+            return waiting, screen_text(app)
+
+    waiting, found = run_async(body)
+    assert str(path) in waiting
+    assert "setting up" in found  # no step yet
+
+
+def _paused_run(path: Path, now: float) -> StoreWriter:
+    """A running run whose last step ended 5 minutes before ``now`` (close the writer)."""
+    writer = StoreWriter(path, flush_interval_s=60, wall_clock=lambda: now)
+    writer.create_run(RunSpec("stalled", started_at=now - 400, interval_s=0.1, devices=(DEVICE,)))
+    rows = [(i, 0, i * 1.0, i + 1.0, 32, 25.0, 0, None) for i in range(100)]
+    writer.add_steps(rows, [(row[0], "gpu:0", 25.0) for row in rows])
+    writer.add_samples([("gpu:0", t * 1.0, t * 25.0, 25.0, None, None, None) for t in range(100)])
+    writer.set_totals(RunTotals(100, 3200, 2500.0, 2500.0, 100.0, {"gpu:0": 2500.0}))
+    writer.flush()
+    return writer
+
+
+DEVICE = DeviceInfo("gpu:0", "gpu", "counter")
+
+
+def test_live_shows_paused_and_ended_with_a_moving_now(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    now = time.time()
+    write_run(path, "done", started_at=now - 3600)  # 50 s long, ended ~59 min ago
+    clock = [now]
+
+    async def body(ref: str) -> tuple[str, str]:
+        app = GreenprofApp(path, "live", [ref], refresh_s=0.2, wall_clock=lambda: clock[0])
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: "#" in screen_text(app).splitlines()[0])
+            first = screen_text(app)
+            clock[0] += 120
+            await wait_until(pilot, lambda: screen_text(app) != first)
+            return first, screen_text(app)
+
+    first, later = run_async(lambda: body("1"))
+    assert "ENDED 59 min 10 s ago" in first.splitlines()[0]
+    assert "ENDED 1 h 01 min ago" in later.splitlines()[0]  # "now" keeps moving
+    assert "40.0 W" in first  # flat power is drawn with its level, not an empty chart
+    assert "⠒" in first or "⠉" in first or "⠤" in first
+
+
+def test_live_says_paused_when_no_step_arrives(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    now = time.time()
+    writer = _paused_run(path, now)
+
+    async def body() -> str:
+        app = GreenprofApp(path, "live", ["1"], refresh_s=0.2, wall_clock=lambda: now)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: "PAUSED" in screen_text(app))
+            return screen_text(app)
+
+    try:
+        text = run_async(body)
+    finally:
+        writer.close()
+    assert "PAUSED: no new step for 5 min 00 s" in text
+
+
+def test_live_at_80x24_keeps_energy_and_the_power_chart(two_runs_db: Path) -> None:
+    async def body() -> str:
+        app = GreenprofApp(two_runs_db, "live", ["1"], refresh_s=30)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(
+                pilot,
+                lambda: "time since start" in (t := screen_text(app)) and "0.797" in t,
+            )
+            return screen_text(app)
+
+    text = run_async(body)
+    header = next(line for line in text.splitlines() if "device" in line and "power" in line)
+    assert "energy" in header and "util" in header
+    assert "2.28 Wh" in text  # the GPU's energy, not cut
+    assert "cpu:0" in text and "gpu:0" in text  # a band per device
+    assert "J/sample" in text and "0.797" in text
+    assert len(text.splitlines()) <= 24

@@ -15,6 +15,7 @@ from textual.pilot import Pilot
 
 from greenprof.tui.app import GreenprofApp
 from greenprof.tui.snapshot import screen_text
+from tests.tui.conftest import T0
 
 SnapCompare = Callable[..., bool]
 
@@ -24,7 +25,7 @@ async def _settle(pilot: Pilot[Any]) -> None:
     for _ in range(100):
         await pilot.pause(0.05)
         text = screen_text(pilot.app)
-        if "comparing…" not in text and "waiting for data" not in text:
+        if "comparing…" not in text and "waiting for data" not in text and "━" in text:
             break
     await pilot.pause(0.1)
 
@@ -37,5 +38,5 @@ def test_compare_screen_snapshot(two_runs_db: Path, snap_compare: SnapCompare) -
 def test_live_screen_of_a_finished_run_snapshot(
     two_runs_db: Path, snap_compare: SnapCompare
 ) -> None:
-    app = GreenprofApp(two_runs_db, "live", ["1"], refresh_s=30)
+    app = GreenprofApp(two_runs_db, "live", ["1"], refresh_s=30, wall_clock=lambda: T0 + 3600)
     assert snap_compare(app, terminal_size=(80, 24), run_before=_settle)

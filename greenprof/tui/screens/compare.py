@@ -88,7 +88,7 @@ different batch sizes line up on the work done), time, or step number."""
             yield Static("comparing…", id="compare-verdict")
             yield Static("", id="compare-caveats")
             yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
-            yield Static("", id="compare-medians", classes="chart-label")
+            yield Static("", id="compare-medians")
             yield Static("", id="compare-chart-label", classes="chart-label")
             yield LineChart(id="compare-chart", y_format=formatting.axis_tick, x_label="samples")
         yield Footer()

@@ -99,7 +99,6 @@ while (20 s or 10 mean steps); ENDED: the run finished, failed or was interrupte
             yield DataTable(id="live-devices", cursor_type="none", show_cursor=False)
         yield Static("", id="live-forecast")
         yield Static("", id="live-baseline")
-        yield Static("", id="live-state")
         yield Static("power per device", id="live-power-label", classes="chart-label")
         yield PowerChart(id="live-power")
         yield Static("energy per step (J)", id="live-steps-label", classes="chart-label")
@@ -225,6 +224,9 @@ while (20 s or 10 mean steps); ENDED: the run finished, failed or was interrupte
         if view.simulated:
             heading.append("  ")
             heading.append(" SIMULATED — not a measurement ", style="reverse")
+        if view.state_line:
+            heading.append("  ")
+            heading.append_text(plain(view.state_line, style=STATE_STYLES.get(view.state, "")))
         title.update(heading)
         totals = Text(end="")
         for index, (name, value) in enumerate(view.totals):
@@ -237,9 +239,6 @@ while (20 s or 10 mean steps); ENDED: the run finished, failed or was interrupte
             table.add_row(*(plain(cell) for cell in row))
         self.query_one("#live-forecast", Static).update(plain(view.forecast_line))
         self.query_one("#live-baseline", Static).update(plain(view.baseline_line))
-        self.query_one("#live-state", Static).update(
-            plain(view.state_line, style=STATE_STYLES.get(view.state, ""))
-        )
         power = view.power_series_w
         power_text = (
             ""
