@@ -175,11 +175,11 @@ def main() -> None:
         for _ in range(5):
             t0 = time.perf_counter()
             for run_id in ids:  # what the compare screen's worker does
-                digest = step_digest(store.connection, run_id)
+                digest = step_digest(store, run_id)
                 summarize(store.run(run_id), digest, store.device_energy_j(run_id))
             t1 = time.perf_counter()
             for run_id in ids:  # for reference: reading every step into Python
-                step_columns(store.connection, run_id)
+                step_columns(store, run_id)
             t2 = time.perf_counter()
             query_ms.append((t1 - t0) * 1e3)
             exact_ms.append((t2 - t1) * 1e3)

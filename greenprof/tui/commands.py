@@ -115,7 +115,7 @@ def _top(args: argparse.Namespace) -> int:
         return _top_demo(args)
     from greenprof.tui.app import GreenprofApp
 
-    path, refs = _resolve(args.db, [args.run] if args.run else [])
+    path, refs = _resolve(args.db, [args.run]) if args.run else (args.db, [])  # waits for a db
     return _run_app(GreenprofApp(path, "live", refs, refresh_s=args.refresh))
 
 

@@ -62,6 +62,7 @@ def comparison_lines(comparison: Comparison) -> list[str]:
                 cells.append(row.deltas[index])
         rows.append(cells)
     lines += ["", *text_table(header, rows), ""]
+    lines += [f"caveat: {terminal_text(line)}" for line in comparison.caveats]
     lines += [f"verdict: {terminal_text(line)}" for line in comparison.verdicts]
     if comparison.note:
         lines.append(f"note: {comparison.note}")

@@ -60,7 +60,8 @@ def write_run(
             greenprof_version="0.1.0",
         )
     )
-    rows, energies, samples = [], [], []
+    rows, energies = [], []
+    samples: list[tuple[str, float, float, float, float | None, int | None, float | None]] = []
     per_epoch = max(1, steps // epochs)
     for step in range(steps):
         energy = step_j * (1.0 + 0.1 * math.sin(step))
