@@ -32,9 +32,10 @@ from greenprof.sensors.base import Sensor
 from greenprof.sensors.recipe import SensorRecipe
 
 WATCH_S: Final = 0.1
-STATE_EVERY: Final = 10
-"""Polls between two sendings of the devices' states when nothing went wrong."""
 """How often the helper checks that its parent is alive (it ends within about this)."""
+STATE_EVERY: Final = 10
+"""Polls between two sendings of the devices' states when nothing went wrong (so the
+parent's ``DeviceHealth.stats.passed`` lags by up to this many polls)."""
 
 DeviceState = tuple[bool, bool, dict[str, int], int, str | None, float | None, float | None]
 """A device's health as sent: wedged, failing, then the guard's stats (counts by reason,

