@@ -68,3 +68,13 @@ def test_without_pandas_the_error_says_how_to_install_it(db_path: Path) -> None:
 
     with pytest.raises(GreenprofError, match="pip install pandas"):
         steps_frame(greenprof.RunStore(db_path), 1, import_module=no_pandas)
+
+
+@pytest.mark.skipif(
+    not hasattr(greenprof.RunStore, "steps_frame"), reason="RunStore.steps_frame not wired yet"
+)
+def test_the_store_gives_the_frame_too(db_path: Path) -> None:
+    build_run(db_path, steps=3)
+    store = greenprof.RunStore(db_path)
+    frame = store.steps_frame("resnet18-bs64")  # type: ignore[attr-defined,unused-ignore]
+    assert frame.equals(steps_frame(store, "resnet18-bs64"))

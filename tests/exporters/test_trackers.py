@@ -1,6 +1,7 @@
 """Tracker observers against a real local MLflow store (SQLite, no server) and W&B
 offline, driven by a real Profiler with simulated sensors on a manual clock."""
 
+import dataclasses
 import logging
 import sys
 import threading
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 import greenprof
+from greenprof.config import ProfilerConfig
 from greenprof.exporters.tracker_clients import FINDERS
 from greenprof.exporters.trackers import KNOWN_TRACKERS, TrackerObserver, tracker_observers
 from greenprof.observers import RunHandle
@@ -42,6 +44,8 @@ def _trackers_stay_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
         patch.setenv("MPLCONFIGDIR", str(home / "matplotlib"))
         patch.setenv("XDG_CONFIG_HOME", str(home / "config"))
         patch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+        # the tests pass their observers; a Profiler's own (trackers="auto") would double them
+        patch.setenv("GREENPROF_TRACKERS", "off")
         yield
 
 
@@ -295,3 +299,22 @@ def test_a_wandb_run_gets_the_numbers_without_its_step_moving(db_path: Path, wan
     assert summary["greenprof_epoch/energy_j"] > 0
     assert config["greenprof.run_id"] == str(stored.run_id)
     assert config["greenprof.run_name"] == "wandb-run"
+
+
+@pytest.mark.skipif(
+    "trackers" not in {f.name for f in dataclasses.fields(ProfilerConfig)},
+    reason="Profiler(trackers=...) not wired yet",
+)
+def test_the_profiler_builds_tracker_observers_from_its_setting(
+    db_path: Path, mlflow: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = mlflow.tracking.MlflowClient()
+    monkeypatch.delenv("GREENPROF_TRACKERS")
+    with mlflow.start_run() as active:  # auto (the default): the script imported mlflow
+        prof = _profile(db_path, "auto", [])
+    assert _history(client, active.info.run_id, "greenprof/energy_j")
+    monkeypatch.setenv("GREENPROF_TRACKERS", "off")
+    with mlflow.start_run() as active:
+        _profile(db_path, "off", [])
+    assert _history(client, active.info.run_id, "greenprof/energy_j") == []
+    assert greenprof.RunStore(db_path).run(prof.run_id or -1).status == "completed"
