@@ -17,6 +17,7 @@ from greenprof.tui.app import GreenprofApp
 from greenprof.tui.screens.compare import CompareScreen
 from greenprof.tui.screens.detail import RunDetailScreen
 from greenprof.tui.screens.help import HelpScreen
+from greenprof.tui.screens.history import HistoryScreen
 from greenprof.tui.snapshot import screen_text
 from tests.tui.conftest import CARBON, run_async, write_run
 
@@ -112,6 +113,9 @@ def test_enter_opens_run_details_with_carbon_source_and_epochs(two_runs_db: Path
     assert "PUE 1.2" in text
     assert "NVIDIA H100" in text
     assert "epochs" in text
+    # the run's energy outside its steps is accounted for: 2 % of it, between steps
+    assert "before the first step; between steps" in text
+    assert "(2.0 % of the run)" in text
 
 
 def test_help_screen_opens_and_closes(two_runs_db: Path) -> None:
@@ -461,3 +465,15 @@ def test_live_at_80x24_keeps_energy_and_the_power_chart(two_runs_db: Path) -> No
     assert "cpu:0" in text and "gpu:0" in text  # a band per device
     assert "J/sample" in text and "0.797" in text
     assert len(text.splitlines()) <= 24
+
+
+def test_a_server_store_keeps_its_url_through_every_screen() -> None:
+    url = "postgresql://me@db.example/greenprof"
+    app = GreenprofApp(url, "history")
+    assert app.location.kind == "postgresql"
+    assert app.location.target == url  # Path(url) would have collapsed the //
+    screen = app.get_default_screen()
+    assert isinstance(screen, HistoryScreen)
+    assert screen.location.target == url
+    for other in (CompareScreen(screen.location, ["1", "2"]), RunDetailScreen(screen.location, 1)):
+        assert other.location.target == url

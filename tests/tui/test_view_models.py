@@ -14,6 +14,7 @@ from greenprof.tui.comparison import (
     StepColumns,
     compare,
     digest_columns,
+    efficiency_ranking,
     efficiency_verdicts,
     percentile,
     summarize,
@@ -260,3 +261,108 @@ def test_compare_curve_is_cumulative_and_downsampled() -> None:
     assert len(summary.curve) <= 300
     assert summary.curve[-1] == (9999.0, 20_000.0)
     assert all(b[1] >= a[1] for a, b in zip(summary.curve, summary.curve[1:], strict=False))
+
+
+def test_live_state_running_paused_and_ended_follow_the_clock() -> None:
+    run = make_run(duration_s=10.0)
+    model = LiveModel(run)
+    model.add_steps([step(n, 1.0) for n in range(10)])  # 1 step/s, last ends at 10 s
+    start = run.started_at
+    assert model.view(now_at=start + 12).state == "running"
+    paused = model.view(now_at=start + 40)
+    assert paused.state == "paused"
+    assert paused.state_line == "PAUSED: no new step for 30.0 s"
+    assert dict(paused.totals)["duration"] == "40.0 s"  # "now" moves while it runs
+    model.update_run(replace(run, status="completed", ended_at=start + 10))
+    ended = model.view(now_at=start + 70)
+    assert (ended.state, ended.state_line) == ("ended", "ENDED 1 min 00 s ago")
+    assert dict(ended.totals)["duration"] == "10.0 s"
+
+
+def test_live_eta_from_a_declared_epoch_count() -> None:
+    model = LiveModel(make_run(tags={"epochs": "4"}, energy_j=0.0, duration_s=15.0))
+    first_epoch = [StepRecord(1, n, 0, n, n + 1.0, 64, 2.0) for n in range(10)]
+    model.add_steps(first_epoch)
+    assert "after the first epoch" in model.view().forecast_line
+    model.add_steps([StepRecord(1, n, 1, n, n + 1.0, 64, 2.0) for n in range(10, 15)])
+    line = model.view().forecast_line
+    assert line.startswith("forecast at step 40 (4 epochs × 10 steps)")
+    assert "38% done" in line  # 15 of 40
+
+
+def test_live_power_bands_keep_each_devices_time_and_watts() -> None:
+    model = LiveModel(make_run())
+    model.add_samples(
+        [
+            SampleRecord(1, "gpu:0", 1.0, None, 250.0),
+            SampleRecord(1, "cpu:0", 1.0, None, 20.0),
+            SampleRecord(1, "gpu:0", 2.0, None, 250.0),
+        ]
+    )
+    bands = dict(model.view().power_bands)
+    assert bands["gpu:0"] == ((1.0, 250.0), (2.0, 250.0))
+    assert bands["cpu:0"] == ((1.0, 20.0),)
+
+
+def test_flat_power_band_is_drawn_at_its_level() -> None:
+    from greenprof.tui.widgets.chart import rasterize
+    from greenprof.tui.widgets.power_chart import band_rows, band_scale_w
+
+    points = [(float(t), 250.0) for t in range(10)]
+    low, high = band_scale_w(points)
+    assert (low, high) == (0.0, pytest.approx(275.0))
+    grid = rasterize([points], 10, 4, y_range=(low, high))
+    assert any(bits for bits, _ in grid[0])  # near the top: 250 of 275 W
+    assert not any(bits for row in grid[1:] for bits, _ in row)
+    assert band_rows(7, 2) == [4, 3]
+    assert band_rows(3, 2) == [3]  # a band that does not fit is dropped, not squashed
+
+
+def test_the_verdict_follows_the_users_loss_target_and_says_so() -> None:
+    # the same cost per sample, but B learns 5x faster: per sample they tie, to the loss
+    # target B wins; the verdict must say which metric it used
+    slow = _summary(1, step_j=10.0, batch=64, loss_rate=0.01)
+    fast = _summary(2, step_j=12.0, batch=64, loss_rate=0.05)
+    default = compare([slow, fast])
+    assert default.verdict_metric == "J/sample (run)"
+    assert default.verdicts[0].startswith("bs64 #1 is 20.0 % more energy-efficient per sample")
+    targeted = compare([slow, fast], loss_target=0.6)
+    assert targeted.verdict_metric == "energy to loss≤0.600"
+    assert targeted.verdicts == (
+        "bs64 #2 is 277.8 % more energy-efficient to reach loss≤0.600 than bs64 #1",
+    )
+    ranking = efficiency_ranking([slow, fast], loss_target=0.6)
+    assert ranking is not None
+    assert (ranking.metric, ranking.best_index) == ("energy to loss≤0.600", 1)
+    assert ranking.gains[0] == pytest.approx(680 / 180 * 100 - 100)
+
+
+def test_a_run_that_never_reached_the_target_is_named() -> None:
+    slow = _summary(1, step_j=10.0, batch=64, loss_rate=0.001)  # never below 0.6
+    fast = _summary(2, step_j=10.0, batch=64, loss_rate=0.05)
+    third = _summary(3, step_j=20.0, batch=64, loss_rate=0.05)
+    verdicts = compare([slow, fast, third], loss_target=0.6).verdicts
+    assert "bs64 #1 never reached loss≤0.600" in verdicts
+
+
+def test_deltas_are_judged_better_or_worse_by_the_metrics_direction() -> None:
+    small = _summary(1, step_j=50.0, batch=64)
+    large = _summary(2, step_j=80.0, batch=128)
+    rows = {row.metric: row for row in compare([small, large]).rows}
+    assert rows["energy"].judgement(1) == "worse"
+    assert rows["J/sample (run)"].judgement(1) == "better"
+    assert rows["samples/kWh"].judgement(1) == "better"  # higher is better
+    assert rows["steps"].judgement(1) == ""  # no better direction
+    assert rows["energy"].judgement(0) == ""  # A is the reference
+
+
+def test_caveats_name_failed_and_short_runs() -> None:
+    done = _summary(1, step_j=50.0, batch=64)
+    failed = replace(_summary(2, 50.0, 64), run=replace(done.run, run_id=2, status="failed"))
+    short = replace(
+        _summary(3, 50.0, 64),
+        run=replace(done.run, run_id=3, status="completed", expected_steps=500),
+    )
+    lines = compare([done, failed, short]).caveats
+    assert any(line.startswith("B (bs64 #2) failed") for line in lines)
+    assert any("stopped at step 100 of 500 planned" in line for line in lines)
