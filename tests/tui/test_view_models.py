@@ -310,7 +310,8 @@ def test_flat_power_band_is_drawn_at_its_level() -> None:
 
     points = [(float(t), 250.0) for t in range(10)]
     low, high = band_scale_w(points)
-    assert (low, high) == (0.0, pytest.approx(275.0))
+    assert low == 0.0
+    assert high == pytest.approx(275.0)
     grid = rasterize([points], 10, 4, y_range=(low, high))
     assert any(bits for bits, _ in grid[0])  # near the top: 250 of 275 W
     assert not any(bits for row in grid[1:] for bits, _ in row)
