@@ -286,13 +286,35 @@ class StepAttributor:
         if t_s <= times[0]:
             return energies[0] - curve.edge_rate_w(first=True) * (times[0] - t_s)
         if t_s >= times[-1]:
-            return energies[-1] + curve.edge_rate_w(first=False) * (t_s - times[-1])
+            return energies[-1] + self._beyond_last_knot_j(t_s)
         i = bisect_left(times, t_s)
         points, cumulative = self._interval(curve.knots.base + i, final=final)
         k = min(bisect_right(points, t_s), len(points) - 1)
         t0, t1 = points[k - 1], points[k]
         e0, e1 = cumulative[k - 1], cumulative[k]
         return e0 + (e1 - e0) * (t_s - t0) / (t1 - t0) if t1 > t0 else e1
+
+    def _beyond_last_knot_j(self, t_s: float) -> float:
+        """Energy from the last knot to ``t_s``: the power read since, held from one reading
+        to the next (each reading from the previous one on), else the edge rate.
+
+        A slow counter's last update can be up to a period before a run's last step ends;
+        the power read meanwhile says what the step drew, where the last reading alone
+        (often taken after the step, at idle) does not. Monotone in ``t_s``.
+        """
+        curve = self.curve
+        last_s = curve.times[-1]
+        power_times, powers = curve.power_times, curve.powers
+        lo = bisect_right(power_times, last_s)
+        hi = bisect_right(power_times, t_s)
+        if hi <= lo or curve.averaged:
+            return curve.edge_rate_w(first=False) * (t_s - last_s)
+        energy_j, previous_s = 0.0, last_s
+        for k in range(lo, hi):
+            energy_j += powers[k] * (power_times[k] - previous_s)
+            previous_s = power_times[k]
+        after_w = powers[hi] if hi < len(powers) else powers[hi - 1]
+        return energy_j + after_w * (t_s - previous_s)
 
     def _interval(self, j: int, *, final: bool) -> Split:
         """Knot interval j (run-wide index of its right knot) split at step boundaries.

@@ -201,3 +201,15 @@ def test_memory_stays_bounded_over_a_long_run() -> None:
     assert len(attributor.curve.knots) < 400
     assert attributor.retained_steps < 2000
     assert attributor.energy_between(t - 5.0, t - 1.0) == pytest.approx(1000.0, rel=0.1)
+
+
+def test_the_last_step_of_a_slow_counter_is_measured_by_the_power_read_during_it() -> None:
+    """A 1 s counter whose last update comes long before the run's last step ends: the
+    power read meanwhile (400 W) measures the step, not the idle reading after it."""
+    sim = simulate(
+        [2.0, 2.0, 1.7], [250.0, 300.0, 400.0], period_s=1.0, phase_s=0.2, lead_s=5.0, tail_s=0.15
+    )
+    results, _ = run(sim, update_period_s=1.0)
+    _, start, end = sim.steps[-1]
+    assert results[-1].energy_j == pytest.approx(sim.truth(start, end), rel=0.03)
+    assert abs(results[-1].energy_j - sim.truth(start, end)) <= results[-1].energy_uncertainty_j
