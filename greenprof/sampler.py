@@ -423,21 +423,25 @@ class Sampler:
         give_up_s = time.monotonic() + settle_s + STOP_GRACE_S
         with self._lock:
             self._take_early()
-            self._stopping = True
-        helper = self._helper
-        if helper is not None and not helper.request_stop(settle_s):
-            helper = None
-        self._local.stop(settle_s=settle_s, settle_every_s=settle_every_s)
-        for fallback in self._fallbacks:
-            fallback.stop()
         if self._helper is not None:
-            if helper is not None and not self._helper.done:
-                news = self._helper.wait_done(give_up_s)
+            # a helper already gone: the local stop's deliveries see its end and read its
+            # sensors here (their final readings are then this process's)
+            self._helper.request_stop(settle_s)
+        self._local.stop(settle_s=settle_s, settle_every_s=settle_every_s)
+        with self._lock:
+            self._stopping = True  # from here, a helper's end is only its end
+            fallbacks = list(self._fallbacks)
+        for fallback in fallbacks:
+            fallback.stop()
+        helper = self._helper
+        if helper is not None:
+            if not helper.done:
+                news = helper.wait_done(give_up_s)
                 with self._lock:
                     readings = self._absorb(news)
                 if readings:
                     self._last_readings(readings)
-            self._helper.close()
+            helper.close()
         with self._lock:
             for wrapper, feed in self._feeds.values():
                 wrapper.inner = feed.inner  # type: ignore[attr-defined]

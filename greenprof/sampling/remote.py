@@ -98,6 +98,10 @@ class HelperProcess:
             stdout=subprocess.PIPE,
             env=None if env is None else dict(env),
             close_fds=True,
+            # its own session: a Ctrl-C or a SIGTERM to the training's process group is
+            # the training process's to handle (it then stops the helper with the settle
+            # the last step needs); the helper still ends with its parent (see helper)
+            start_new_session=True,
         )
         assert process.stdin is not None
         assert process.stdout is not None

@@ -233,3 +233,18 @@ def test_a_run_shorter_than_the_helpers_start_is_read_here_without_waiting() -> 
     assert {r.device for r in got.readings} == {"gpu:0"}  # read here, at start and stop
     assert got.errors == []
     assert wait_gone(pid)
+
+
+def test_a_helper_gone_at_stop_still_leaves_final_readings_read_here() -> None:
+    got = Collected()
+    sampler = sampler_for(got, "gpu:0")
+    sampler.start()
+    got.wait_for(3)
+    pid = sampler.helper_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    assert wait_gone(pid)
+    killed_s = time.monotonic()
+    sampler.stop(settle_s=0.1)
+    assert len([r for r in got.readings if r.time_s > killed_s]) >= 2
+    assert any("ended unexpectedly" in e for e in got.errors)
