@@ -24,8 +24,11 @@ the knots themselves got wrong between the boundaries. Each part has a bound:
   update can be); for a counter that changes at every poll, the staleness its slopes'
   noise shows (``KnotCurve.timing_noise_s``); else one declared period, else the whole
   poll interval. Power knots sit at poll times (``δ = 0``).
-- **Beyond the knots** (the run's edges, a dead sensor): extrapolated at the edge rate;
-  the bound is ``max(p_hi - r, r - p_lo) x`` the distance, with :data:`EDGE_MARGIN`.
+- **Beyond the knots** (the run's edges, a dead sensor): past the last knot where power
+  was read, the curve follows the readings: each change between two readings may fall
+  anywhere between them (``|ΔP| x gap``), plus :data:`KNOWN_RATE_MARGIN`. Elsewhere
+  extrapolated at the edge rate; the bound is ``max(p_hi - r, r - p_lo) x`` the distance,
+  with :data:`EDGE_MARGIN`.
 - **Blur** (power readings that are moving averages over W, e.g. NVML's 1 s): each
   average is the rise of the curve over its window, placed at the window's middle; a power
   change is spread over W, so a boundary may be off by up to ``W / 2 x`` the range of power
@@ -156,6 +159,10 @@ def boundary_bound_j(
     n = len(times)
     if n < 2:
         return abs(estimate_j)
+    if t_s >= times[-1] and not curve.averaged:
+        read_j = _read_beyond_bound_j(curve, t_s)
+        if read_j is not None:
+            return read_j + curve.edge_rate_w(first=False) * knot_timing_s(curve, n - 1)
     if t_s <= times[0] or t_s >= times[-1]:
         first = t_s <= times[0]
         edge = 0 if first else n - 1
@@ -182,6 +189,28 @@ def boundary_bound_j(
         band = _band((u0, u1, e0, e1), t_s, general, general)
     split_j = max(estimate_j - band[0], band[1] - estimate_j, 0.0)
     return split_j + general[1] * timing_s + smoothing_j(curve, t_s)
+
+
+def _read_beyond_bound_j(curve: KnotCurve, t_s: float) -> float | None:
+    """Bound past the last knot where power was read (the curve follows the readings, held
+    from one to the next): each change between readings may fall anywhere in between
+    (``|ΔP| x gap``), and the readings are trusted to :data:`KNOWN_RATE_MARGIN`. None when
+    no power was read past the last knot."""
+    last_s = curve.times[-1]
+    power_times, powers = curve.power_times, curve.powers
+    lo = bisect_right(power_times, last_s)
+    hi = bisect_right(power_times, t_s)
+    if hi <= lo:
+        return None
+    bound_j, previous_s = 0.0, last_s
+    previous_w = powers[lo - 1] if lo > 0 else powers[lo]
+    held_j = 0.0
+    for k in range(lo, min(hi + 1, len(powers))):
+        end_s = min(power_times[k], t_s)
+        bound_j += abs(powers[k] - previous_w) * (end_s - previous_s)
+        held_j += powers[k] * (end_s - previous_s)
+        previous_s, previous_w = end_s, powers[k]
+    return bound_j + KNOWN_RATE_MARGIN * held_j
 
 
 def smoothing_j(curve: KnotCurve, t_s: float) -> float:
