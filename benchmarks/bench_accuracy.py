@@ -12,7 +12,8 @@ it; the target is >= 95 % in every condition).
 A warm-up section compares the first 20 s of runs with and without the sensor's declared
 update period (the update lattice's prior), including declared periods that are wrong.
 
-Run: ``python benchmarks/bench_accuracy.py [--quick]`` (prints tables; about a minute).
+Run: ``python benchmarks/bench_accuracy.py [--quick]`` (prints tables; a few minutes, the
+harsh-condition table most of them).
 """
 
 from __future__ import annotations
