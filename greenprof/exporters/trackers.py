@@ -133,7 +133,10 @@ class TrackerObserver:
 
     def run_started(self, run: RunHandle) -> None:
         """Find the tracker's active run (here, on the starting thread) and start the
-        observer's thread; without an active run, nothing more happens."""
+        observer's thread; without an active run, nothing more happens. An observer
+        may observe several runs, one after the other."""
+        self.client, self._final, self._energy_j, self._warned = None, None, 0.0, False
+        self._wake.clear()
         try:
             module = tracker_module(
                 self.tracker,

@@ -318,3 +318,17 @@ def test_the_profiler_builds_tracker_observers_from_its_setting(
         _profile(db_path, "off", [])
     assert _history(client, active.info.run_id, "greenprof/energy_j") == []
     assert greenprof.RunStore(db_path).run(prof.run_id or -1).status == "completed"
+
+
+def test_one_observer_follows_runs_one_after_the_other(db_path: Path, mlflow: Any) -> None:
+    observer = TrackerObserver("mlflow", forced=False)
+    client = mlflow.tracking.MlflowClient()
+    totals = []
+    for name in ("first", "second"):
+        with mlflow.start_run() as active:
+            prof = _profile(db_path, name, [observer])
+        energy = _history(client, active.info.run_id, "greenprof/energy_j")
+        stored = greenprof.RunStore(db_path).run(prof.run_id or -1)
+        totals.append((energy[-1][1], stored.energy_j))
+        assert client.get_run(active.info.run_id).data.tags["greenprof.run_name"] == name
+    assert [logged for logged, _ in totals] == pytest.approx([stored for _, stored in totals])
