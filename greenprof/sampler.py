@@ -29,11 +29,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from greenprof.records import Reading
 from greenprof.sampling.gaps import GapTracker, PeriodTracker, PollGap, settle_s
-from greenprof.sampling.helper import DeviceState
-from greenprof.sampling.remote import HelperNews, HelperProcess
 from greenprof.sampling.threads import (
     JOIN_TIMEOUT_S,
     MAX_READ_TIMEOUT_S,
@@ -49,6 +48,10 @@ from greenprof.sampling.threads import (
 from greenprof.sensors.base import Sensor, as_sensor
 from greenprof.sensors.guard import GuardStats
 from greenprof.sensors.recipe import SensorRecipe
+
+if TYPE_CHECKING:  # the helper's modules load when a sampler starts one, not at import
+    from greenprof.sampling.helper import DeviceState
+    from greenprof.sampling.remote import HelperNews, HelperProcess
 
 __all__ = [
     "JOIN_TIMEOUT_S",
@@ -67,7 +70,7 @@ __all__ = [
 log = logging.getLogger("greenprof")
 
 RecipeFor = Callable[[Sensor], "SensorRecipe | None"]
-StartHelper = Callable[..., HelperProcess]
+StartHelper = Callable[..., "HelperProcess"]
 
 
 def _detected_recipe(sensor: Sensor) -> SensorRecipe | None:
@@ -118,8 +121,8 @@ class Sampler:
         helper: read the sensors that have a recipe in a helper process (False: every
             sensor on threads here).
         recipe_for: a sensor's recipe, or None (default: the detection layer's).
-        start_helper: starts the helper (:meth:`HelperProcess.start`; a test passes one
-            that fails).
+        start_helper: starts the helper (default
+            :meth:`~greenprof.sampling.remote.HelperProcess.start`).
 
     Example::
 
@@ -143,7 +146,7 @@ class Sampler:
         on_rejected: RejectedCallback | None = None,
         helper: bool = True,
         recipe_for: RecipeFor | None = None,
-        start_helper: StartHelper = HelperProcess.start,
+        start_helper: StartHelper | None = None,
     ) -> None:
         self._sensors = tuple(as_sensor(sensor) for sensor in sensors)
         self._interval_s = interval_s
@@ -358,7 +361,12 @@ class Sampler:
         remote = self._recipes() if self._use_helper else {}
         if remote:
             try:
-                self._helper = self._start_helper(
+                start_helper = self._start_helper
+                if start_helper is None:
+                    from greenprof.sampling.remote import HelperProcess
+
+                    start_helper = HelperProcess.start
+                self._helper = start_helper(
                     [recipe for _, recipe in remote.values()],
                     interval_s=self._interval_s,
                     dither=self._dither,

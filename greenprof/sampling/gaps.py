@@ -15,7 +15,6 @@ measured rather than extrapolated (issue 14, item 5).
 
 from __future__ import annotations
 
-import statistics
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -117,7 +116,11 @@ class PeriodTracker:
     def period_s(self, device: str) -> float | None:
         """The measured update period (None: fewer than two changes seen)."""
         intervals = self._intervals.get(device)
-        return statistics.median(intervals) if intervals else None
+        if not intervals:
+            return None
+        ordered = sorted(intervals)  # statistics.median: 30 ms more at ``import greenprof``
+        middle = len(ordered) // 2
+        return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def settle_s(
