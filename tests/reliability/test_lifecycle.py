@@ -40,7 +40,9 @@ pytestmark = pytest.mark.slow
 
 
 def _rows(db: Path, run_id: int) -> int:
-    return int(sql(db, "SELECT count(*) FROM steps WHERE run_id = ?", run_id)[0][0])
+    count = sql(db, "SELECT count(*) FROM steps WHERE run_id = ?", run_id)[0][0]
+    assert isinstance(count, int)
+    return count
 
 
 # 8. SIGTERM -------------------------------------------------------------------------
@@ -433,3 +435,16 @@ def test_nan_and_backwards_readings_are_rejected_and_flagged(db_path: Path) -> N
     # The total is the honest sum of the good counters, not inflated by the glitches.
     energies = {d: sum(s.device_energy_j.get(d, 0.0) for s in stored.steps) for d in rejected}
     assert energies["gpu:2"] == pytest.approx(energies["gpu:0"] * 150 / 200, rel=0.25)
+
+
+# 13. The SIGTERM handler is the run's only while it runs ------------------------------------
+
+
+def test_the_sigterm_handler_is_put_back_when_the_run_stops(db_path: Path) -> None:
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    for name in ("first", "second"):
+        with greenprof.Profiler(name, db=db_path, sensors=fake_sensors()):
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    with RunStore(db_path) as store:
+        assert [r.status for r in store.runs()] == ["completed", "completed"]
