@@ -176,11 +176,9 @@ class TrackerObserver:
         self._wake.set()
         thread.join(self._stop_timeout_s)
         if thread.is_alive():
-            log.warning(
-                "greenprof: %s did not take the run's last numbers within %.0f s",
-                self.tracker,
-                self._stop_timeout_s,
-            )
+            label = self.client.run_label if self.client else self.tracker
+            waited = f"{self._stop_timeout_s:g} s"
+            self._warn(run, f"{label} did not take the run's last numbers within {waited}")
 
     # The observer's thread ------------------------------------------------------
 

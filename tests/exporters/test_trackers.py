@@ -332,3 +332,26 @@ def test_one_observer_follows_runs_one_after_the_other(db_path: Path, mlflow: An
         totals.append((energy[-1][1], stored.energy_j))
         assert client.get_run(active.info.run_id).data.tags["greenprof.run_name"] == name
     assert [logged for logged, _ in totals] == pytest.approx([stored for _, stored in totals])
+
+
+def test_a_wedged_tracker_delays_the_end_of_the_run_by_a_bounded_wait(
+    db_path: Path, mlflow: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="greenprof")
+    built = build_run(db_path, steps=4)
+    handle = RunHandle(built.run_id, built.name, db_path, lambda _note: None)
+    observer = TrackerObserver("mlflow", forced=False, stop_timeout_s=0.2)
+    release = threading.Event()
+    with mlflow.start_run():
+        observer.run_started(handle)
+        client_log = observer.client.log  # type: ignore[union-attr]
+
+        def wedged_log(points: Any, timestamp_ms: int) -> None:
+            release.wait(60)  # a tracker server that does not answer
+            client_log(points, timestamp_ms)
+
+        observer.client.log = wedged_log  # type: ignore[union-attr,method-assign]
+        observer.run_stopped(handle, "completed")  # returns after its bounded wait
+        release.set()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "did not take the run's last numbers within 0.2 s" in warnings[0]
