@@ -24,15 +24,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from greenprof.records import Reading
+from greenprof.sampling.feed import Feed, is_apportioned
 from greenprof.sampling.gaps import GapTracker, PeriodTracker, PollGap, settle_s
+from greenprof.sampling.health import DeviceState, from_state
 from greenprof.sampling.threads import (
     JOIN_TIMEOUT_S,
     MAX_READ_TIMEOUT_S,
@@ -46,11 +46,9 @@ from greenprof.sampling.threads import (
     default_read_timeout_s,
 )
 from greenprof.sensors.base import Sensor, as_sensor
-from greenprof.sensors.guard import GuardStats
 from greenprof.sensors.recipe import SensorRecipe
 
 if TYPE_CHECKING:  # the helper's modules load when a sampler starts one, not at import
-    from greenprof.sampling.helper import DeviceState
     from greenprof.sampling.remote import HelperNews, HelperProcess
 
 __all__ = [
@@ -77,26 +75,6 @@ def _detected_recipe(sensor: Sensor) -> SensorRecipe | None:
     from greenprof.sensors.detect import sensor_recipe
 
     return sensor_recipe(sensor)
-
-
-class _Feed:
-    """Stands in for an apportioned sensor's inner sensor while the helper reads it: its
-    ``read()`` returns the helper's reading being apportioned."""
-
-    def __init__(self, inner: Sensor) -> None:
-        self.inner = inner
-        self.device = inner.device
-        self.info = inner.info
-        self.update_period_s = inner.update_period_s
-        self.energy_wrap_j = inner.energy_wrap_j
-        self.reading: Reading | None = None
-
-    def read(self) -> Reading:
-        assert self.reading is not None
-        return self.reading
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 class Sampler:
@@ -169,7 +147,7 @@ class Sampler:
         self._helper: HelperProcess | None = None
         self._remote: dict[str, Sensor] = {}
         """Devices read in the helper → their sensor here (read here if it fails)."""
-        self._feeds: dict[str, tuple[Sensor, _Feed]] = {}
+        self._feeds: dict[str, tuple[Sensor, Feed]] = {}
         """Apportioned devices whose inner sensor the helper reads → (wrapper, feed)."""
         self._states: dict[str, DeviceState] = {}
         self._last_good_s: dict[str, float] = {}
@@ -241,21 +219,14 @@ class Sampler:
             now_s = self._clock()
             for device in self._remote:
                 if device not in found:
-                    found[device] = self._remote_health(device, now_s)
+                    found[device] = from_state(
+                        device, self._states.get(device), self._last_good_s.get(device), now_s
+                    )
             return {
                 s.device: self._with_gaps(found[s.device])
                 for s in self._sensors
                 if s.device in found
             }
-
-    def _remote_health(self, device: str, now_s: float) -> DeviceHealth:
-        wedged, failing, counts, passed, last, first_s, last_s = self._states.get(
-            device, (False, False, {}, 0, None, None, None)
-        )
-        stats = GuardStats(device, MappingProxyType(counts), passed, last, first_s, last_s)
-        good_s = self._last_good_s.get(device)
-        silent_s = None if good_s is None else now_s - good_s
-        return DeviceHealth(device, wedged, failing, good_s, silent_s, stats, in_helper=True)
 
     def _with_gaps(self, health: DeviceHealth) -> DeviceHealth:
         gaps, device = self._gaps, health.device
@@ -384,8 +355,8 @@ class Sampler:
             for device, (sensor, _) in remote.items():
                 self._remote[device] = sensor
                 inner = getattr(sensor, "inner", None)
-                if inner is not None and _is_apportioned(sensor):
-                    feed = _Feed(inner)
+                if inner is not None and is_apportioned(sensor):
+                    feed = Feed(inner)
                     sensor.inner = feed  # type: ignore[attr-defined]
                     self._feeds[device] = (sensor, feed)
             self._local.release()
@@ -396,7 +367,7 @@ class Sampler:
         """Device → (its sensor here, the recipe the helper reads)."""
         found: dict[str, tuple[Sensor, SensorRecipe]] = {}
         for sensor in self._sensors:
-            target = sensor.inner if _is_apportioned(sensor) else sensor  # type: ignore[attr-defined]
+            target = sensor.inner if is_apportioned(sensor) else sensor  # type: ignore[attr-defined]
             try:
                 recipe = self._recipe_for(target)
             except Exception:
@@ -478,10 +449,3 @@ class Sampler:
                 self._consumer(readings)
             except Exception as exc:
                 self._report(f"processing readings failed: {exc!r}")
-
-
-def _is_apportioned(sensor: Sensor) -> bool:
-    """An :class:`~greenprof.sensors.share.ApportionedSensor` (without importing the module
-    where nothing was apportioned)."""
-    share = sys.modules.get("greenprof.sensors.share")
-    return share is not None and isinstance(sensor, share.ApportionedSensor)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final
 
 from greenprof.records import Reading
@@ -67,3 +68,40 @@ class DeviceHealth:
     @property
     def ok(self) -> bool:
         return not (self.wedged or self.failing)
+
+
+DeviceState = tuple[bool, bool, dict[str, int], int, str | None, float | None, float | None]
+"""A device's health as sent: wedged, failing, then the guard's stats (counts by reason,
+passed, last problem, first and last problem times)."""
+
+
+def state_of(health: DeviceHealth) -> DeviceState:
+    stats = health.stats
+    return (
+        health.wedged,
+        health.failing,
+        dict(stats.counts),
+        stats.passed,
+        stats.last_problem,
+        stats.first_problem_s,
+        stats.last_problem_s,
+    )
+
+
+def from_state(
+    device: str, state: DeviceState | None, last_good_s: float | None, now_s: float
+) -> DeviceHealth:
+    """The health of a device read in the helper process, from the state it last sent
+    (None: nothing yet) and when its last valid reading was handed on here."""
+    wedged, failing, counts, passed, last, first_s, last_s = state or (
+        False,
+        False,
+        {},
+        0,
+        None,
+        None,
+        None,
+    )
+    stats = GuardStats(device, MappingProxyType(counts), passed, last, first_s, last_s)
+    silent_s = None if last_good_s is None else now_s - last_good_s
+    return DeviceHealth(device, wedged, failing, last_good_s, silent_s, stats, in_helper=True)

@@ -27,7 +27,8 @@ from typing import Final
 
 from greenprof.records import Reading
 from greenprof.sampling.frames import FrameReader, write_frame
-from greenprof.sampling.threads import DeviceHealth, ThreadSampler, close_sensors
+from greenprof.sampling.health import DeviceState, state_of
+from greenprof.sampling.threads import ThreadSampler, close_sensors
 from greenprof.sensors.base import Sensor
 from greenprof.sensors.recipe import SensorRecipe
 
@@ -36,10 +37,6 @@ WATCH_S: Final = 0.1
 STATE_EVERY: Final = 10
 """Polls between two sendings of the devices' states when nothing went wrong (so the
 parent's ``DeviceHealth.stats.passed`` lags by up to this many polls)."""
-
-DeviceState = tuple[bool, bool, dict[str, int], int, str | None, float | None, float | None]
-"""A device's health as sent: wedged, failing, then the guard's stats (counts by reason,
-passed, last problem, first and last problem times)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,19 +82,6 @@ class Stop:
     """From the parent: stop after reading for ``settle_s`` more."""
 
     settle_s: float
-
-
-def state_of(health: DeviceHealth) -> DeviceState:
-    stats = health.stats
-    return (
-        health.wedged,
-        health.failing,
-        dict(stats.counts),
-        stats.passed,
-        stats.last_problem,
-        stats.first_problem_s,
-        stats.last_problem_s,
-    )
 
 
 class _Channel:

@@ -23,7 +23,8 @@ from typing import IO, Final
 
 from greenprof.records import Reading
 from greenprof.sampling.frames import FrameReader, enlarge_pipe, write_frame
-from greenprof.sampling.helper import DeviceState, Done, HelperSetup, Poll, Ready, Stop
+from greenprof.sampling.health import DeviceState
+from greenprof.sampling.helper import Done, HelperSetup, Poll, Ready, Stop
 from greenprof.sensors.recipe import SensorRecipe
 
 EXIT_WAIT_S: Final = 0.5

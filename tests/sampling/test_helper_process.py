@@ -30,11 +30,15 @@ class Collected:
     def __init__(self) -> None:
         self.readings: list[Reading] = []
         self.errors: list[str] = []
+        self.from_the_future = 0
         self.lock = threading.Lock()
 
     def consumer(self, readings: list[Reading]) -> None:
+        now_s = time.monotonic()
         with self.lock:
             self.readings.extend(readings)
+            # stamped in the helper, on the same clock: never after they arrive here
+            self.from_the_future += sum(r.time_s > now_s for r in readings)
 
     def wait_for(self, count: int, timeout_s: float = 60.0, device: str | None = None) -> None:
         deadline = time.monotonic() + timeout_s
@@ -86,6 +90,7 @@ def test_readings_come_from_the_helper_on_the_parents_monotonic_clock() -> None:
     times = [r.time_s for r in got.readings]
     # the helper's time.monotonic is this process's: every reading falls inside the run
     assert all(before_s <= t <= after_s for t in times)
+    assert got.from_the_future == 0
     for device in ("gpu:0", "gpu:1"):
         own = [r.time_s for r in got.readings if r.device == device]
         assert own == sorted(own) and len(own) >= 4
