@@ -21,18 +21,30 @@ from greenprof.tui.snapshot import screen_text
 SIZE = (100, 32)
 
 
-async def _capture(app: GreenprofApp, ready: str, path: Path, settle_s: float) -> None:
+async def _capture(
+    app: GreenprofApp, ready: str, path: Path, settle_s: float, keys: tuple[str, ...] = ()
+) -> None:
     async with app.run_test(size=SIZE) as pilot:
         deadline = time.monotonic() + 30
         while ready not in screen_text(app) and time.monotonic() < deadline:
             await pilot.pause(0.1)
+        await pilot.press(*keys)  # e.g. mark a run in the history
         await pilot.pause(settle_s)
         path.write_text(app.export_screenshot(title=f"greenprof {app.mode}"), encoding="utf-8")
 
 
-def _shoot(db: Path, mode: Mode, refs: list[str], ready: str, out: Path, **kw: object) -> None:
+def _shoot(
+    db: Path,
+    mode: Mode,
+    refs: list[str],
+    ready: str,
+    out: Path,
+    *,
+    keys: tuple[str, ...] = (),
+    **kw: object,
+) -> None:
     app = GreenprofApp(db, mode, refs, **kw)  # type: ignore[arg-type]
-    asyncio.run(_capture(app, ready, out, settle_s=1.0 if mode != "live" else 4.0))
+    asyncio.run(_capture(app, ready, out, settle_s=1.0 if mode != "live" else 4.0, keys=keys))
     print(f"wrote {out}")
 
 
@@ -53,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             _shoot(db, "live", [], "J/sample", out / "live.svg", banner=BANNER)
         finally:
             live.stop()
-        _shoot(db, "history", [], "sim-bs128", out / "history.svg")
+        _shoot(db, "history", [], "sim-bs128", out / "history.svg", keys=("space",))
         refs = [str(run_id) for run_id in finished.run_ids]
         _shoot(db, "compare", refs, "more energy-efficient", out / "compare.svg")
     return 0

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from rich.text import Text
 from textual.widget import Widget
 
-from greenprof.formatting import axis_tick
+from greenprof.formatting import axis_tick, significant
 from greenprof.textsafe import terminal_text
 
 Point = tuple[float, float]
@@ -66,6 +66,12 @@ def rasterize(
     return grid
 
 
+def _tick(value: float) -> float:
+    """An axis end rounded to 3 significant digits: a label, not a measurement
+    (``3650``, not ``3645.91``)."""
+    return float(significant(value))
+
+
 def _segment(start: tuple[int, int], end: tuple[int, int]) -> list[tuple[int, int]]:
     steps = max(abs(end[0] - start[0]), abs(end[1] - start[1]), 1)
     return [
@@ -115,7 +121,7 @@ class LineChart(Widget):
             return Text("no data yet", style="dim")
         y_values = [p[1] for p in points]
         x_values = [p[0] for p in points]
-        top, bottom = self._y_format(max(y_values)), self._y_format(min(y_values))
+        top, bottom = self._y_format(_tick(max(y_values))), self._y_format(_tick(min(y_values)))
         axis_w = max(len(top), len(bottom)) + 1
         plot_w, plot_h = max(1, width - axis_w), max(1, height - 2)
         grid = rasterize([line for _, line in self._series], plot_w, plot_h)
@@ -133,7 +139,7 @@ class LineChart(Widget):
                 style = SERIES_STYLES[series_index % len(SERIES_STYLES)] if bits else ""
                 out.append(mark or (chr(0x2800 + bits) if bits else " "), style=style)
             out.append("\n")
-        left, right = axis_tick(min(x_values)), axis_tick(max(x_values))
+        left, right = axis_tick(_tick(min(x_values))), axis_tick(_tick(max(x_values)))
         middle = self._x_label.center(max(0, plot_w - len(left) - len(right)))
         out.append(" " * axis_w + left + middle + right, style="dim")
         return out

@@ -9,6 +9,7 @@ the window's start and end in run time.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from rich.text import Text
@@ -23,11 +24,24 @@ HEADROOM = 1.1
 MIN_BAND_ROWS = 2
 
 
+NICE_STEPS = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+
+
+def nice_ceiling(value: float) -> float:
+    """The smallest of NICE_STEPS × 10^n at or above ``value`` (> 0): a scale top that
+    reads at a glance (300 W, not 284.3 W)."""
+    if value <= 0 or not math.isfinite(value):
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(value))
+    return next(step * power for step in NICE_STEPS if step * power >= value * (1 - 1e-9))
+
+
 def band_scale_w(points: Sequence[Point]) -> tuple[float, float]:
-    """The band's power range: 0 to a little above the peak (1 W when all are 0)."""
+    """The band's power range: 0 to a round number a little above the peak (1 W when
+    all are 0)."""
     peak = max((p[1] for p in points), default=0.0)
     low = min(0.0, min((p[1] for p in points), default=0.0))
-    return (low, peak * HEADROOM if peak > 0 else 1.0)
+    return (low, nice_ceiling(peak * HEADROOM) if peak > 0 else 1.0)
 
 
 def band_rows(height: int, bands: int) -> list[int]:
