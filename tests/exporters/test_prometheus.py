@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +20,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from greenprof.cli import main
 from greenprof.errors import ConfigError, RunNotFound
 from greenprof.exporters._common import ExportError
+from greenprof.exporters.prom_series import SeriesOptions, parse_duration_s, parse_label_tags
 from greenprof.exporters.prometheus import (
     StoreCollector,
     exposition,
     push_run,
     start_metrics_server,
 )
+from greenprof.store.reader import RunStore
 from tests.exporters._factory import CARBON, T0, build_run
 
 PROMTOOL = shutil.which("promtool")
@@ -267,3 +270,118 @@ def test_push_failures_are_clear(db: Path) -> None:
         push_run(db, 1, f"http://127.0.0.1:{closed_port}")
     with pytest.raises(RunNotFound):
         push_run(db, 99, f"http://127.0.0.1:{closed_port}")
+
+
+def test_job_counters_sum_every_run_and_survive_an_exporter_restart(db: Path) -> None:
+    text = exposition(db)
+    with RunStore(db) as store:
+        stored = sum(sum(store.device_energy_j(run.run_id).values()) for run in store.runs())
+    # Lone runs are jobs of one, named by the run's name.
+    got = [
+        v for (name, _), v in samples(text).items() if name == "greenprof_job_energy_joules_total"
+    ]
+    assert len(got) == 3 * 2  # (resnet on node-a, on node-b, no-carbon) x (gpu, cpu)
+    assert sum(got) == pytest.approx(stored)
+    assert value(text, "greenprof_job_runs_total", job_id="resnet18-bs64", host="node-a") == 1
+    assert (
+        value(
+            text,
+            "greenprof_job_energy_joules_created",
+            job_id="resnet18-bs64",
+            kind="gpu",
+            host="node-b",
+        )  # fmt: skip
+        == T0 + 1
+    )
+    # A new run of the same job adds to the same series; a new exporter process (a new
+    # collector) starts where the old one was, so the counter never goes back.
+    before = value(text, "greenprof_job_energy_joules_total", job_id="no-carbon", kind="gpu")
+    extra = build_run(db, "no-carbon", carbon=None, started_at=T0 + 500)
+    after = value(
+        exposition(db), "greenprof_job_energy_joules_total", job_id="no-carbon", kind="gpu"
+    )
+    assert after == pytest.approx(before + extra.device_energy_j["gpu:0"])
+    # Runs without a grid intensity add no emissions rather than a zero that looks measured.
+    assert not [
+        k for k in samples(exposition(db))
+        if k[0] == "greenprof_job_emissions_grams_total" and ("job_id", "no-carbon") in k[1]
+    ]  # fmt: skip
+
+
+def test_tags_become_sanitized_bounded_labels(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    for index in range(4):
+        build_run(db, "m", started_at=T0 + index, tags={"model": f"net-{index}", "team-x": "a"})
+    build_run(db, "untagged", started_at=T0 + 10)
+    options = SeriesOptions(label_tags=("model", "team-x"), max_tag_values=2)
+    text = exposition(db, options=options)
+    models = {
+        dict(lab).get("tag_model") for (name, lab), _ in samples(text).items()
+        if name == "greenprof_job_runs_total"
+    }  # fmt: skip
+    assert models == {"net-0", "net-1", "_other", ""}
+    assert value(text, "greenprof_job_runs_total", tag_model="_other", tag_team_x="a") == 2
+    assert value(text, "greenprof_steps_total", run_id="1", tag_model="net-0") == 40
+    if PROMTOOL:
+        check = subprocess.run(
+            [PROMTOOL, "check", "metrics"], input=text, text=True, capture_output=True,
+            timeout=30, check=False,
+        )  # fmt: skip
+        assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_label_tag_and_ttl_options_are_checked() -> None:
+    assert parse_label_tags(" model, team ,,model") == ("model", "team")
+    with pytest.raises(ConfigError, match="same label"):
+        parse_label_tags("a-b,a_b")
+    assert parse_duration_s("90") == 90
+    assert parse_duration_s("15m") == 900
+    assert parse_duration_s("2h") == 7200
+    assert parse_duration_s("never") is None
+    with pytest.raises(ConfigError, match="--run-ttl"):
+        parse_duration_s("soon")
+
+
+def test_finished_runs_series_expire_after_the_ttl_but_stay_in_the_job_counters(
+    db: Path,
+) -> None:
+    live = build_run(db, "live", started_at=T0 + 120, status="running")
+    ended = T0 + 60 + 40 * 0.5  # the last finished run's end
+    options = SeriesOptions(run_ttl_s=600)
+
+    def scrape(now: float) -> str:
+        collector = StoreCollector(db, options=options, wall_clock=lambda: now,
+                                   alive=lambda pid: True)  # fmt: skip
+        try:
+            return collect(collector)
+        finally:
+            collector.close()
+
+    def run_ids(text: str) -> set[str]:
+        return {
+            dict(lab)["run_id"] for (name, lab), _ in samples(text).items()
+            if name == "greenprof_steps_total"
+        }  # fmt: skip
+
+    soon = scrape(T0 + 120 + live.duration_s + 1)
+    assert run_ids(soon) == {"1", "2", "3", str(live.run_id)}
+    later = scrape(ended + 601)
+    # The running run stays (its heartbeat is old, but alive(pid) and ... the status rule
+    # decides); the finished ones are gone from the per-run series.
+    assert {"1", "2", "3"}.isdisjoint(run_ids(later))
+    total = sum(v for (name, _), v in samples(later).items() if name == "greenprof_job_runs_total")
+    assert total == 4
+
+
+def test_the_server_answers_metrics_only(db: Path) -> None:
+    server = start_metrics_server(db, port=0)
+    try:
+        assert "greenprof_job_energy_joules_total" in get(server.url + "?debug=1")
+        base = server.url.removesuffix("/metrics")
+        for path in ("/", "/metricsx", "/metrics/"):
+            with pytest.raises(urllib.error.HTTPError) as error:
+                get(base + path)
+            assert error.value.code == 404
+            error.value.close()
+    finally:
+        server.close()

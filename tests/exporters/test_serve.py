@@ -51,6 +51,8 @@ def wait_for(what: str, probe: object, *, timeout_s: float = 30) -> object:
                 return result
         except OSError as exc:  # not listening yet
             last = exc
+            if isinstance(exc, urllib.error.HTTPError):
+                exc.close()  # it holds the response's socket
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what} (last: {last!r})")
 
