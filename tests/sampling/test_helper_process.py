@@ -137,9 +137,10 @@ def test_a_training_loop_holding_the_gil_does_not_starve_the_polls() -> None:
         got.wait_for(3)
         for busy in (c_call_holding_the_gil, python_busy_loop):
             count, held_s = readings_during(got, busy)
-            # polls every 50 ms ± 20 %: expect held_s / 0.05; a loaded CI box may delay
-            # the helper too, so only a third is required (threads got 25-50 % here)
-            assert count >= max(2, int(held_s / INTERVAL_S / 3)), (busy.__name__, count, held_s)
+            # polls every 50 ms ± 20 %: expect held_s / 0.05 (the helper got ~100 % here);
+            # a loaded CI box may delay the helper too, so only a quarter is required
+            # (threads got 9 % through the C calls, 1 % through one long sum())
+            assert count >= max(2, int(held_s / INTERVAL_S / 4)), (busy.__name__, count, held_s)
     finally:
         sampler.stop()
     health = sampler.health()["gpu:0"]
