@@ -290,7 +290,7 @@ def test_job_counters_sum_every_run_and_survive_an_exporter_restart(db: Path) ->
             job_id="resnet18-bs64",
             kind="gpu",
             host="node-b",
-        )  # fmt: skip
+        )
         == T0 + 1
     )
     # A new run of the same job adds to the same series; a new exporter process (a new
