@@ -41,6 +41,7 @@ class HistoryScreen(StoreScreen):
   /        filter          escape   clear the filter
   s        next sort key   r        reverse the sort
   t        watch live      click a column header to sort by it
+Space marks the run under the cursor (● and the row's colour) and leaves the cursor there.
 J/sample is whole-run energy over samples; samples/kWh is its inverse, scaled."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
