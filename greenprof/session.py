@@ -314,11 +314,12 @@ class Session:
                     int(s.interpolated),
                     s.loss,
                     s.flags,
+                    *_bound_parts(s),
                 )
                 for s in finished
             ],
             [
-                (s.step, device, energy)
+                (s.step, device, energy, s.device_uncertainty_j.get(device))
                 for s in finished
                 for device, energy in s.device_energy_j.items()
             ],
@@ -400,3 +401,10 @@ class Session:
         for summary in summaries(self._sensors):
             if summary.shared:
                 self.note(summary.text)
+
+
+def _bound_parts(step: FinishedStep) -> tuple[float | None, float | None, float | None]:
+    """The step's bounds as stored: NULL for a step no device measured (no bound, not 0 J)."""
+    if not step.device_energy_j:
+        return (None, None, None)
+    return (step.bounds.start_j, step.bounds.end_j, step.bounds.interior_j)

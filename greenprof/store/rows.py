@@ -17,10 +17,13 @@ from greenprof.records import CarbonSettings, DeviceInfo
 from greenprof.values import as_number
 
 StepRow = tuple[Any, ...]
-"""(step, epoch, start_s, end_s, samples, energy_j, interpolated, loss[, flags]); ``loss`` may
-be any number-like object (a 0-d tensor is converted here, on the writer thread)."""
-StepEnergyRow = tuple[int, str, float]
-"""(step, device, energy_j)"""
+"""(step, epoch, start_s, end_s, samples, energy_j, interpolated, loss[, flags[, start_j,
+end_j, interior_j]]); ``loss`` may be any number-like object (a 0-d tensor is converted here,
+on the writer thread). The last three are the step's error bounds
+(:class:`greenprof.records.Bounds`); absent or None: not known (stored NULL)."""
+StepEnergyRow = tuple[Any, ...]
+"""(step, device, energy_j[, energy_uncertainty_j]): the device's share and its bound (absent
+or None: not known)."""
 PendingStepRow = tuple[Any, ...]
 """(step, epoch, start_s, end_s, samples, loss): a step whose energy is not known yet."""
 SampleRow = tuple[
@@ -30,9 +33,10 @@ SampleRow = tuple[
 
 STEP_COLUMNS = (
     "run_id", "step", "epoch", "start_s", "end_s", "samples", "energy_j", "interpolated", "loss",
-    "flags",
+    "flags", "energy_uncertainty_j", "uncertainty_start_j", "uncertainty_end_j",
+    "uncertainty_interior_j",
 )  # fmt: skip
-STEP_ENERGY_COLUMNS = ("run_id", "step", "device", "energy_j")
+STEP_ENERGY_COLUMNS = ("run_id", "step", "device", "energy_j", "energy_uncertainty_j")
 PENDING_COLUMNS = ("run_id", "step", "epoch", "start_s", "end_s", "samples", "loss")
 SAMPLE_COLUMNS = (
     "run_id", "device", "time_s", "energy_j", "power_w", "utilization_pct", "memory_used_bytes",
@@ -46,7 +50,7 @@ RUN_COLUMNS = (
 """The columns a new run is inserted with (:func:`run_row` gives the values)."""
 DEVICE_COLUMNS = (
     "run_id", "device", "kind", "method", "name", "uuid", "power_limit_w", "idle_power_w",
-    "node_wide", "note",
+    "node_wide", "note", "power_window_s",
 )  # fmt: skip
 
 MAX_ERROR_CHARS = 4000
@@ -173,7 +177,11 @@ def prepare(
     through = max((row[1] for row in steps), default=stored_through)
     prepared = PreparedBatch(
         steps=steps,
-        step_energy=[(run_id, s, d, e) for s, d, e in batch.step_energy if e - e == 0],
+        step_energy=[
+            (run_id, row[0], row[1], row[2], finite_or_none(row[3] if len(row) > 3 else None))
+            for row in batch.step_energy
+            if row[2] - row[2] == 0
+        ],
         pending=[(run_id, *row[:5], loss(row[5])) for row in batch.closed if row[0] > through],
         delete_pending_through=through if through > stored_through else None,
         samples=[(run_id, *row) for row in batch.samples],
@@ -199,10 +207,30 @@ def clean_steps(run_id: int, rows: Sequence[StepRow]) -> list[tuple[Any, ...]]:
         elif value is not None and value - value != 0:
             value = None
         flags = int(row[8]) if len(row) > 8 else 0
+        bounds = bound_values(row[9:12])
         cleaned.append(
-            (run_id, row[0], row[1], row[2], row[3], row[4], energy, row[6], value, flags)
+            (run_id, row[0], row[1], row[2], row[3], row[4], energy, row[6], value, flags, *bounds)
         )
     return cleaned
+
+
+NO_BOUND_VALUES: tuple[None, None, None, None] = (None, None, None, None)
+
+
+def bound_values(parts: Sequence[Any]) -> tuple[float | None, ...]:
+    """``(energy_uncertainty_j, start_j, end_j, interior_j)`` from a row's bound parts: all
+    NULL unless the three are finite numbers (a bound that is not known is not a zero)."""
+    if len(parts) < 3 or any(finite_or_none(p) is None for p in parts):
+        return NO_BOUND_VALUES
+    start, end, interior = (float(p) for p in parts)
+    return (start + end + interior, start, end, interior)
+
+
+def finite_or_none(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number, else None (stored NULL)."""
+    if not isinstance(value, (int, float)) or value - value != 0:
+        return None
+    return float(value)
 
 
 def loss(value: object) -> float | None:
@@ -259,6 +287,7 @@ def device_row(run_id: int, info: DeviceInfo) -> tuple[object, ...]:
         info.idle_power_w,
         int(info.node_wide),
         info.note,
+        info.power_window_s,
     )
 
 

@@ -23,6 +23,7 @@ from greenprof.store.sqlite_ddl import (
     SCHEMA_V2,
     SCHEMA_V3,
     SCHEMA_V4,
+    SCHEMA_V5,
     SCHEMA_VERSION,
 )
 
@@ -38,6 +39,7 @@ __all__ = [
     "SCHEMA_V2",
     "SCHEMA_V3",
     "SCHEMA_V4",
+    "SCHEMA_V5",
     "SCHEMA_VERSION",
     "check_file",
     "connect",

@@ -130,7 +130,22 @@ CREATE UNIQUE INDEX runs_by_uid ON runs (uid);
 ``greenprof push`` skip a run the target already holds (copying twice copies nothing twice),
 while ``run_id`` stays each store's own."""
 
-MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4)
+SCHEMA_V5 = """
+ALTER TABLE steps ADD COLUMN energy_uncertainty_j REAL;   -- bound on |energy_j - truth| (95 %)
+ALTER TABLE steps ADD COLUMN uncertainty_start_j REAL;    -- its part at the step's start
+ALTER TABLE steps ADD COLUMN uncertainty_end_j REAL;      -- its part at the step's end
+ALTER TABLE steps ADD COLUMN uncertainty_interior_j REAL; -- its part inside the step
+ALTER TABLE step_energy ADD COLUMN energy_uncertainty_j REAL; -- this device's bound
+ALTER TABLE devices ADD COLUMN power_window_s REAL;       -- what a power reading averages over
+"""
+"""v5: each step's energy carries a bound on its error (``energy_uncertainty_j``, per device
+in ``step_energy``), and its parts, because a sum over contiguous steps cancels the
+boundaries they share (:func:`greenprof.energy.window_uncertainty_j`): summing the column
+overstates a window's bound. NULL where no bound is known (runs recorded before v5, steps
+recovered after a crash). ``devices.power_window_s``: what the device's power readings
+average over (NULL: instantaneous, or not known)."""
+
+MIGRATIONS: tuple[str, ...] = (SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5)
 """``MIGRATIONS[i]`` takes a database from user_version ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -186,6 +201,7 @@ REQUIRED_COLUMNS: dict[str, frozenset[str]] = {
             "note",
             "energy_j",
             "rejected_readings",
+            "power_window_s",
         ]
     ),
     "steps": frozenset(
@@ -200,9 +216,13 @@ REQUIRED_COLUMNS: dict[str, frozenset[str]] = {
             "interpolated",
             "loss",
             "flags",
+            "energy_uncertainty_j",
+            "uncertainty_start_j",
+            "uncertainty_end_j",
+            "uncertainty_interior_j",
         ]
     ),
-    "step_energy": frozenset(["run_id", "step", "device", "energy_j"]),
+    "step_energy": frozenset(["run_id", "step", "device", "energy_j", "energy_uncertainty_j"]),
     "pending_steps": frozenset(["run_id", "step", "epoch", "start_s", "end_s", "samples", "loss"]),
     "samples": frozenset(
         [

@@ -36,6 +36,7 @@ from greenprof.store.api import (
 from greenprof.store.liveness import RunLiveness
 from greenprof.store.location import StoreLocation
 from greenprof.store.schema import connect_read_only, describe_sqlite_error
+from greenprof.store.step_records import STEP_ENERGY_SELECT, STEP_SELECT, step_records
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -183,35 +184,17 @@ class SqliteReadBackend:
     @_one_line_errors
     def step_batch(self, run_id: int, *, after_step: int, size: int) -> list[StepRecord]:
         rows = self._conn.execute(
-            "SELECT step, epoch, start_s, end_s, samples, energy_j, interpolated, loss, flags"
-            " FROM steps WHERE run_id = ? AND step > ? ORDER BY step LIMIT ?",
+            f"SELECT {STEP_SELECT} FROM steps WHERE run_id = ? AND step > ? ORDER BY step LIMIT ?",
             (run_id, after_step, size),
         ).fetchall()
         if not rows:
             return []
-        per_device: dict[int, dict[str, float]] = {}
-        for step, device, energy in self._conn.execute(
-            "SELECT step, device, energy_j FROM step_energy"
+        energies = self._conn.execute(
+            f"SELECT {STEP_ENERGY_SELECT} FROM step_energy"
             " WHERE run_id = ? AND step BETWEEN ? AND ?",
             (run_id, rows[0][0], rows[-1][0]),
-        ):
-            per_device.setdefault(step, {})[device] = energy
-        return [
-            StepRecord(
-                run_id=run_id,
-                step=step,
-                epoch=epoch,
-                start_s=start_s,
-                end_s=end_s,
-                samples=samples,
-                energy_j=energy_j,
-                device_energy_j=per_device.get(step, {}),
-                interpolated=bool(interpolated),
-                loss=loss,
-                flags=flags,
-            )
-            for step, epoch, start_s, end_s, samples, energy_j, interpolated, loss, flags in rows
-        ]
+        )
+        return step_records(run_id, rows, energies)
 
     @_one_line_errors
     def step_flag_counts(self, run_id: int) -> dict[str, int]:

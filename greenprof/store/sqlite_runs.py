@@ -28,7 +28,8 @@ def devices(conn: sqlite3.Connection, run_ids: Sequence[int]) -> dict[int, tuple
         marks = ",".join("?" * len(chunk))
         for row in conn.execute(
             "SELECT run_id, device, kind, method, name, uuid, power_limit_w, idle_power_w,"
-            f" node_wide, note FROM devices WHERE run_id IN ({marks}) ORDER BY run_id, device",
+            " node_wide, note, power_window_s FROM devices"
+            f" WHERE run_id IN ({marks}) ORDER BY run_id, device",
             chunk,
         ):
             found.setdefault(row[0], []).append(
@@ -42,6 +43,7 @@ def devices(conn: sqlite3.Connection, run_ids: Sequence[int]) -> dict[int, tuple
                     idle_power_w=row[7],
                     node_wide=bool(row[8]),
                     note=row[9],
+                    power_window_s=row[10],
                 )
             )
     return {run_id: tuple(devices) for run_id, devices in found.items()}

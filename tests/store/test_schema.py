@@ -89,7 +89,7 @@ def test_v4_gives_every_existing_run_its_own_uid(db_path: Path) -> None:
         )
     conn.close()
     upgraded = connect(db_path, create=False)
-    uids = [uid for (uid,) in upgraded.execute("SELECT uid FROM runs")]
+    uids = [uid for (uid,) in upgraded.execute("SELECT uid FROM runs ORDER BY name")]
     assert len(set(uids)) == 3 and all(len(uid) == 32 for uid in uids)
     with pytest.raises(sqlite3.IntegrityError):
         upgraded.execute("UPDATE runs SET uid = ? WHERE name = 'b'", (uids[0],))

@@ -38,6 +38,7 @@ from greenprof.store.postgres import summaries
 from greenprof.store.postgres.connect import connect_url, describe_error, open_raw, require_psycopg
 from greenprof.store.postgres.schema import prepare_database
 from greenprof.store.sqlite_runs import RUN_COLUMNS, is_run_id, run_info
+from greenprof.store.step_records import STEP_ENERGY_SELECT, STEP_SELECT, step_records
 
 require_psycopg()  # without the extra: a StoreError naming it, not an ImportError
 import psycopg  # noqa: E402
@@ -170,7 +171,8 @@ class PostgresReadBackend:
             return {}
         for row in self._conn.execute(
             "SELECT run_id, device, kind, method, name, uuid, power_limit_w, idle_power_w,"
-            " node_wide, note FROM devices WHERE run_id = ANY(%s) ORDER BY run_id, device",
+            " node_wide, note, power_window_s FROM devices WHERE run_id = ANY(%s)"
+            " ORDER BY run_id, device",
             (list(run_ids),),
         ):
             found.setdefault(row[0], []).append(
@@ -184,6 +186,7 @@ class PostgresReadBackend:
                     idle_power_w=row[7],
                     node_wide=bool(row[8]),
                     note=row[9],
+                    power_window_s=row[10],
                 )
             )
         return {run_id: tuple(devices) for run_id, devices in found.items()}
@@ -223,37 +226,20 @@ class PostgresReadBackend:
     @_one_line_errors
     def step_batch(self, run_id: int, *, after_step: int, size: int) -> list[StepRecord]:
         rows = self._conn.execute(
-            "SELECT step, epoch, start_s, end_s, samples, energy_j, interpolated, loss, flags"
+            f"SELECT {STEP_SELECT}"
             " FROM steps WHERE run_id = %s AND step > %s ORDER BY step LIMIT %s",
             (run_id, after_step, size),
             binary=True,  # about twice as fast to fetch many rows here
         ).fetchall()
         if not rows:
             return []
-        per_device: dict[int, dict[str, float]] = {}
-        for step, device, energy in self._conn.execute(
-            "SELECT step, device, energy_j FROM step_energy"
+        energies = self._conn.execute(
+            f"SELECT {STEP_ENERGY_SELECT} FROM step_energy"
             " WHERE run_id = %s AND step BETWEEN %s AND %s",
             (run_id, rows[0][0], rows[-1][0]),
             binary=True,
-        ):
-            per_device.setdefault(step, {})[device] = energy
-        return [
-            StepRecord(
-                run_id=run_id,
-                step=step,
-                epoch=epoch,
-                start_s=start_s,
-                end_s=end_s,
-                samples=samples,
-                energy_j=energy_j,
-                device_energy_j=per_device.get(step, {}),
-                interpolated=bool(interpolated),
-                loss=loss,
-                flags=flags,
-            )
-            for step, epoch, start_s, end_s, samples, energy_j, interpolated, loss, flags in rows
-        ]
+        )
+        return step_records(run_id, rows, energies)
 
     @_one_line_errors
     def step_flag_counts(self, run_id: int) -> dict[str, int]:

@@ -131,7 +131,16 @@ ALTER TABLE runs ALTER COLUMN uid SET NOT NULL;
 CREATE UNIQUE INDEX runs_by_uid ON runs (uid);
 """
 
-PG_MIGRATIONS: tuple[str, ...] = (PG_V1, PG_V2, PG_V3, PG_V4)
+PG_V5 = """
+ALTER TABLE steps ADD COLUMN energy_uncertainty_j DOUBLE PRECISION;
+ALTER TABLE steps ADD COLUMN uncertainty_start_j DOUBLE PRECISION;
+ALTER TABLE steps ADD COLUMN uncertainty_end_j DOUBLE PRECISION;
+ALTER TABLE steps ADD COLUMN uncertainty_interior_j DOUBLE PRECISION;
+ALTER TABLE step_energy ADD COLUMN energy_uncertainty_j DOUBLE PRECISION;
+ALTER TABLE devices ADD COLUMN power_window_s DOUBLE PRECISION;
+"""
+
+PG_MIGRATIONS: tuple[str, ...] = (PG_V1, PG_V2, PG_V3, PG_V4, PG_V5)
 """``PG_MIGRATIONS[i]`` takes a database from version ``i`` to ``i + 1``: the same versions
 and meanings as :data:`greenprof.store.schema.MIGRATIONS` (checked by a test)."""
 

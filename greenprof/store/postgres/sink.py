@@ -52,8 +52,8 @@ UPDATE_SQL = {
 Staged = tuple[str, Sequence[str], int, Sequence[str]]
 STAGED: tuple[Staged, ...] = (
     ("steps", STEP_COLUMNS, 2, ("int8",) * 3 + ("float8",) * 2 + ("int8", "float8", "int4")
-     + ("float8", "int4")),
-    ("step_energy", STEP_ENERGY_COLUMNS, 3, ("int8", "int8", "text", "float8")),
+     + ("float8", "int4") + ("float8",) * 4),
+    ("step_energy", STEP_ENERGY_COLUMNS, 3, ("int8", "int8", "text", "float8", "float8")),
     ("pending_steps", PENDING_COLUMNS, 2, ("int8",) * 3 + ("float8",) * 2 + ("int8", "float8")),
     ("samples", SAMPLE_COLUMNS, 3, ("int8", "text") + ("float8",) * 4 + ("int8", "float8")),
 )  # fmt: skip
