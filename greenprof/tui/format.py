@@ -1,8 +1,8 @@
 """Former home of the terminal UI's formatting: now thin names over :mod:`greenprof.formatting`.
 
-Kept so the screens that still import ``greenprof.tui.format`` (``screens/live.py``,
-``screens/compare.py``) show the one formatting rule; new code imports
-:mod:`greenprof.formatting` directly.
+No screen imports it any more (they use :mod:`greenprof.formatting`); it stays for code
+outside the package that imported the old names, which then shows the one formatting
+rule too.
 """
 
 from __future__ import annotations
