@@ -66,6 +66,7 @@ from greenprof.errors import ConfigError
 from greenprof.exporters._common import ExportError
 from greenprof.exporters.prom_collector import STATUSES, StoreCollector
 from greenprof.exporters.prom_series import DEFAULT_OPTIONS, SeriesOptions
+from greenprof.exporters.prom_text import CONTENT_TYPE, render
 from greenprof.store.location import StoreLocation, parse_location
 from greenprof.store.reader import RunStore
 
@@ -108,11 +109,9 @@ def exposition(
     db_path: Db, *, run_ids: Sequence[int] | None = None, options: SeriesOptions = DEFAULT_OPTIONS
 ) -> str:
     """The metrics of ``run_ids`` (default: all runs) in the Prometheus text format."""
-    registry, collector = make_registry(db_path, run_ids=run_ids, options=options)
-    from prometheus_client import generate_latest
-
+    _, collector = make_registry(db_path, run_ids=run_ids, options=options)
     try:
-        return generate_latest(registry).decode("utf-8")
+        return render(collector.collect()).decode("utf-8")
     finally:
         collector.close()
 
@@ -141,22 +140,27 @@ class MetricsServer:
         self._collector.close()
 
 
-def _http_server(registry: CollectorRegistry, host: str, port: int) -> Any:
-    """A threading HTTP server answering ``GET /metrics`` (query strings allowed, e.g.
-    ``name[]=`` filters) and 404 for any other path, so a stray crawler or a typo in a
-    scrape config is an error rather than a silent copy of the metrics."""
-    from http.server import ThreadingHTTPServer
+def _http_server(collector: StoreCollector, host: str, port: int) -> Any:
+    """A threading HTTP server answering ``GET /metrics`` (query strings ignored) and 404
+    for any other path, so a stray crawler or a typo in a scrape config is an error rather
+    than a silent copy of the metrics."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from prometheus_client.exposition import MetricsHandler
-
-    base: Any = MetricsHandler.factory(registry)
-
-    class Handler(base):  # type: ignore[misc]
-        def do_GET(self) -> None:  # noqa: N802 (the http.server name)
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
             if urlsplit(self.path).path != "/metrics":
                 self.send_error(404, "greenprof serves /metrics only")
                 return
-            super().do_GET()
+            try:
+                body = render(collector.collect())
+            except Exception as exc:  # a store error: Prometheus marks the target down
+                self.send_error(500, f"greenprof could not read the store: {exc}")
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: a scrape every few seconds is not news."""
@@ -183,11 +187,11 @@ def start_metrics_server(
     ``port=0`` picks a free port (see :attr:`MetricsServer.port`). Raises
     :class:`~greenprof.errors.ConfigError` if the address cannot be bound.
     """
-    registry, collector = make_registry(
+    _, collector = make_registry(
         db_path, run_ids=None if run_id is None else [run_id], options=options
     )
     try:
-        httpd = _http_server(registry, host, port)
+        httpd = _http_server(collector, host, port)
     except OSError as exc:
         collector.close()
         if exc.errno == errno.EADDRINUSE:

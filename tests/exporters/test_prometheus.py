@@ -385,3 +385,23 @@ def test_the_server_answers_metrics_only(db: Path) -> None:
             error.value.close()
     finally:
         server.close()
+
+
+def test_the_direct_text_format_matches_prometheus_client(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    build_run(db, 'odd "name"\\ with\nnewline', tags={"model": 'a"b\\c\nd'})
+    options = SeriesOptions(label_tags=("model",))
+    ours = exposition(db, options=options)
+    collector = StoreCollector(db, options=options)
+    try:
+        theirs = collect(collector)
+    finally:
+        collector.close()
+    assert samples(ours) == samples(theirs)
+    assert value(ours, "greenprof_job_runs_total", tag_model='a"b\\c\nd') == 1
+    if PROMTOOL:
+        check = subprocess.run(
+            [PROMTOOL, "check", "metrics"], input=ours, text=True, capture_output=True,
+            timeout=30, check=False,
+        )  # fmt: skip
+        assert check.returncode == 0, check.stdout + check.stderr
