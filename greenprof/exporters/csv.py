@@ -118,8 +118,11 @@ STEPS_COLUMNS = (
     "co2_g",
     "interpolated",
     "loss",
+    "energy_uncertainty_j",
 )
-"""``interpolated``: 1 when the step was shorter than a sensor's update period."""
+"""``interpolated``: 1 when the step was shorter than a sensor's update period.
+``energy_uncertainty_j``: bound on the step's energy error (95 %), empty where not known; a
+window's bound is not the sum of its steps' (shared boundaries cancel: ``greenprof show``)."""
 
 STEP_DEVICES_COLUMNS = (
     "run_id",
@@ -133,7 +136,9 @@ STEP_DEVICES_COLUMNS = (
     "started_at",
     "energy_j",
     "co2_g",
+    "energy_uncertainty_j",
 )
+"""``energy_uncertainty_j``: this device's bound on its share (empty where not known)."""
 
 EPOCHS_COLUMNS = (
     "run_id",
@@ -364,7 +369,7 @@ class _Renderer:
         sec, ms, cells = _IsoSeconds(), _MILLIS, _Cells()
         fast: Callable[[list[Any]], str]
         if table == "steps":
-            line = head + "%s,%s,%s,%s,%s,%s%s,%s%s,%s,%s,%s,%s,%s\n"
+            line = head + "%s,%s,%s,%s,%s,%s%s,%s%s,%s,%s,%s,%s,%s,%s\n"
 
             def fast(rows: list[Any]) -> str:
                 return "".join(
@@ -385,13 +390,14 @@ class _Renderer:
                             c,
                             i,
                             loss,
+                            u,
                         )
-                        for step, ep, s0, s1, d, a, b, n, e, c, i, loss in rows
+                        for step, ep, s0, s1, d, a, b, n, e, c, i, loss, u in rows
                     ]
                 )
 
         elif table == "step-devices":
-            line = head + "%s,%s,%s,%s,%s,%s,%s%s,%s,%s\n"
+            line = head + "%s,%s,%s,%s,%s,%s,%s%s,%s,%s,%s\n"
 
             def fast(rows: list[Any]) -> str:
                 return "".join(
@@ -408,8 +414,9 @@ class _Renderer:
                             ms[a % 1000],
                             e,
                             c,
+                            u,
                         )
-                        for step, ep, dev, how, s0, s1, a, e, c in rows
+                        for step, ep, dev, how, s0, s1, a, e, c, u in rows
                     ]
                 )
 

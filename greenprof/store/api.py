@@ -260,9 +260,10 @@ class ReadBackend(Protocol):
         and nullable numbers given as ``''`` for NULL (so a row formats with ``%s``):
 
         - steps: step, epoch, start_s, end_s, end_s - start_s, ms(start_s), ms(end_s),
-          samples, energy_j, co2(energy_j), interpolated (0/1), loss
+          samples, energy_j, co2(energy_j), interpolated (0/1), loss, energy_uncertainty_j
         - step-devices: step, epoch, device, method (None when the device is unknown),
-          start_s, end_s, ms(start_s), device energy_j, co2(device energy_j)
+          start_s, end_s, ms(start_s), device energy_j, co2(device energy_j), the device's
+          energy_uncertainty_j
         - samples: device, time_s, ms(time_s), energy_j, power_w, utilization_pct,
           memory_used_bytes, temperature_c
         """

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from greenprof.errors import StoreError
 from greenprof.records import DeviceInfo, EpochRecord, RunInfo, RunStatus, SampleRecord, StepRecord
@@ -141,6 +142,13 @@ class RunStore:
         return self._backend.metric_runs(run_ids)
 
     # Steps ------------------------------------------------------------------------
+
+    def steps_frame(self, run: int | str | RunInfo) -> Any:
+        """The run's steps as a pandas DataFrame, one row per step (pandas needed; see
+        :func:`greenprof.frames.steps_frame`)."""
+        from greenprof.frames import steps_frame
+
+        return steps_frame(self, run)
 
     def steps(
         self, run_id: int, *, after_step: int | None = None, limit: int | None = None

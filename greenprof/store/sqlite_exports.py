@@ -37,14 +37,14 @@ def export_query(table: ExportTable) -> str:
             "SELECT step, epoch, start_s, end_s, end_s - start_s,"
             f" {_ms('start_s')}, {_ms('end_s')},"
             " ifnull(samples, ''), energy_j, ifnull(energy_j * :factor, ''), interpolated,"
-            " ifnull(loss, '')"
+            " ifnull(loss, ''), ifnull(energy_uncertainty_j, '')"
             " FROM steps WHERE run_id = :run_id ORDER BY step"
         )
     if table == "step-devices":
         return (
             "SELECT s.step, s.epoch, e.device, d.method, s.start_s, s.end_s,"
-            f" {_ms('s.start_s')}, e.energy_j, ifnull(e.energy_j * :factor, '')"
-            " FROM steps AS s"
+            f" {_ms('s.start_s')}, e.energy_j, ifnull(e.energy_j * :factor, ''),"
+            " ifnull(e.energy_uncertainty_j, '') FROM steps AS s"
             " JOIN step_energy AS e ON e.run_id = s.run_id AND e.step = s.step"
             " LEFT JOIN devices AS d ON d.run_id = e.run_id AND d.device = e.device"
             " WHERE s.run_id = :run_id ORDER BY s.step, e.device"

@@ -48,6 +48,28 @@ def test_steps_carry_energy_carbon_and_both_kinds_of_time(db: Path, tmp_path: Pa
     assert float(third["co2_g"]) == pytest.approx(CARBON.co2_g(float(third["energy_j"])))
 
 
+def test_steps_and_step_devices_carry_each_bound_and_leave_unknown_ones_empty(
+    tmp_path: Path,
+) -> None:
+    from greenprof.store.writer import RunSpec, StoreWriter
+
+    db = tmp_path / "bounds.db"
+    writer = StoreWriter(db, flush_interval_s=60, wall_clock=lambda: T0 + 2)
+    writer.create_run(RunSpec("bounded", started_at=T0, interval_s=0.1))
+    writer.add_steps(
+        [(0, 0, 0.0, 1.0, 8, 10.0, 0, None, 0, 0.25, 0.5, 0.125), (1, 0, 1.0, 2.0, 8, 11.0, 0, None)],
+        [(0, "gpu:0", 10.0, 0.875), (1, "gpu:0", 11.0)],
+    )
+    writer.close()
+    steps = export(db, "--table", "steps", tmp=tmp_path)
+    assert [r["energy_uncertainty_j"] for r in steps] == ["0.875", ""]
+    devices = export(db, "--table", "step-devices", tmp=tmp_path)
+    assert [(r["device"], r["energy_uncertainty_j"]) for r in devices] == [
+        ("gpu:0", "0.875"),
+        ("gpu:0", ""),
+    ]
+
+
 def test_step_devices_is_one_row_per_step_and_device_summing_to_device_totals(
     db: Path, tmp_path: Path
 ) -> None:
@@ -214,7 +236,16 @@ def test_streamed_rows_are_what_csv_writer_writes(
     conn = sqlite3.connect(db)
     with conn:
         conn.execute("UPDATE steps SET samples = NULL, loss = 1e-300 WHERE step % 7 = 0")
-        conn.execute("INSERT INTO step_energy VALUES (1, 3, 'odd,dev\"x', 1.5)")
+        conn.execute(
+            "INSERT INTO step_energy (run_id, step, device, energy_j)"
+            " VALUES (1, 3, 'odd,dev\"x', 1.5)"
+        )
+        conn.execute(  # bounds on some steps and devices (NULL on the others: not known)
+            "UPDATE steps SET uncertainty_start_j = 0.25, uncertainty_end_j = 0.5,"
+            " uncertainty_interior_j = step * 0.001, energy_uncertainty_j = 0.75 + step * 0.001"
+            " WHERE step % 3 = 1"
+        )
+        conn.execute("UPDATE step_energy SET energy_uncertainty_j = 0.1 + step WHERE step % 3 = 1")
         conn.execute(
             "INSERT INTO steps (run_id, step, epoch, start_s, end_s, samples, energy_j,"
             " interpolated, loss) VALUES (2, 99, 9, 1e300, 1e300, NULL, 5.0, 0, NULL)"
@@ -245,19 +276,28 @@ def test_streamed_rows_are_what_csv_writer_writes(
                             (run.run_id, run.name, step, ep, s0, s1, s1 - s0,
                              _iso_or_empty(run.started_at + s0),
                              _iso_or_empty(run.started_at + s1),
-                             n, e, None if factor is None else e * factor, interp, loss)
+                             n, e, None if factor is None else e * factor, interp, loss,
+                             rec.energy_uncertainty_j)
                         )  # fmt: skip
                 else:
                     methods = {d.device: d.method for d in run.devices}
-                    for step, ep, dev, s0, s1, e in (
-                        (rec.step, rec.epoch, dev, rec.start_s, rec.end_s, e)
+                    for step, ep, dev, s0, s1, e, u in (
+                        (
+                            rec.step,
+                            rec.epoch,
+                            dev,
+                            rec.start_s,
+                            rec.end_s,
+                            e,
+                            rec.device_uncertainty_j.get(dev),
+                        )
                         for rec in store.iter_steps(run.run_id)
                         for dev, e in sorted(rec.device_energy_j.items())
                     ):
                         writer.writerow(
                             (run.run_id, run.name, step, ep, dev, methods.get(dev), s0, s1,
                              _iso_or_empty(run.started_at + s0),
-                             e, None if factor is None else e * factor)
+                             e, None if factor is None else e * factor, u)
                         )  # fmt: skip
             assert got.getvalue() == expected.getvalue()
             assert count == expected.getvalue().count("\n") - 1

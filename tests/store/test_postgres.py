@@ -210,6 +210,7 @@ def test_the_server_schema_has_the_same_versions_as_sqlite_and_migrates_forward(
     pg_url: str,
 ) -> None:
     from greenprof.store.postgres.schema import PG_MIGRATIONS, PG_SCHEMA_VERSION
+    from greenprof.store.reader import RunStore
 
     assert len(PG_MIGRATIONS) == len(MIGRATIONS)
     with psycopg.connect(pg_url, autocommit=True) as conn:  # a database left at version 3
@@ -225,6 +226,10 @@ def test_the_server_schema_has_the_same_versions_as_sqlite_and_migrates_forward(
             "INSERT INTO runs (name, status, started_at, heartbeat_at, host, pid, interval_s,"
             " greenprof_version) VALUES ('old', 'completed', 1, 1, 'h', 1, 0.1, '0.1')"
         )
+        conn.execute(
+            "INSERT INTO steps (run_id, step, start_s, end_s, energy_j) SELECT run_id, 0, 0, 1, 5"
+            " FROM runs"
+        )
     writer = open_writer(pg_url)
     writer.create_run(RunSpec("new", started_at=2.0, interval_s=0.1))
     writer.close()
@@ -233,6 +238,9 @@ def test_the_server_schema_has_the_same_versions_as_sqlite_and_migrates_forward(
     ]
     uids = _query(pg_url, "SELECT uid FROM runs")
     assert len({u for (u,) in uids}) == 2 and all(uids)
+    with RunStore(pg_url) as store:  # steps recorded before v5 have no bound (not 0 J)
+        (old,) = store.step_batch(store.run("old").run_id, after_step=-1, size=5)
+    assert (old.energy_j, old.bounds, old.energy_uncertainty_j) == (5.0, None, None)
 
 
 def _write_runs(db: object, *, wall_clock: float) -> None:
@@ -367,6 +375,8 @@ def test_several_profiled_processes_share_one_server(pg_url: str) -> None:
             steps = store.steps(run.run_id)
             assert [s.step for s in steps] == list(range(60))
             assert {s.samples for s in steps} == {k + 1}
+            assert all(s.bounds is not None for s in steps)  # each step's error bound
+            assert all(s.device_uncertainty_j.keys() == {"gpu:0"} for s in steps)
             assert run.energy_j > 0 and TEST_PASSWORD not in (run.error or "")
 
 

@@ -30,6 +30,7 @@ from greenprof.records import (
     STEP_DEVICE_MISSING,
     STEP_READING_REJECTED,
     STEP_RECOVERED,
+    Bounds,
     CarbonSettings,
     DeviceInfo,
 )
@@ -40,7 +41,7 @@ from greenprof.store.writer import RunSpec, RunTotals, StoreWriter, open_writer
 T0 = 1_750_000_000.0
 NOW = T0 + 320.0
 DEAD_PID = 2**31 - 7
-GPU = DeviceInfo("gpu:0", "gpu", "counter", name="Test GPU", uuid="GPU-1")
+GPU = DeviceInfo("gpu:0", "gpu", "counter", name="Test GPU", uuid="GPU-1", power_window_s=1.0)
 CPU = DeviceInfo("cpu:0", "cpu", "model", name="Test CPU", node_wide=True, note="estimate")
 CARBON = CarbonSettings(400.0, 1.2, "test grid", "DEU")
 FLAGS = {3: STEP_RECOVERED, 4: STEP_DEVICE_MISSING, 5: STEP_DEVICE_MISSING | STEP_READING_REJECTED}
@@ -58,8 +59,20 @@ def _loss(step: int) -> float | None:
     return None if step == 2 else 3.0 - 0.0625 * step
 
 
+def _bounds(step: int) -> Bounds | None:
+    """The resnet steps' error bounds: step 3 (recovered after a crash) has none."""
+    return None if step == 3 else Bounds(0.125, 0.125, 0.0625 * (step % 4))
+
+
+def _device_bound(step: int, device: str) -> float | None:
+    bounds = _bounds(step)
+    return None if bounds is None else bounds.total_j * _SHARES[device]
+
+
 def _step_row(i: int) -> tuple[object, ...]:
     start, interpolated = 0.5 * i, int(i % 5 == 0)
+    bounds = _bounds(i)
+    parts = (None,) * 3 if bounds is None else (bounds.start_j, bounds.end_j, bounds.interior_j)
     return (
         i,
         i // 10,
@@ -70,6 +83,7 @@ def _step_row(i: int) -> tuple[object, ...]:
         interpolated,
         _loss(i),
         FLAGS.get(i, 0),
+        *parts,
     )
 
 
@@ -109,7 +123,11 @@ def _write_resnet(db: str) -> int:
         )
     )
     steps = [_step_row(i) for i in range(30)]
-    energies = [(i, d, _energy(i) * share) for i in range(30) for d, share in _SHARES.items()]
+    energies = [
+        (i, d, _energy(i) * share, _device_bound(i, d))
+        for i in range(30)
+        for d, share in _SHARES.items()
+    ]
     writer.add_steps(steps, energies)
     writer.add_pending_steps([(29, 2, 14.5, 15.0, 32, None), (30, 3, 15.0, 15.5, 32, None)])
     writer.add_pending_steps([(31, 3, 15.5, 16.0, 32, None)])
@@ -353,6 +371,21 @@ def test_step_batches_carry_every_field_and_device_energies(
     assert (batch[2].loss, batch[7].samples) == (None, None)
     assert [s.step for s in store.step_batch(one, after_step=25, size=10)] == [26, 27, 28, 29]
     assert store.step_batch(seeded.ids[2], after_step=-1, size=5)[0].device_energy_j == {}
+
+
+def test_step_bounds_read_back_as_written_and_none_where_not_known(
+    store: RunStore, seeded: Seeded
+) -> None:
+    """Each step's error bound (its parts, for window sums) and each device's share of it;
+    a step written without one (recovered, or a run without bounds) reads None, not 0 J."""
+    batch = store.step_batch(seeded.ids[0], after_step=-1, size=10)
+    assert batch[6].bounds == Bounds(0.125, 0.125, 0.125)
+    assert batch[6].energy_uncertainty_j == 0.375
+    assert batch[6].device_uncertainty_j == pytest.approx({"gpu:0": 0.28125, "cpu:0": 0.09375})
+    assert (batch[3].bounds, batch[3].energy_uncertainty_j) == (None, None)
+    assert batch[3].device_uncertainty_j == {}
+    small = store.step_batch(seeded.ids[1], after_step=-1, size=5)
+    assert [(s.bounds, s.device_uncertainty_j) for s in small] == [(None, {})] * 5
     assert store.step_batch(10**9, after_step=-1, size=5) == []
 
 
@@ -496,8 +529,9 @@ def test_export_steps_rows_in_bounded_batches(store: RunStore, seeded: Seeded) -
         energy / 2,
         1,
         loss,
+        0.3125,  # the step's error bound
     )
-    assert (rows[7][7], rows[2][11]) == ("", "")  # NULL samples and loss
+    assert (rows[7][7], rows[2][11], rows[3][12]) == ("", "", "")  # NULL samples, loss, bound
     no_carbon = next(
         store.export_batches("steps", one, started_at=T0, co2_g_per_j=None, batch_rows=50)
     )
@@ -518,7 +552,15 @@ def test_export_step_device_and_sample_rows(store: RunStore, seeded: Seeded) -> 
         (0, 0, "cpu:0", "model"),
         (0, 0, "gpu:0", "counter"),
     ]
-    assert tuple(devices[3][4:]) == (0.5, 1.0, _ms(1.5), pytest.approx(_energy(1) * 0.75), "")
+    assert tuple(devices[3][4:]) == (
+        0.5,
+        1.0,
+        _ms(1.5),
+        pytest.approx(_energy(1) * 0.75),
+        "",
+        pytest.approx(_device_bound(1, "gpu:0")),
+    )
+    assert devices[7][9] == ""  # step 3's devices: no bound
     samples = [
         row
         for batch in store.export_batches(

@@ -211,9 +211,10 @@ def metric_runs(
 
 
 EXPORT_SQL: dict[str, str] = {
-    "steps": "SELECT step, epoch, start_s, end_s, samples, energy_j, interpolated, loss"
-    " FROM steps WHERE run_id = %s ORDER BY step",
-    "step-devices": "SELECT s.step, s.epoch, e.device, d.method, s.start_s, s.end_s, e.energy_j"
+    "steps": "SELECT step, epoch, start_s, end_s, samples, energy_j, interpolated, loss,"
+    " energy_uncertainty_j FROM steps WHERE run_id = %s ORDER BY step",
+    "step-devices": "SELECT s.step, s.epoch, e.device, d.method, s.start_s, s.end_s, e.energy_j,"
+    " e.energy_uncertainty_j"
     " FROM steps AS s JOIN step_energy AS e ON e.run_id = s.run_id AND e.step = s.step"
     " LEFT JOIN devices AS d ON d.run_id = e.run_id AND d.device = e.device"
     " WHERE s.run_id = %s ORDER BY s.step, e.device",
@@ -247,13 +248,14 @@ def export_batches(
 
     def shape(row: tuple[Any, ...]) -> tuple[object, ...]:
         if table == "steps":
-            step, epoch, start, end, samples, energy, interpolated, loss = row
+            step, epoch, start, end, samples, energy, interpolated, loss, bound = row
             timing = (start, end, end - start, ms(start), ms(end))
-            costs = (energy, co2(energy), interpolated, blank(loss))
+            costs = (energy, co2(energy), interpolated, blank(loss), blank(bound))
             return (step, epoch, *timing, blank(samples), *costs)
         if table == "step-devices":
-            step, epoch, device, method, start, end, energy = row
-            return (step, epoch, device, method, start, end, ms(start), energy, co2(energy))
+            step, epoch, device, method, start, end, energy, bound = row
+            at = ms(start)
+            return (step, epoch, device, method, start, end, at, energy, co2(energy), blank(bound))
         device, time_s, *rest = row
         return (device, time_s, ms(time_s), *(blank(v) for v in rest))
 
