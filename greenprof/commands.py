@@ -167,8 +167,9 @@ def _runs(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from greenprof.step_windows import step_window_bounds
     from greenprof.store.reader import RunStore
-    from greenprof.summary import job_summary, run_summary
+    from greenprof.summary import epoch_lines, job_summary, run_summary
 
     with RunStore(args.db) as store:
         job = _job_to_show(store, args.run)
@@ -183,28 +184,24 @@ def _show(args: argparse.Namespace) -> int:
         run = store.run(args.run)
         if args.json:
             return _show_json(store, run)
+        bounds = step_window_bounds(store.iter_steps(run.run_id))
         summary = run_summary(
             run,
             store.device_energy_j(run.run_id),
             store.step_flag_counts(run.run_id),
             store.pending_steps(run.run_id),
+            bounds=bounds,
         )
         print(terminal_lines(summary))
         epochs = store.epochs(run.run_id)
         if len(epochs) > 1:
-            from greenprof import formatting as fmt
-
-            print("epochs:")
-            for epoch in epochs:
-                print(
-                    f"  {epoch.epoch}: {epoch.steps} steps, {fmt.energy_wh(epoch.energy_j)}, "
-                    f"{fmt.duration(epoch.duration_s)}"
-                )
+            print(terminal_lines(epoch_lines(epochs, bounds)))
     return 0
 
 
 def _show_json(store: RunStore, run: RunInfo) -> int:
     from greenprof.jsonout import dumps, run_document
+    from greenprof.step_windows import step_window_bounds
 
     document = run_document(
         run,
@@ -213,6 +210,7 @@ def _show_json(store: RunStore, run: RunInfo) -> int:
         pending_steps=store.pending_steps(run.run_id),
         epochs=store.epochs(run.run_id),
         database=store.location.display,
+        bounds=step_window_bounds(store.iter_steps(run.run_id)),
     )
     print(dumps(document))
     return 0

@@ -33,6 +33,7 @@ from greenprof import metrics
 from greenprof.carbon import Zone
 from greenprof.jobs import JobTotals
 from greenprof.records import CarbonSettings, DeviceInfo, EpochRecord, RunInfo
+from greenprof.step_windows import StepWindowBounds
 
 VERSION = 1
 """The document version (see the module's note on what changes it)."""
@@ -105,6 +106,7 @@ def device_json(device: DeviceInfo, energy_j: float | None = None) -> Document:
         "idle_power_w": number(device.idle_power_w),
         "node_wide": device.node_wide,
         "note": device.note,
+        "power_window_s": number(device.power_window_s),
     }
     if energy_j is not None:
         out["energy_j"] = number(energy_j)
@@ -158,8 +160,8 @@ def runs_document(runs: Iterable[RunInfo], *, database: str) -> Document:
     return envelope("runs", database=database, runs=[run_json(run) for run in runs])
 
 
-def epoch_json(epoch: EpochRecord) -> Document:
-    """One epoch's totals."""
+def epoch_json(epoch: EpochRecord, bound_j: float | None = None) -> Document:
+    """One epoch's totals; ``bound_j``: its energy's error bound (None: not known)."""
     return {
         "epoch": epoch.epoch,
         "steps": epoch.steps,
@@ -168,6 +170,7 @@ def epoch_json(epoch: EpochRecord) -> Document:
         "end_s": number(epoch.end_s),
         "duration_s": number(epoch.duration_s),
         "energy_j": number(epoch.energy_j),
+        "energy_uncertainty_j": number(bound_j),
     }
 
 
@@ -179,16 +182,20 @@ def run_document(
     pending_steps: int = 0,
     epochs: Sequence[EpochRecord] = (),
     database: str,
+    bounds: StepWindowBounds | None = None,
 ) -> Document:
-    """``greenprof show RUN --json``: the run, per-device energy, data quality, epochs."""
+    """``greenprof show RUN --json``: the run, per-device energy, data quality, epochs, and
+    the error bounds of the step energies (``bounds``; null where not known)."""
+    epoch_j = {} if bounds is None else bounds.epoch_j
     return envelope(
         "run",
         database=database,
         run={
             **run_json(run, device_energy_j),
+            "step_energy_uncertainty_j": number(None if bounds is None else bounds.run_j),
             "step_flags": {str(k): int(v) for k, v in sorted((flag_counts or {}).items())},
             "pending_steps": pending_steps,
-            "epochs": [epoch_json(epoch) for epoch in epochs],
+            "epochs": [epoch_json(epoch, epoch_j.get(epoch.epoch)) for epoch in epochs],
         },
     )
 

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from greenprof import formatting as fmt
 from greenprof import metrics
 from greenprof.jobs import JobTotals
-from greenprof.records import RunInfo
+from greenprof.records import EpochRecord, RunInfo
+from greenprof.step_windows import StepWindowBounds
 from greenprof.textsafe import terminal_text as _safe
 
 
@@ -135,9 +136,11 @@ def run_summary(
     device_energy_j: dict[str, float],
     flag_counts: dict[str, int] | None = None,
     pending_steps: int = 0,
+    bounds: StepWindowBounds | None = None,
 ) -> list[str]:
     """A run's summary: totals, per-device energy and method, efficiency, carbon, and
-    what may be wrong with the figures (flagged, lost or unattributed steps)."""
+    what may be wrong with the figures (flagged, lost or unattributed steps). ``bounds``:
+    the steps' error bound, stated beside their energy (:mod:`greenprof.step_windows`)."""
     lines = [
         f"run {run.run_id} '{_safe(run.name)}': {_safe(run.status)}, {run.steps} steps in "
         f"{fmt.duration(run.duration_s)} on {_safe(run.host)}"
@@ -184,7 +187,9 @@ def run_summary(
         )
     inside = run.step_energy_j / run.energy_j * 100 if run.energy_j else 0.0
     lines.append(
-        f"energy inside steps: {fmt.energy_wh(run.step_energy_j)} ({inside:.0f} % of the run)"
+        f"energy inside steps: {fmt.energy_wh(run.step_energy_j)}"
+        + ("" if bounds is None else plus_minus(bounds.run_j))
+        + f" ({inside:.0f} % of the run)"
     )
     if run.carbon is not None:
         lines.append(
@@ -207,4 +212,22 @@ def run_summary(
         # the column holds what went wrong, and caveats a completed run carries
         label = "notes" if run.status == "completed" else "error"
         lines.append(f"{label}: {_safe(run.error)}")
+    return lines
+
+
+def plus_minus(bound_j: float | None) -> str:
+    """`` ± 12.3 mWh`` after an energy: its error bound (>= 95 %), `` ± n/a`` when a step's
+    is not known (a partial bound would understate the error)."""
+    return " ± n/a" if bound_j is None else f" ± {fmt.energy_wh(bound_j)}"
+
+
+def epoch_lines(epochs: Sequence[EpochRecord], bounds: StepWindowBounds | None = None) -> list[str]:
+    """One line per epoch: steps, energy (± its window bound when ``bounds``), duration."""
+    lines = ["epochs:"]
+    for epoch in epochs:
+        bound = "" if bounds is None else plus_minus(bounds.epoch_j.get(epoch.epoch))
+        lines.append(
+            f"  {epoch.epoch}: {epoch.steps} steps, {fmt.energy_wh(epoch.energy_j)}{bound}, "
+            f"{fmt.duration(epoch.duration_s)}"
+        )
     return lines

@@ -320,3 +320,53 @@ def test_tag_values_keep_json_types_and_non_finite_numbers_are_null() -> None:
     assert jsonout.number(float("inf")) is None
     assert jsonout.iso_time(None) is None
     assert jsonout.dumps({"x": jsonout.number(float("nan"))}) == '{\n  "x": null\n}'
+
+
+def _bounded_run(path: Path, *, recovered_step: int | None = None) -> None:
+    """Two epochs of four contiguous 1 s steps, each bounded 0.25 J at each end and 0.5 J
+    inside (``recovered_step``: stored without a bound, as a step recovered after a crash)."""
+    gpu = DeviceInfo("gpu:0", "gpu", "counter", power_window_s=1.0)
+    writer = StoreWriter(path, flush_interval_s=3600.0, wall_clock=lambda: T0 + 10)
+    writer.create_run(RunSpec("bounded", started_at=T0, interval_s=0.1, devices=[gpu]))
+    writer.add_steps(
+        [
+            (s, s // 4, float(s), s + 1.0, 8, 10.0, 0, None, 0)
+            + ((None,) * 3 if s == recovered_step else (0.25, 0.25, 0.5))
+            for s in range(8)
+        ],
+        [(s, "gpu:0", 10.0, None if s == recovered_step else 1.0) for s in range(8)],
+    )
+    writer.set_totals(RunTotals(8, 64, 90.0, 80.0, 8.0, {"gpu:0": 90.0}))
+    writer.close(status="completed")
+
+
+def test_show_states_the_window_bound_of_the_run_and_of_each_epoch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Contiguous steps: a window costs its two ends (0.25 J each) and the root-sum-square
+    of the interiors, not the sum of the step bounds (8 x 1 J)."""
+    db = tmp_path / "bounded.db"
+    _bounded_run(db)
+    document = run_json(capsys, "show", "bounded", "--db", str(db))
+    check(document, "run document")
+    run = document["run"]
+    assert run["step_energy_uncertainty_j"] == pytest.approx(0.5 + math.sqrt(8 * 0.25))
+    assert [e["energy_uncertainty_j"] for e in run["epochs"]] == pytest.approx([1.5, 1.5])
+    assert run["devices"][0]["power_window_s"] == 1.0
+    assert main(["show", "bounded", "--db", str(db)]) == 0
+    text = capsys.readouterr().out
+    assert "energy inside steps: 22.2 mWh ± 532 µWh (89 % of the run)" in text
+    assert "  0: 4 steps, 11.1 mWh ± 417 µWh, 4.00 s" in text
+
+
+def test_show_says_n_a_where_a_step_has_no_bound(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "recovered.db"
+    _bounded_run(db, recovered_step=5)
+    run = run_json(capsys, "show", "bounded", "--db", str(db))["run"]
+    assert run["step_energy_uncertainty_j"] is None
+    assert [e["energy_uncertainty_j"] for e in run["epochs"]] == [pytest.approx(1.5), None]
+    assert main(["show", "bounded", "--db", str(db)]) == 0
+    text = capsys.readouterr().out
+    assert "± n/a (89 % of the run)" in text and "  1: 4 steps, 11.1 mWh ± n/a" in text

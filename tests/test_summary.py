@@ -36,3 +36,21 @@ def test_run_summary_states_j_per_sample_on_run_energy() -> None:
     assert "448M samples/kWh" in text
     assert "energy inside steps: 2.00 mWh (90 % of the run)" in text
     assert "e-0" not in text and "0.000" not in text
+
+
+def test_run_summary_and_epochs_state_the_step_bound_or_say_it_is_not_known() -> None:
+    from greenprof.records import EpochRecord
+    from greenprof.step_windows import StepWindowBounds
+    from greenprof.summary import epoch_lines
+
+    bounds = StepWindowBounds(run_j=0.36, epoch_j={0: 0.18, 1: None})
+    text = "\n".join(run_summary(_run(), {"gpu:0": 8.03}, bounds=bounds))
+    assert "energy inside steps: 2.00 mWh ± 100 µWh (90 % of the run)" in text
+    unknown = "\n".join(run_summary(_run(), {}, bounds=StepWindowBounds(None)))
+    assert "energy inside steps: 2.00 mWh ± n/a (90 % of the run)" in unknown
+    epochs = [EpochRecord(7, e, 50, 90.0 * e, 90.0 * (e + 1), 500, 3.6) for e in (0, 1)]
+    assert epoch_lines(epochs, bounds) == [
+        "epochs:",
+        "  0: 50 steps, 1.00 mWh ± 50.0 µWh, 1 min 30 s",
+        "  1: 50 steps, 1.00 mWh ± n/a, 1 min 30 s",
+    ]
