@@ -31,6 +31,7 @@ STEP_FRAME_COLUMNS = (
     "time",
     "samples",
     "energy_j",
+    "energy_uncertainty_j",
     "co2_g",
     "step_j_per_sample",
     "power_w",
@@ -45,8 +46,11 @@ STEP_FRAME_COLUMNS = (
   carbon settings); ``step_j_per_sample`` and ``power_w``: that energy per sample and
   per second of the step (NaN without samples, or for a zero-length step). The run's
   J/sample is run energy over samples (:mod:`greenprof.metrics`), not the mean of these.
+- ``energy_uncertainty_j``: bound on the error of ``energy_j`` (>= 95 % of the time), NaN
+  where not known. Summing it overstates a window's bound (the boundaries contiguous steps
+  share cancel): :func:`greenprof.step_windows.step_window_bounds` gives the window's.
 - ``flags``: the names of the step's flags, comma-separated (``recovered``,
-  ``device_missing``, ``reading_rejected``), empty when none.
+  ``device_missing``, ``reading_rejected``, ``counter_reset``), empty when none.
 - Then one column per device, ``energy_j:<device>`` (``energy_j:gpu:0``), NaN where a
   step has no energy for that device.
 """
@@ -98,6 +102,8 @@ def frame_of_steps(pandas: ModuleType, run: RunInfo, steps: Sequence[StepRecord]
         columns["time"].append(run.started_at + step.start_s)
         columns["samples"].append(step.samples)
         columns["energy_j"].append(step.energy_j)
+        bound_j = step.energy_uncertainty_j
+        columns["energy_uncertainty_j"].append(nan if bound_j is None else bound_j)
         columns["co2_g"].append(nan if co2_g_per_j is None else step.energy_j * co2_g_per_j)
         columns["step_j_per_sample"].append(step.energy_j / step.samples if step.samples else nan)
         columns["power_w"].append(step.energy_j / duration_s if duration_s > 0 else nan)

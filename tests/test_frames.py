@@ -78,3 +78,21 @@ def test_the_store_gives_the_frame_too(db_path: Path) -> None:
     store = greenprof.RunStore(db_path)
     frame = store.steps_frame("resnet18-bs64")  # type: ignore[attr-defined,unused-ignore]
     assert frame.equals(steps_frame(store, "resnet18-bs64"))
+
+
+def test_each_steps_bound_is_a_column_nan_where_not_known(db_path: Path) -> None:
+    from greenprof.store.writer import RunSpec, StoreWriter
+
+    writer = StoreWriter(db_path, flush_interval_s=3600.0)
+    writer.create_run(RunSpec("bounded", started_at=T0, interval_s=0.1))
+    writer.add_steps(
+        [
+            (0, 0, 0.0, 1.0, 8, 10.0, 0, None, 0, 0.25, 0.25, 0.5),
+            (1, 0, 1.0, 2.0, 8, 10.0, 0, None, 1),  # recovered: no bound
+        ]
+    )
+    writer.close()
+    frame = steps_frame(greenprof.RunStore(db_path), "bounded")
+    assert frame.loc[0, "energy_uncertainty_j"] == 1.0
+    assert pd.isna(frame.loc[1, "energy_uncertainty_j"])
+    assert frame["energy_uncertainty_j"].dtype == "float64"
