@@ -27,8 +27,8 @@ def _killed_run(path: Path, *, host: str = "this-host") -> int:
         )
     )
     writer.add_steps(
-        [(i, 0, 0.1 * i, 0.1 * (i + 1), 8, 12.0, 0, None) for i in range(3)],
-        [(i, d, e) for i in range(3) for d, e in (("gpu:0", 10.0), ("cpu:0", 2.0))],
+        [(i, 0, 0.1 * i, 0.1 * (i + 1), 8, 12.0, 0, None, 0, 0.5, 0.5, 0.25) for i in range(3)],
+        [(i, d, e, e / 10) for i in range(3) for d, e in (("gpu:0", 10.0), ("cpu:0", 2.0))],
     )
     writer.add_pending_steps([(i, 0, 0.1 * i, 0.1 * (i + 1), 8, 0.5) for i in range(8)])
     writer.add_samples(
@@ -61,6 +61,8 @@ def test_a_killed_runs_pending_steps_are_attributed_from_its_readings(db_path: P
     for s in recovered:  # 120 W for 0.1 s each, split per device
         assert s.device_energy_j == pytest.approx({"gpu:0": 10.0, "cpu:0": 2.0})
         assert s.loss == 0.5
+        assert (s.bounds, s.device_uncertainty_j) == (None, {})  # not known, not 0 J
+    assert all(s.energy_uncertainty_j == 1.25 for s in steps[:3])  # stored live: kept
     assert run.steps == 8
     assert run.samples == 64
     assert run.step_energy_j == pytest.approx(sum(s.energy_j for s in steps))
