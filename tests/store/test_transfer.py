@@ -14,7 +14,7 @@ from greenprof.store.schema import SCHEMA_VERSION
 from greenprof.store.transfer import transfer
 from greenprof.store.writer import RunSpec, RunTotals, StoreWriter, open_writer
 
-GPU = DeviceInfo("gpu:0", "gpu", "counter")
+GPU = DeviceInfo("gpu:0", "gpu", "counter", power_window_s=1.0)
 
 
 def _node(path: Path, names: list[str], *, steps: int = 30, running: str | None = None) -> None:
@@ -23,8 +23,11 @@ def _node(path: Path, names: list[str], *, steps: int = 30, running: str | None 
         writer = StoreWriter(path, flush_interval_s=3600)
         writer.create_run(RunSpec(name, started_at=1000.0, interval_s=0.1, devices=[GPU]))
         writer.add_steps(
-            [(i, 0, 0.1 * i, 0.1 * (i + 1), 8, 2.0, 0, 0.5) for i in range(steps)],
-            [(i, "gpu:0", 2.0) for i in range(steps)],
+            [
+                (i, 0, 0.1 * i, 0.1 * (i + 1), 8, 2.0, 0, 0.5, 0, 0.25, 0.25, 0.5)
+                for i in range(steps)
+            ],
+            [(i, "gpu:0", 2.0, 1.0) for i in range(steps)],
         )
         writer.add_pending_steps([(steps, 0, 0.1 * steps, 0.1 * steps + 0.1, 8, None)])
         writer.add_samples([("gpu:0", 0.1 * k, 2.0 * k, 20.0, None, None, None) for k in range(10)])
@@ -74,6 +77,13 @@ def test_merge_copies_every_run_whole_with_new_unique_ids(tmp_path: Path) -> Non
         ("rank0-eval", 30, 30, 10, 1, 1),
         ("rank1", 50, 50, 10, 1, 1),
     ]
+    bounds = _table(  # the steps' error bounds and the devices' power window come along
+        job,
+        "SELECT DISTINCT s.energy_uncertainty_j, s.uncertainty_start_j, s.uncertainty_end_j,"
+        " s.uncertainty_interior_j, e.energy_uncertainty_j, d.power_window_s FROM steps s"
+        " JOIN step_energy e USING (run_id, step) JOIN devices d USING (run_id)",
+    )
+    assert bounds == [(1.0, 0.25, 0.25, 0.5, 1.0, 1.0)]
 
 
 def test_merging_twice_copies_nothing_twice(tmp_path: Path) -> None:
@@ -157,10 +167,15 @@ def test_push_to_a_server_twice_copies_nothing_twice(
         runs = conn.execute("SELECT run_id, name, steps FROM runs ORDER BY name").fetchall()
         steps = conn.execute("SELECT run_id, count(*) FROM steps GROUP BY run_id").fetchall()
         samples = conn.execute("SELECT count(*) FROM samples").fetchone()
+        bounds = conn.execute(
+            "SELECT DISTINCT s.energy_uncertainty_j, e.energy_uncertainty_j FROM steps s"
+            " JOIN step_energy e USING (run_id, step)"
+        ).fetchall()
     assert [r[1:] for r in runs] == [("rank0", 30), ("rank1", 40), ("server", 0)]
     assert len({r[0] for r in runs}) == 3
     assert sorted(n for _r, n in steps) == [30, 40]
     assert samples == (20,)
+    assert bounds == [(1.0, 1.0)]
 
 
 def test_nodes_pushing_the_same_runs_at_once_store_each_run_once(
