@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from greenprof.errors import ConfigError
 from greenprof.jobs import JobInfo, detect_job
 from greenprof.records import CarbonSettings
 from greenprof.store.location import StoreLocation, parse_location
+from greenprof.tracker_setting import parse_trackers
 from greenprof.values import finite_from_text, setting_int, setting_number
 
 MIN_INTERVAL_S = 0.01
@@ -67,6 +68,9 @@ class ProfilerConfig:
     flush_interval_s: float = 0.3
     ambient: bool = False
     """A whole-process run (``greenprof run``): a Profiler started inside it joins it."""
+    trackers: tuple[str, ...] = ("auto",)
+    """Experiment trackers that get the run's numbers: ``("auto",)`` (an MLflow or W&B
+    run the script has active), names, or ``()`` (see :mod:`greenprof.exporters.trackers`)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str):
@@ -101,6 +105,7 @@ class ProfilerConfig:
         _set(self, "framework", str(self.framework))
         _set(self, "exact", bool(self.exact))
         _set(self, "ambient", bool(self.ambient))
+        _set(self, "trackers", parse_trackers(self.trackers))
 
     @classmethod
     def create(
@@ -123,6 +128,7 @@ class ProfilerConfig:
         flush_interval_s: float = 0.3,
         job: str | None = None,
         ambient: bool = False,
+        trackers: str | Iterable[str] | None = None,
         env: Mapping[str, str] = os.environ,
     ) -> ProfilerConfig:
         """The settings for the :class:`~greenprof.Profiler` keywords of the same names;
@@ -155,6 +161,7 @@ class ProfilerConfig:
             pushgateway=pushgateway or env.get(PUSHGATEWAY_ENV) or None,
             flush_interval_s=flush_interval_s,
             ambient=ambient,
+            trackers=parse_trackers(trackers, env),
         )
 
     @classmethod

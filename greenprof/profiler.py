@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,6 +34,7 @@ from greenprof.run_sensors import SensorSet, detect, explicit_sensors
 from greenprof.sensors.base import PowerSensor
 from greenprof.session import OpenWriter, Session, open_session, open_store_writer
 from greenprof.stats import ProfilerStats
+from greenprof.tracker_setting import trackers_wanted
 
 __all__ = ["Profiler", "current_profiler", "profile"]
 
@@ -95,6 +97,7 @@ class Profiler(StepAPI):
         ambient: bool = False,
         env: Mapping[str, str] = os.environ,
         observers: Iterable[RunObserver] = (),
+        trackers: str | Iterable[str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -116,6 +119,7 @@ class Profiler(StepAPI):
             flush_interval_s=flush_interval_s,
             job=job,
             ambient=ambient,
+            trackers=trackers,
             env=env,
         )
         self._setup(
@@ -328,16 +332,31 @@ class Profiler(StepAPI):
     def _exporters(self) -> list[RunObserver]:
         """The exporters the settings ask for (imported only then: the core never
         imports ``greenprof.exporters``)."""
-        if self.config.prometheus_port is None and self.config.pushgateway is None:
+        config = self.config
+        live = config.prometheus_port is not None or config.pushgateway is not None
+        tracked = trackers_wanted(config.trackers, sys.modules)
+        if not (live or tracked):
             return []
+        observers: list[RunObserver] = []
         try:
-            from greenprof.exporters.live import observers_for
+            if live:
+                from greenprof.exporters.live import observers_for
 
-            return observers_for(self.config)
+                observers += observers_for(config)
+            if tracked:
+                from greenprof.exporters.trackers import tracker_observers
+
+                # A tracker the caller already observes explicitly is not logged twice.
+                explicit = {getattr(o, "tracker", None) for o in self._extra_observers}
+                observers += [
+                    o
+                    for o in tracker_observers(config.trackers)
+                    if getattr(o, "tracker", None) not in explicit
+                ]
         except Exception as exc:
             log.warning("greenprof: exporters not started: %s", exc)
             self.note(f"exporters not started: {exc}")
-            return []
+        return observers
 
     def _progress(self) -> None:
         observers = self._observers

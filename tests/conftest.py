@@ -17,6 +17,7 @@ def _isolated_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own default database under tmp_path."""
     monkeypatch.setenv("GREENPROF_DB", str(tmp_path / "default-runs.db"))
     monkeypatch.delenv("GREENPROF_PROMETHEUS_PORT", raising=False)
+    monkeypatch.delenv("GREENPROF_TRACKERS", raising=False)
     monkeypatch.delenv("GREENPROF_PUSHGATEWAY", raising=False)
 
 
