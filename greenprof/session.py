@@ -23,7 +23,6 @@ from greenprof.observers import PROGRESS_INTERVAL_S
 from greenprof.records import DeviceInfo, Reading, RunStatus
 from greenprof.run_sensors import SENSOR_CLOSE_TIMEOUT_S, SensorSet
 from greenprof.sampler import Sampler, close_sensors
-from greenprof.sensors.base import describe
 from greenprof.stats import ProfilerStats
 from greenprof.store.writer import RunSpec, RunTotals, SampleRow, StoreWriter, open_writer
 
@@ -32,8 +31,6 @@ log = logging.getLogger("greenprof")
 STALE_DEVICE_S = 3.0
 """A device without a valid reading for this long (or 20 polls, if longer) is given up on:
 its steps so far are attributed, later steps leave it out (flagged ``device_missing``)."""
-MAX_SETTLE_S = 0.15
-"""At stop, read sensors for at most this long so the last steps' energy is published."""
 GAP_POLLS = 3.0
 """A time between polls longer than this many intervals counts as a sampler gap."""
 
@@ -66,7 +63,7 @@ def open_session(
     sampling = False
     try:
         chosen = sensors()
-        devices = tuple(describe(sensor) for sensor in chosen.sensors)
+        devices = tuple(sensor.info for sensor in chosen.sensors)
         attributors = Attributors(chosen.sensors, devices)
         ledger = StepLedger(
             [d.device for d in devices], origin_s=clock(), attributor=attributors.make
@@ -389,9 +386,10 @@ class Session:
                 )
 
     def _settle_s(self) -> float:
-        """How long to keep reading after the last step: about one counter update period."""
-        periods = [getattr(sensor, "update_period_s", None) or 0.0 for sensor in self._sensors]
-        return min(MAX_SETTLE_S, 1.2 * max(periods, default=0.0))
+        """How long to keep reading after the last step, so that it is measured rather
+        than extrapolated: 1.2 × the longest counter update period (measured, else
+        declared), at most 1.5 s (:meth:`~greenprof.sampler.Sampler.settle_s`)."""
+        return self.sampler.settle_s()
 
     def _note_shares(self) -> None:
         """Say on the run which devices were shared and what share of their total it got
