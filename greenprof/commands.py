@@ -184,7 +184,7 @@ def _show(args: argparse.Namespace) -> int:
         run = store.run(args.run)
         if args.json:
             return _show_json(store, run)
-        bounds = step_window_bounds(store.iter_steps(run.run_id))
+        bounds = step_window_bounds(store.iter_step_bounds(run.run_id))
         summary = run_summary(
             run,
             store.device_energy_j(run.run_id),
@@ -210,7 +210,7 @@ def _show_json(store: RunStore, run: RunInfo) -> int:
         pending_steps=store.pending_steps(run.run_id),
         epochs=store.epochs(run.run_id),
         database=store.location.display,
-        bounds=step_window_bounds(store.iter_steps(run.run_id)),
+        bounds=step_window_bounds(store.iter_step_bounds(run.run_id)),
     )
     print(dumps(document))
     return 0

@@ -11,12 +11,13 @@ has no bound (None, shown "n/a"): a partial one would understate the error.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from greenprof.records import Bounds, StepRecord
+from greenprof.records import StepRecord
+from greenprof.store.api import StepBoundRow
 
-__all__ = ["StepWindowBounds", "WindowBound", "step_window_bounds"]
+__all__ = ["StepWindowBounds", "WindowBound", "bound_rows", "step_window_bounds"]
 
 
 class WindowBound:
@@ -32,17 +33,25 @@ class WindowBound:
         self.missing = False
         self.steps = 0
 
-    def add(self, start_s: float, end_s: float, bounds: Bounds | None) -> None:
-        """The next step in order; ``bounds`` None: not known (the window has no bound)."""
+    def add(
+        self,
+        start_s: float,
+        end_s: float,
+        start_j: float | None,
+        end_j: float | None,
+        interior_j: float | None,
+    ) -> None:
+        """The next step in order, with its bound's parts (None: not known, and then the
+        window has no bound)."""
         self.steps += 1
-        if bounds is None:
+        if start_j is None or end_j is None or interior_j is None:
             self.missing = True
             return
         last = self._last
         if last is None or start_s != last[0]:  # a boundary not shared: both sides count
-            self._edges_j += bounds.start_j + (last[1] if last is not None else 0.0)
-        self._interior_j2 += bounds.interior_j**2
-        self._last = (end_s, bounds.end_j)
+            self._edges_j += start_j + (last[1] if last is not None else 0.0)
+        self._interior_j2 += interior_j * interior_j
+        self._last = (end_s, end_j)
 
     @property
     def total_j(self) -> float | None:
@@ -61,8 +70,9 @@ class StepWindowBounds:
     epoch_j: dict[int, float | None] = field(default_factory=dict)
 
 
-def step_window_bounds(steps: Iterable[StepRecord]) -> StepWindowBounds:
-    """The run's and each epoch's window bound, from its steps in step order.
+def step_window_bounds(rows: Iterable[StepBoundRow]) -> StepWindowBounds:
+    """The run's and each epoch's window bound, from its steps' bound parts in step order
+    (``RunStore.iter_step_bounds``, or :func:`bound_rows` of step records).
 
     An epoch whose steps come in several stretches (not one after the other) adds the
     stretches' bounds: never less than its true window bound."""
@@ -70,13 +80,13 @@ def step_window_bounds(steps: Iterable[StepRecord]) -> StepWindowBounds:
     done: dict[int, float | None] = {}
     epoch: int | None = None
     current = WindowBound()
-    for step in steps:
-        run.add(step.start_s, step.end_s, step.bounds)
-        if step.epoch != epoch:
+    for _step, step_epoch, start_s, end_s, start_j, end_j, interior_j in rows:
+        run.add(start_s, end_s, start_j, end_j, interior_j)
+        if step_epoch != epoch:
             if epoch is not None:
                 done[epoch] = _add(done, epoch, current.total_j)
-            epoch, current = step.epoch, WindowBound()
-        current.add(step.start_s, step.end_s, step.bounds)
+            epoch, current = step_epoch, WindowBound()
+        current.add(start_s, end_s, start_j, end_j, interior_j)
     if epoch is not None:
         done[epoch] = _add(done, epoch, current.total_j)
     return StepWindowBounds(run.total_j, done)
@@ -87,3 +97,13 @@ def _add(done: dict[int, float | None], epoch: int, bound_j: float | None) -> fl
         return bound_j
     earlier = done[epoch]
     return None if earlier is None or bound_j is None else earlier + bound_j
+
+
+def bound_rows(steps: Iterable[StepRecord]) -> Iterator[StepBoundRow]:
+    """Step records as the rows :func:`step_window_bounds` takes."""
+    for s in steps:
+        b = s.bounds
+        if b is None:
+            yield (s.step, s.epoch, s.start_s, s.end_s, None, None, None)
+        else:
+            yield (s.step, s.epoch, s.start_s, s.end_s, b.start_j, b.end_j, b.interior_j)

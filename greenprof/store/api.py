@@ -35,6 +35,10 @@ from greenprof.records import DeviceInfo, EpochRecord, RunInfo, RunStatus, Sampl
 from greenprof.store.location import StoreLocation
 
 ExportTable = Literal["steps", "step-devices", "samples"]
+
+StepBoundRow = tuple[int, int, float, float, "float | None", "float | None", "float | None"]
+"""(step, epoch, start_s, end_s, uncertainty_start_j, uncertainty_end_j,
+uncertainty_interior_j): a stored step's bound parts (None: not known)."""
 """The large tables the CSV exporter streams (see :meth:`ReadBackend.export_batches`)."""
 
 
@@ -174,6 +178,11 @@ class ReadBackend(Protocol):
     def step_batch(self, run_id: int, *, after_step: int, size: int) -> list[StepRecord]:
         """At most ``size`` steps numbered above ``after_step``, in step order, each with
         its per-device energies (``{}`` when none are stored)."""
+        ...
+
+    def step_bound_batch(self, run_id: int, *, after_step: int, size: int) -> list[StepBoundRow]:
+        """At most ``size`` steps numbered above ``after_step``, in step order, as
+        :data:`StepBoundRow` (what a window's error bound needs, without the rest)."""
         ...
 
     def step_flag_counts(self, run_id: int) -> dict[str, int]:

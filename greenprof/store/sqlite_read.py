@@ -29,6 +29,7 @@ from greenprof.store.api import (
     ExportTable,
     MetricRun,
     StepAggregate,
+    StepBoundRow,
     StepBucket,
     StepColumns,
     TimelineCell,
@@ -36,7 +37,12 @@ from greenprof.store.api import (
 from greenprof.store.liveness import RunLiveness
 from greenprof.store.location import StoreLocation
 from greenprof.store.schema import connect_read_only, describe_sqlite_error
-from greenprof.store.step_records import STEP_ENERGY_SELECT, STEP_SELECT, step_records
+from greenprof.store.step_records import (
+    STEP_BOUND_SELECT,
+    STEP_ENERGY_SELECT,
+    STEP_SELECT,
+    step_records,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -195,6 +201,15 @@ class SqliteReadBackend:
             (run_id, rows[0][0], rows[-1][0]),
         )
         return step_records(run_id, rows, energies)
+
+    @_one_line_errors
+    def step_bound_batch(self, run_id: int, *, after_step: int, size: int) -> list[StepBoundRow]:
+        rows: list[StepBoundRow] = self._conn.execute(
+            f"SELECT {STEP_BOUND_SELECT} FROM steps"
+            " WHERE run_id = ? AND step > ? ORDER BY step LIMIT ?",
+            (run_id, after_step, size),
+        ).fetchall()
+        return rows
 
     @_one_line_errors
     def step_flag_counts(self, run_id: int) -> dict[str, int]:

@@ -13,6 +13,10 @@ STEP_SELECT = (
     " uncertainty_start_j, uncertainty_end_j, uncertainty_interior_j"
 )
 """The columns :func:`step_records` takes, in order (``FROM steps``)."""
+STEP_BOUND_SELECT = (
+    "step, epoch, start_s, end_s, uncertainty_start_j, uncertainty_end_j, uncertainty_interior_j"
+)
+"""The columns of :data:`greenprof.store.api.StepBoundRow`, in order (``FROM steps``)."""
 STEP_ENERGY_SELECT = "step, device, energy_j, energy_uncertainty_j"
 """The columns :func:`step_records` takes per device, in order (``FROM step_energy``)."""
 

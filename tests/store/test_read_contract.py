@@ -386,6 +386,16 @@ def test_step_bounds_read_back_as_written_and_none_where_not_known(
     assert batch[3].device_uncertainty_j == {}
     small = store.step_batch(seeded.ids[1], after_step=-1, size=5)
     assert [(s.bounds, s.device_uncertainty_j) for s in small] == [(None, {})] * 5
+    rows = store.step_bound_batch(seeded.ids[0], after_step=2, size=4)
+    assert rows == [
+        (3, 0, 1.5, 2.0, None, None, None),
+        (4, 0, 2.0, 2.5, 0.125, 0.125, 0.0),
+        (5, 0, 2.5, 3.0, 0.125, 0.125, 0.0625),
+        (6, 0, 3.0, 3.5, 0.125, 0.125, 0.125),
+    ]
+    streamed = list(store.iter_step_bounds(seeded.ids[0], batch_size=7))
+    assert [r[0] for r in streamed] == list(range(30))
+    assert store.step_bound_batch(10**9, after_step=-1, size=5) == []
     assert store.step_batch(10**9, after_step=-1, size=5) == []
 
 

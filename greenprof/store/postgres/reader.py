@@ -28,6 +28,7 @@ from greenprof.store.api import (
     ExportTable,
     MetricRun,
     StepAggregate,
+    StepBoundRow,
     StepBucket,
     StepColumns,
     TimelineCell,
@@ -38,7 +39,12 @@ from greenprof.store.postgres import summaries
 from greenprof.store.postgres.connect import connect_url, describe_error, open_raw, require_psycopg
 from greenprof.store.postgres.schema import prepare_database
 from greenprof.store.sqlite_runs import RUN_COLUMNS, is_run_id, run_info
-from greenprof.store.step_records import STEP_ENERGY_SELECT, STEP_SELECT, step_records
+from greenprof.store.step_records import (
+    STEP_BOUND_SELECT,
+    STEP_ENERGY_SELECT,
+    STEP_SELECT,
+    step_records,
+)
 
 require_psycopg()  # without the extra: a StoreError naming it, not an ImportError
 import psycopg  # noqa: E402
@@ -240,6 +246,16 @@ class PostgresReadBackend:
             binary=True,
         )
         return step_records(run_id, rows, energies)
+
+    @_one_line_errors
+    def step_bound_batch(self, run_id: int, *, after_step: int, size: int) -> list[StepBoundRow]:
+        rows: list[StepBoundRow] = self._conn.execute(
+            f"SELECT {STEP_BOUND_SELECT} FROM steps"
+            " WHERE run_id = %s AND step > %s ORDER BY step LIMIT %s",
+            (run_id, after_step, size),
+            binary=True,
+        ).fetchall()
+        return rows
 
     @_one_line_errors
     def step_flag_counts(self, run_id: int) -> dict[str, int]:
