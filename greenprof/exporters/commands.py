@@ -60,7 +60,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "codecarbon",
         help="one row per run in CodeCarbon's emissions.csv layout",
         description="CodeCarbon's emissions.csv columns and units (kWh, kg, W, s), one row "
-        "per run, for CodeCarbon's dashboards and scripts.",
+        "per run, for CodeCarbon's dashboards and scripts. Appends to an existing "
+        "emissions.csv with CodeCarbon's header, as CodeCarbon does (runs already in it are "
+        "skipped); refuses a file with another layout.",
     )
     _common_export_args(cc_parser)
     cc_parser.set_defaults(handler=_export_codecarbon)
@@ -189,12 +191,13 @@ def _export_csv(args: argparse.Namespace) -> int:
 
 
 def _export_codecarbon(args: argparse.Namespace) -> int:
-    from greenprof.exporters._common import open_output
-    from greenprof.exporters.codecarbon import write_emissions_csv
+    from greenprof.exporters.codecarbon import export_emissions
 
     store, runs = _selected(args)
-    with store, open_output(args.output, follow_symlinks=args.follow_symlinks) as out:
-        write_emissions_csv(store, runs, out)
+    with store:
+        result = export_emissions(store, runs, args.output, follow_symlinks=args.follow_symlinks)
+    if args.output and args.output != "-":
+        print(terminal_text(result.describe(args.output)), file=sys.stderr)
     return 0
 
 

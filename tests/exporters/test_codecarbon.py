@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+import greenprof
 from greenprof.cli import main
 from greenprof.exporters._common import ExportError
 from greenprof.exporters.codecarbon import EMISSIONS_COLUMNS, TEXT_COLUMNS, export_emissions
 from greenprof.records import DeviceInfo
+from greenprof.sensors.fake import FakeSensor
 from greenprof.store.reader import RunStore
 from greenprof.units import J_PER_KWH
 from tests.exporters._factory import CARBON, GPU, T0, build_run
@@ -233,3 +235,24 @@ def test_memory_size_is_known_only_for_runs_of_this_machine(tmp_path: Path) -> N
     memory_gb = this_machine_memory_gb(here)
     assert memory_gb is not None and memory_gb > 0.1
     assert this_machine_memory_gb(elsewhere) is None
+
+
+def test_export_codecarbon_on_the_command_line_appends_to_an_existing_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "runs.db"
+    with greenprof.Profiler("first", db=db, sensors=[FakeSensor("cpu:0", 10.0)]) as prof:
+        prof.step_end(samples=4)
+    out = tmp_path / "emissions.csv"
+    assert main(["export", "codecarbon", "-o", str(out), "--db", str(db)]) == 0
+    with greenprof.Profiler("second", db=db, sensors=[FakeSensor("cpu:0", 10.0)]) as prof:
+        prof.step_end(samples=4)
+    assert main(["export", "codecarbon", "-o", str(out), "--db", str(db)]) == 0
+    with out.open() as appended:
+        rows = list(csv.DictReader(appended))
+    assert [row["project_name"] for row in rows] == ["first", "second"]  # appended, not doubled
+    capsys.readouterr()
+    out.write_text("duration,energy\n1,2\n")
+    assert main(["export", "codecarbon", "-o", str(out), "--db", str(db)]) == 1
+    assert "write to a new file" in capsys.readouterr().err
+    assert out.read_text() == "duration,energy\n1,2\n"
