@@ -57,7 +57,10 @@ def test_steps_and_step_devices_carry_each_bound_and_leave_unknown_ones_empty(
     writer = StoreWriter(db, flush_interval_s=60, wall_clock=lambda: T0 + 2)
     writer.create_run(RunSpec("bounded", started_at=T0, interval_s=0.1))
     writer.add_steps(
-        [(0, 0, 0.0, 1.0, 8, 10.0, 0, None, 0, 0.25, 0.5, 0.125), (1, 0, 1.0, 2.0, 8, 11.0, 0, None)],
+        [
+            (0, 0, 0.0, 1.0, 8, 10.0, 0, None, 0, 0.25, 0.5, 0.125),
+            (1, 0, 1.0, 2.0, 8, 11.0, 0, None),
+        ],
         [(0, "gpu:0", 10.0, 0.875), (1, "gpu:0", 11.0)],
     )
     writer.close()
