@@ -35,8 +35,9 @@ system-deps:
 		|| { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus tmux >/dev/null; }
 
 lint: $(VENV)/.test-installed
-	$(VENV)/bin/ruff check greenprof tests benchmarks
-	$(VENV)/bin/ruff format --check greenprof tests benchmarks
+	$(VENV)/bin/ruff check greenprof tests benchmarks tools
+	$(VENV)/bin/ruff format --check greenprof tests benchmarks tools
+	$(VENV)/bin/lint-imports
 
 typecheck: $(VENV)/.test-installed
 	$(VENV)/bin/mypy greenprof

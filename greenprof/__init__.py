@@ -15,8 +15,7 @@ Subpackages: ``sensors`` (NVML, RAPL, CPU model, simulated), ``store`` (SQLite),
 no framework, UI or vendor library.
 """
 
-__version__ = "0.1.0"
-
+from greenprof._version import __version__
 from greenprof.config import ProfilerConfig
 from greenprof.errors import (
     ConfigError,

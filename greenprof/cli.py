@@ -11,7 +11,7 @@ import argparse
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn, TextIO
+from typing import NoReturn
 
 from greenprof.errors import GreenprofError
 from greenprof.textsafe import terminal_text
@@ -78,35 +78,6 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(name)
         module.register(subparsers)
     return parser
-
-
-def add_db_argument(parser: argparse.ArgumentParser) -> None:
-    """The ``--db`` option every verb that touches a database takes."""
-    parser.add_argument(
-        "--db",
-        metavar="PATH",
-        default=None,
-        help="run database (default: $GREENPROF_DB, else the user data directory)",
-    )
-
-
-def add_json_argument(parser: argparse.ArgumentParser) -> None:
-    """The ``--json`` flag of the read commands (the fields are listed in docs/json.md)."""
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        help="print one JSON document instead of text (fields and units: docs/json.md)",
-    )
-
-
-def is_terminal(stream: TextIO | None = None) -> bool:
-    """Whether ``stream`` (default: stdout) is a terminal: the full-screen views need
-    one; on a pipe or in a file the commands print plain text instead."""
-    stream = sys.stdout if stream is None else stream
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):  # a replaced or closed stream
-        return False
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import sys
 from collections.abc import Callable
+from typing import TextIO
 
 SQLITE_MAX_INT = 2**63 - 1
 """The largest integer SQLite stores (run ids, step counts, LIMIT)."""
@@ -124,3 +126,32 @@ def host(text: str) -> str:
     raise argparse.ArgumentTypeError(
         f"expected a host name or an IP address (e.g. 127.0.0.1, 0.0.0.0, ::1), got {text!r}"
     )
+
+
+def add_db_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``--db`` option every verb that touches a database takes."""
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        default=None,
+        help="run database (default: $GREENPROF_DB, else the user data directory)",
+    )
+
+
+def add_json_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``--json`` flag of the read commands (the fields are listed in docs/json.md)."""
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document instead of text (fields and units: docs/json.md)",
+    )
+
+
+def is_terminal(stream: TextIO | None = None) -> bool:
+    """Whether ``stream`` (default: stdout) is a terminal: the full-screen views need
+    one; on a pipe or in a file the commands print plain text instead."""
+    stream = sys.stdout if stream is None else stream
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stream
+        return False

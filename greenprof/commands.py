@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from greenprof import cliargs
-from greenprof.cli import add_db_argument, add_json_argument
+from greenprof.cliargs import add_db_argument, add_json_argument
 from greenprof.textsafe import terminal_lines, terminal_text
 
 if TYPE_CHECKING:

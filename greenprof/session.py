@@ -125,7 +125,7 @@ class Attributors:
 
 
 def _run_spec(config: ProfilerConfig, devices: Sequence[DeviceInfo], started_at: float) -> RunSpec:
-    from greenprof import __version__
+    from greenprof._version import __version__
 
     job = config.job
     return RunSpec(

@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from greenprof import cliargs
-from greenprof.cli import add_db_argument
+from greenprof.cliargs import add_db_argument
 from greenprof.exporters._common import add_selection_arguments
 from greenprof.exporters.prom_series import DEFAULT_MAX_TAG_VALUES
 from greenprof.textsafe import terminal_text

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from greenprof.cli import add_db_argument
+from greenprof.cliargs import add_db_argument
 from greenprof.config import MAX_INTERVAL_S, MIN_INTERVAL_S, ProfilerConfig
 from greenprof.errors import ConfigError, GreenprofError
 from greenprof.records import RunStatus

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from greenprof.cli import add_db_argument
+from greenprof.cliargs import add_db_argument
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:

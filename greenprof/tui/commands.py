@@ -17,7 +17,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from greenprof import cliargs
-from greenprof.cli import add_db_argument, add_json_argument, is_terminal
+from greenprof.cliargs import add_db_argument, add_json_argument, is_terminal
 from greenprof.errors import GreenprofError
 from greenprof.textsafe import terminal_text
 
