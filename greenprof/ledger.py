@@ -36,10 +36,14 @@ EPOCH: Final = 2
 Mark = tuple[Any, ...]
 """``(BEGIN, t_ns)``, ``(END, t_ns, samples, loss)`` or ``(EPOCH, n)``; samples, loss and n
 are as the user passed them (converted here or on the writer thread)."""
-CONTIGUOUS_GAP_S = 10e-6
+CONTIGUOUS_GAP_S = 1e-3
 """A step that begins less than this after the previous one ended continues it: the gap is
-loop overhead (``with prof.step()`` stamps the end and the next begin separately), and a
-shared boundary lets the attribution reuse the previous step's end value."""
+loop overhead (``with prof.step()`` stamps the end and the next begin separately; on a
+loaded machine that takes a few hundred µs), charged to the next step. A shared boundary
+lets the attribution reuse the previous step's end value, and it cancels in the
+uncertainty of a window of steps (:func:`greenprof.energy.window_uncertainty_j`); with a
+gap, both sides' bounds would add up at every step. Gaps longer than this (setup,
+evaluation between epochs, a pause) stay between steps."""
 
 POWER_WINDOW_S = 1.0
 """Power derived from an energy counter is averaged over about this long (NVIDIA's
