@@ -91,7 +91,7 @@ def ingest_raw(db: Path, steps: list[StepRow], energy: list[StepEnergyRow]) -> f
             [(run_id, *r) for r in steps[a : a + CHUNK]],
         )
         conn.executemany(
-            "INSERT INTO step_energy VALUES (?, ?, ?, ?)",
+            "INSERT INTO step_energy (run_id, step, device, energy_j) VALUES (?, ?, ?, ?)",
             [(run_id, *r) for r in energy[a * per_step : (a + CHUNK) * per_step]],
         )
         conn.execute("COMMIT")
@@ -279,7 +279,8 @@ def seed_runs(db: Path, runs: int, steps: int) -> list[int]:
             [(run_id, *r) for r in step_rows],
         )
         conn.executemany(
-            "INSERT INTO step_energy VALUES (?, ?, ?, ?)", [(run_id, *r) for r in energy_rows]
+            "INSERT INTO step_energy (run_id, step, device, energy_j) VALUES (?, ?, ?, ?)",
+            [(run_id, *r) for r in energy_rows],
         )
         conn.execute("COMMIT")
         ids.append(run_id)

@@ -119,7 +119,7 @@ def build(db: Path, runs: int, steps: int) -> None:
             ),
         )
         conn.executemany(
-            "INSERT INTO step_energy VALUES (?, ?, 'gpu:0', ?)",
+            "INSERT INTO step_energy (run_id, step, device, energy_j) VALUES (?, ?, 'gpu:0', ?)",
             ((run_id, i, energy[i]) for i in range(steps)),
         )
         conn.execute("COMMIT")
