@@ -22,6 +22,7 @@ from textual.pilot import Pilot
 
 import greenprof
 from greenprof.cli import main
+from greenprof.exporters.codecarbon import EMISSIONS_COLUMNS
 from greenprof.sensors.fake import FakeSensor
 from greenprof.textsafe import (
     csv_text,
@@ -410,17 +411,19 @@ def test_symlink_is_refused_without_the_flag_and_followed_with_it(
     writer: str, plain_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = tmp_path / "real.txt"
-    target.write_text("before\n")
+    # export codecarbon appends to a CodeCarbon file (and refuses any other): give it one
+    before = ",".join(EMISSIONS_COLUMNS) + "\n" if writer == "codecarbon" else "before\n"
+    target.write_text(before)
     link = tmp_path / "link.txt"
     link.symlink_to(target)
     code, err = _write(capsys, plain_db, writer, link)
     assert code == 1 and "symbolic link" in err and "--follow-symlinks" in err
-    assert target.read_text() == "before\n" and link.is_symlink()
+    assert target.read_text() == before and link.is_symlink()
 
     code, err = _write(capsys, plain_db, writer, link, "--follow-symlinks")
     assert code == 0, err
     assert link.is_symlink()  # the link stays; its target got the export
-    assert target.read_text() != "before\n" and target.stat().st_size > 0
+    assert target.read_text() != before and target.stat().st_size > 0
 
 
 def test_followed_symlink_must_end_at_a_regular_file_or_nothing(
