@@ -22,8 +22,7 @@ from greenprof.errors import GreenprofError
 from greenprof.textsafe import terminal_text
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
+    from greenprof.store.location import StoreLocation
     from greenprof.tui.app import GreenprofApp
 
 
@@ -89,7 +88,7 @@ _REFRESH = cliargs.real(0.1, 3600.0, what="seconds")
 """Faster than 0.1 s would spend the UI's time re-reading the database, not showing it."""
 
 
-def _resolve(db: str | None, refs: list[str]) -> tuple[Path, list[str]]:
+def _resolve(db: str | None, refs: list[str]) -> tuple[StoreLocation, list[str]]:
     """Open the database (raising StoreError subclasses with their messages) and turn run
     references into ids, each run once."""
     from greenprof.refs import expand_jobs
@@ -97,7 +96,7 @@ def _resolve(db: str | None, refs: list[str]) -> tuple[Path, list[str]]:
 
     with RunStore(db) as store:
         run_ids = dict.fromkeys(str(store.run(ref).run_id) for ref in expand_jobs(store, refs))
-        return store.path, list(run_ids)
+        return store.location, list(run_ids)  # a server store has no path
 
 
 def _run_app(app: GreenprofApp) -> int:

@@ -68,3 +68,15 @@ def test_serve_reads_a_server_store(server_store: str, tmp_path: Path) -> None:
     banner = log.read_text()
     assert parse_location(server_store).display in banner
     assert TEST_PASSWORD not in banner
+
+
+def test_the_terminal_views_open_a_server_store(
+    server_store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from greenprof.tui.commands import _resolve
+
+    location, refs = _resolve(server_store, ["resnet18-bs64"])
+    assert location.kind == "postgresql" and refs == ["2"]  # the name's newest run
+    assert main(["history", "--db", server_store]) == 0  # on a pipe: the run list as text
+    out = capsys.readouterr().out
+    assert "resnet18-bs64" in out and TEST_PASSWORD not in out
