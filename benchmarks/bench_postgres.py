@@ -59,8 +59,11 @@ def ingest_raw(url: str, steps: list[StepRow], energy: list[StepEnergyRow]) -> f
     t0 = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
         for a in range(0, len(steps), CHUNK):
-            step_rows = [(run_id, *r, 0) for r in steps[a : a + CHUNK]]
-            energy_rows = [(run_id, *r) for r in energy[a : a + CHUNK]]
+            # flags 0; the error-bound columns (schema v5) NULL, as the writer stores them
+            step_pad = (None,) * (len(step_columns) - 2 - len(steps[0]))
+            energy_pad = (None,) * (len(energy_columns) - 1 - len(energy[0]))
+            step_rows = [(run_id, *r, 0, *step_pad) for r in steps[a : a + CHUNK]]
+            energy_rows = [(run_id, *r, *energy_pad) for r in energy[a : a + CHUNK]]
             with conn.transaction():
                 for table, columns, types, rows in (
                     ("steps", step_columns, step_types, step_rows),

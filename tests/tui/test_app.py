@@ -23,7 +23,7 @@ from tests.tui.conftest import CARBON, run_async, write_run
 
 
 async def wait_until(
-    pilot: Pilot[int], condition: Callable[[], bool], timeout_s: float = 5.0
+    pilot: Pilot[int], condition: Callable[[], bool], timeout_s: float = 20.0
 ) -> None:
     """Let the app run until ``condition()`` holds (fails the test on timeout)."""
     deadline = time.monotonic() + timeout_s
@@ -456,9 +456,13 @@ def test_live_at_80x24_keeps_energy_and_the_power_chart(two_runs_db: Path) -> No
     async def body() -> str:
         app = GreenprofApp(two_runs_db, "live", ["1"], refresh_s=30)
         async with app.run_test(size=(80, 24)) as pilot:
+            # the device table and the chart fill in after the header: wait for all of it
             await wait_until(
                 pilot,
-                lambda: "time since start" in (t := screen_text(app)) and "0.797" in t,
+                lambda: all(
+                    part in screen_text(app)
+                    for part in ("time since start", "0.797", "2.28 Wh", "cpu:0", "gpu:0")
+                ),
             )
             return screen_text(app)
 
