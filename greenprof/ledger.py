@@ -15,6 +15,7 @@ counter reset during a step flags it (``STEP_COUNTER_RESET``) and adds one warni
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,16 @@ counter moves in ~100 ms jumps, so shorter windows are noise)."""
 SETUP: Final = -1
 """The setup phase (origin to the first step's start) is attributed like a step with this
 number, so that it telescopes with the steps; it is reported apart, never as a step."""
+
+LATE_MARK_S = 1.0
+"""Step marks reach the ledger within this long of their stamp (a hook that stamps GPU
+completion times posts them within milliseconds). With no step open, the devices are
+told to expect no step boundary older than this (:meth:`StepAttributor.no_steps_before`), so
+the last steps before a pause (validation, checkpointing, the end of training) are
+attributed without waiting for the next step. A mark that arrives later anyway (the torch
+hook sends an epoch's first step begin, stamped when its first batch was asked for, with
+the step's end) is still placed exactly; only the split inside its knot interval is a
+little less exact."""
 
 EXTRAPOLATE_DEAD_S = 0.5
 """A device given up on still gets energy for steps ending this soon after its last
@@ -141,6 +152,7 @@ class StepLedger:
         self._warned: set[str] = set()
         self._open_start_s: float | None = None
         self._last_end_s = origin_s
+        self._horizon_s = -math.inf  # what the attributors were told
         self._next_step = 0
         self._epoch = 0
         self._intervals: dict[int, _Interval] = {}
@@ -257,6 +269,9 @@ class StepLedger:
 
     def add_readings(self, readings: Iterable[Reading]) -> None:
         """One poll's readings (devices not in the ledger, or given up on, are ignored)."""
+        readings = list(readings)
+        if readings and self._next_step:
+            self._promise(max(r.time_s for r in readings) - LATE_MARK_S)
         for reading in readings:
             device = reading.device
             if device not in self._live:
@@ -269,6 +284,16 @@ class StepLedger:
             self._last_seen_s[device] = reading.time_s
             self.last_time_s = max(self.last_time_s, reading.time_s)
             self._collect(device, attributor.pop_ready())
+
+    def _promise(self, horizon_s: float) -> None:
+        """No step boundary is expected before ``horizon_s`` (nor before an open step's
+        start); after the first step only, so that the setup phase is added first."""
+        if self._open_start_s is not None:
+            horizon_s = min(horizon_s, self._open_start_s)
+        if horizon_s > self._horizon_s:
+            self._horizon_s = horizon_s
+            for device in self._live:
+                self._attributors[device].no_steps_before(horizon_s)
 
     def note_rejected_reading(self, device: str, time_s: float) -> None:
         """A reading of ``device`` near ``time_s`` was rejected or repaired: steps around

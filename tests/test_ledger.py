@@ -266,3 +266,62 @@ def test_a_counter_reset_is_flagged_on_its_step_and_warned_once() -> None:
     assert steps[3].energy_j == pytest.approx(200.0, rel=0.02)  # the lost 10-20 J estimated
     assert steps[3].energy_uncertainty_j > steps[2].energy_uncertainty_j
     assert len(ledger.warnings) == 1 and "gpu:0: its energy counter was reset" in ledger.warnings[0]
+
+
+def _counter(
+    device: str, power_w: float, from_s: float, until_s: float, every_s: float = 0.1
+) -> list[Reading]:
+    """A counter updating every ``every_s`` at constant power (updates start at ``from_s``)."""
+    count = round((until_s - from_s) / every_s) + 1
+    return [
+        Reading(device, from_s + i * every_s, power_w * (from_s + i * every_s), None)
+        for i in range(count)
+    ]
+
+
+def test_the_last_steps_before_a_pause_are_attributed_during_the_pause() -> None:
+    """Training stops (validation, a checkpoint, the end of the script): its last steps must
+    not wait for a next step that may never come (the live view and the store show them)."""
+    ledger = StepLedger(["gpu:0"], origin_s=0.0)
+    # ten 2 ms steps, all inside one 100 ms update interval of the counter
+    ledger.add_marks(
+        [
+            m
+            for i in range(10)
+            for m in (
+                (BEGIN, 1_010_000_000 + i * 2_000_000),
+                (END, 1_012_000_000 + i * 2_000_000, 1, None),
+            )
+        ]
+    )
+    readings = _counter("gpu:0", 100.0, 0.0, 5.0)
+    finished = []
+    for reading in readings:
+        ledger.add_readings([reading])
+        finished += ledger.pop_finished()
+        if reading.time_s <= 1.0:  # marks are expected up to a second late
+            assert not finished
+    assert [s.step for s in finished] == list(range(10))
+    assert sum(s.energy_j for s in finished) == pytest.approx(100.0 * 0.02, rel=1e-6)
+
+
+def test_a_begin_that_arrives_after_the_pause_is_still_placed_exactly() -> None:
+    """The torch hook posts an epoch's first step begin (stamped when its first batch was
+    asked for) together with the step's end: seconds after the stamp. Steps before and
+    after the pause keep their exact boundaries and energy is conserved."""
+    ledger = StepLedger(["gpu:0"], origin_s=0.0)
+    ledger.add_marks([(BEGIN, 1 * NS), (END, 2 * NS, 1, None)])
+    readings = _counter("gpu:0", 100.0, 0.0, 12.0)
+    finished = []
+    for reading in readings[:80]:  # up to 7.9 s: step 0 is finished during the pause
+        ledger.add_readings([reading])
+        finished += ledger.pop_finished()
+    assert [s.step for s in finished] == [0]
+    ledger.add_marks([(BEGIN, 3 * NS), (END, 7_500_000_000, 1, None)])  # 4.9 s late
+    for reading in readings[80:]:
+        ledger.add_readings([reading])
+        finished += ledger.pop_finished()
+    finished += ledger.finish()
+    assert [(s.step, s.start_s, s.end_s) for s in finished] == [(0, 1.0, 2.0), (1, 3.0, 7.5)]
+    assert finished[1].energy_j == pytest.approx(450.0, rel=1e-6)
+    assert not ledger.warnings

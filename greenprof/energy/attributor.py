@@ -8,11 +8,13 @@ counter delta over the steps exactly (conservation by construction, whatever the
 accuracy of the split inside each knot interval).
 
 **Readiness and memory.** A step is ready when the knot interval holding its end can no
-longer change: a knot exists at or after the end, the next step has been added past that
-knot (so the boundaries inside the interval are known), and two more knots follow (for
-the rate on the right). Each finished knot interval is split once and kept, so work per
-reading and per step is O(log n); history older than :data:`RETENTION_S` before the
-oldest pending step is dropped.
+longer change: a knot exists at or after the end, the boundaries inside the interval are
+known (the next step has been added past that knot, or the caller promised with
+:meth:`StepAttributor.no_steps_before` that none will come before it: a run between
+steps, in validation or a pause, still gets its last steps attributed), and two more
+knots follow (for the rate on the right). Each finished knot interval is split once and
+kept, so work per reading and per step is O(log n); history older than
+:data:`RETENTION_S` before the oldest pending step (or the last step's end) is dropped.
 
 **Uncertainty.** Each step also gets a bound on its error (:class:`Bounds`, meant to hold
 >= 95 % of the time; the model is in :mod:`~greenprof.energy.uncertainty`): computed where
@@ -125,6 +127,7 @@ class StepAttributor:
         self._anchor: tuple[float, float, float] | None = None
         # (end, Ê, bound at the end) of the last emitted step
         self._splits = _Splits()
+        self._horizon_s = -math.inf  # no step boundary will be added before this
 
     # ------------------------------------------------------------------ public API
 
@@ -149,7 +152,8 @@ class StepAttributor:
         self.curve.add_reading(reading)
 
     def add_step(self, step: int, start_s: float, end_s: float) -> None:
-        """Add a finished step (in step order; an overlap with the previous is clipped)."""
+        """Add a finished step (in step order; an overlap with the previous is clipped).
+        A boundary in an interval already finalized reads that interval's kept split."""
         if end_s < start_s:
             raise ValueError(f"step {step} ends before it starts ({start_s} > {end_s})")
         self._splits.new_input()
@@ -161,6 +165,13 @@ class StepAttributor:
         self._s_start.append(start_s)
         ends.append(end_s)
 
+    def no_steps_before(self, time_s: float) -> None:
+        """No step boundary is expected before ``time_s``: knot intervals up to it are
+        finalized without waiting for the next step. A boundary that comes later anyway (a
+        late mark) reads the kept split of its interval: consistent with what was emitted,
+        a little less exact inside that interval."""
+        self._horizon_s = max(self._horizon_s, time_s)
+
     def pop_ready(self) -> list[StepEnergy]:
         """Steps whose energy can no longer change; each returned once, in order."""
         ready: list[StepEnergy] = []
@@ -169,8 +180,9 @@ class StepAttributor:
         if first < len(ends) and len(times) > RATE_INTERVALS:
             # the last final knot: two knots after it, and a step ending at or after it
             last = len(times) - 1 - RATE_INTERVALS
-            if ends[-1] < times[last]:
-                last = bisect_right(times, ends[-1]) - 1
+            known_s = max(ends[-1], self._horizon_s)  # every boundary before it is known
+            if known_s < times[last]:
+                last = bisect_right(times, known_s) - 1
             if last >= 0:
                 stop = bisect_right(ends, times[last], first)
                 self._emit_until(stop, ready, final=True)
@@ -201,7 +213,8 @@ class StepAttributor:
         i = j - self.curve.knots.base
         if i + RATE_INTERVALS >= len(times):
             return False  # the rate right of the interval needs two more knots
-        return bool(self._s_end) and self._s_end[-1] >= times[i]
+        known_s = max(self._s_end[-1], self._horizon_s) if self._s_end else self._horizon_s
+        return known_s >= times[i]
 
     def _emit_until(self, stop: int, out: list[StepEnergy], *, final: bool) -> None:
         """Emit the pending steps before position ``stop``, in order.
@@ -342,7 +355,10 @@ class StepAttributor:
         if not times:
             return
         pending = self._next - self._steps.base
-        pending_s = self._s_start[pending] if pending < len(self._s_start) else math.inf
+        if pending < len(self._s_start):
+            pending_s = self._s_start[pending]
+        else:  # a late mark may still start a step where the last one ended
+            pending_s = self._anchor[0] if self._anchor is not None else math.inf
         cutoff_s = min(pending_s, times[-1]) - RETENTION_S
         k = max(bisect_left(times, cutoff_s) - RATE_INTERVALS - 1, len(times) - MAX_KNOTS)
         if curve.knots.drop_oldest(k):
