@@ -39,11 +39,16 @@ STEP_COUNTER_RESET = 8
 """Step flag: a device's energy counter was reset during the step (it went backwards: a
 driver reload); the energy between its last update and the reset is estimated from the
 rate before (see the step's uncertainty)."""
+STEP_POLL_GAP = 16
+"""Step flag: a device went unread for a long gap (more than two poll intervals: the
+training process or the sampling helper could not poll) during or around the step; its
+energy is interpolated over that gap (its uncertainty is wider)."""
 STEP_FLAG_NAMES = {
     STEP_RECOVERED: "recovered",
     STEP_DEVICE_MISSING: "device_missing",
     STEP_READING_REJECTED: "reading_rejected",
     STEP_COUNTER_RESET: "counter_reset",
+    STEP_POLL_GAP: "poll_gap",
 }
 
 
