@@ -120,6 +120,7 @@ def _demo(args: argparse.Namespace) -> int:
         framework="torch",
         expected_steps=config.steps,
         tags={"batch_size": config.batch_size, "demo": "true"},
+        summary=False,  # the demo prints the full summary itself
     )
     print(
         f"greenprof demo: training '{terminal_text(name)}' for {config.steps} steps "

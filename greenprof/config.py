@@ -36,6 +36,11 @@ MAX_FLUSH_INTERVAL_S = 60.0
 
 PROMETHEUS_PORT_ENV = "GREENPROF_PROMETHEUS_PORT"
 PUSHGATEWAY_ENV = "GREENPROF_PUSHGATEWAY"
+SUMMARY_ENV = "GREENPROF_SUMMARY"
+"""``0`` (or ``false``, ``no``, ``off``) turns the end-of-run summary off for every
+Profiler of the process that does not say ``summary=`` itself (CI logs, test suites)."""
+_FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,9 @@ class ProfilerConfig:
     trackers: tuple[str, ...] = ("auto",)
     """Experiment trackers that get the run's numbers: ``("auto",)`` (an MLflow or W&B
     run the script has active), names, or ``()`` (see :mod:`greenprof.exporters.trackers`)."""
+    summary: bool = True
+    """Print the run's summary on stderr when it ends (:mod:`greenprof.summary_printer`):
+    what the user would otherwise have to ask ``greenprof show`` for."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str):
@@ -105,6 +113,7 @@ class ProfilerConfig:
         _set(self, "framework", str(self.framework))
         _set(self, "exact", bool(self.exact))
         _set(self, "ambient", bool(self.ambient))
+        _set(self, "summary", bool(self.summary))
         _set(self, "trackers", parse_trackers(self.trackers))
 
     @classmethod
@@ -129,11 +138,13 @@ class ProfilerConfig:
         job: str | None = None,
         ambient: bool = False,
         trackers: str | Iterable[str] | None = None,
+        summary: bool | None = None,
         env: Mapping[str, str] = os.environ,
     ) -> ProfilerConfig:
         """The settings for the :class:`~greenprof.Profiler` keywords of the same names;
         what is not given comes from ``env`` (``$GREENPROF_DB``, ``$GREENPROF_JOB``,
-        ``$GREENPROF_PROMETHEUS_PORT``, ``$GREENPROF_PUSHGATEWAY``) or the defaults."""
+        ``$GREENPROF_PROMETHEUS_PORT``, ``$GREENPROF_PUSHGATEWAY``,
+        ``$GREENPROF_SUMMARY``) or the defaults."""
         interval_s = _check_interval(interval_s)  # before anything slower is resolved
         if expected_steps is not None:
             expected_steps = setting_int("expected_steps", expected_steps, minimum=1, maximum=2**62)
@@ -162,6 +173,7 @@ class ProfilerConfig:
             flush_interval_s=flush_interval_s,
             ambient=ambient,
             trackers=parse_trackers(trackers, env),
+            summary=summary_setting(env) if summary is None else bool(summary),
         )
 
     @classmethod
@@ -176,7 +188,8 @@ class ProfilerConfig:
         """The settings that the ``GREENPROF_*`` variables of ``env`` ask for (what
         ``greenprof run`` hands its child): ``RUN_NAME``, ``DB``, ``COUNTRY``, ``REGION``,
         ``PUE``, ``INTENSITY``, ``INTERVAL_S``, ``EXPECTED_STEPS``, ``FRAMEWORK``
-        (else ``framework``), ``JOB``, ``PROMETHEUS_PORT``, ``PUSHGATEWAY``. Unset or
+        (else ``framework``), ``JOB``, ``PROMETHEUS_PORT``, ``PUSHGATEWAY``, ``SUMMARY``
+        (``0`` turns the end-of-run summary off). Unset or
         empty variables take the default; anything else must parse (an empty
         ``GREENPROF_PUE`` once became 1.0, ``0`` too): a :class:`ConfigError` names the
         variable.
@@ -214,6 +227,18 @@ def default_run_name(argv: list[str] | None = None) -> str:
     args = sys.argv if argv is None else argv
     script = Path(args[0]).stem if args and args[0] else ""
     return script if script and script not in ("-c", "ipykernel_launcher") else "run"
+
+
+def summary_setting(env: Mapping[str, str]) -> bool:
+    """Whether ``$GREENPROF_SUMMARY`` lets runs print their end-of-run summary (unset or
+    empty: yes). A value that is neither yes nor no is a :class:`ConfigError`: a typo
+    such as ``GREENPROF_SUMMARY=of`` must not silently keep printing."""
+    value = (env.get(SUMMARY_ENV) or "").strip().lower()
+    if not value or value in _TRUE_WORDS:
+        return True
+    if value in _FALSE_WORDS:
+        return False
+    raise ConfigError(f"${SUMMARY_ENV} must be 0 or 1 (or true/false); got {value!r}")
 
 
 def _set(config: ProfilerConfig, name: str, value: object) -> None:

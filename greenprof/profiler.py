@@ -69,6 +69,8 @@ class Profiler(StepAPI):
         prometheus_port: serve /metrics from this process (env ``GREENPROF_PROMETHEUS_PORT``).
         pushgateway: push the run's metrics there at the end (env ``GREENPROF_PUSHGATEWAY``).
         observers: more :class:`~greenprof.observers.RunObserver` to tell of the run.
+        summary: print the run's summary on stderr when it ends (devices, totals, CO2e,
+            where it is stored); default on, unless ``$GREENPROF_SUMMARY=0``.
         clock: monotonic seconds for step marks, sampling and durations
             (``time.monotonic``); it must be the sensors' clock (tests pass a manual one).
         wall_clock: Unix time for the run's ``started_at`` (``time.time``).
@@ -98,6 +100,7 @@ class Profiler(StepAPI):
         env: Mapping[str, str] = os.environ,
         observers: Iterable[RunObserver] = (),
         trackers: str | Iterable[str] | None = None,
+        summary: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -120,6 +123,7 @@ class Profiler(StepAPI):
             job=job,
             ambient=ambient,
             trackers=trackers,
+            summary=summary,
             env=env,
         )
         self._setup(
@@ -323,7 +327,8 @@ class Profiler(StepAPI):
         if self.baseline_s > 0:
             session.measure_baseline(self.baseline_s)
         run = RunHandle(session.run_id, self.name, self.db_path, self.note)
-        self._observers = ObserverSet((*self._exporters(), *self._extra_observers), run)
+        observers = (*self._exporters(), *self._extra_observers, *self._summary_printer())
+        self._observers = ObserverSet(observers, run)
         self._observers.started()
 
     def _sensor_source(self) -> SensorSet:
@@ -357,6 +362,14 @@ class Profiler(StepAPI):
             log.warning("greenprof: exporters not started: %s", exc)
             self.note(f"exporters not started: {exc}")
         return observers
+
+    def _summary_printer(self) -> list[RunObserver]:
+        """The end-of-run summary, last (after the exporters' own end-of-run work)."""
+        if not self.config.summary:
+            return []
+        from greenprof.summary_printer import SummaryPrinter
+
+        return [SummaryPrinter()]
 
     def _progress(self) -> None:
         observers = self._observers

@@ -10,7 +10,7 @@ terminal UI and the reports show) and :mod:`greenprof.metrics` (what J/sample me
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from greenprof import formatting as fmt
 from greenprof import metrics
@@ -231,3 +231,77 @@ def epoch_lines(epochs: Sequence[EpochRecord], bounds: StepWindowBounds | None =
             f"{fmt.duration(epoch.duration_s)}"
         )
     return lines
+
+
+def end_of_run_lines(
+    run: RunInfo, device_energy_j: Mapping[str, float], *, where: str
+) -> list[str]:
+    """The summary a run prints when it ends (:mod:`greenprof.summary_printer`): a head
+    line with the status (and the error of a run that did not complete), one line per
+    device (energy, mean power over the run, how it was measured), the totals, and where
+    the run is stored. The figures are those of ``greenprof show`` (:func:`run_summary`),
+    formatted by the same functions. ``where``: the store as it may be shown (a server
+    URL without its password)."""
+    head = f"greenprof: run {run.run_id} '{_safe(run.name)}' {_safe(run.status)}"
+    if run.error and run.status != "completed":
+        head += f" ({_safe(_what_went_wrong(run.error))})"
+    rows = []
+    for device in run.devices:
+        energy_j = device_energy_j.get(device.device, 0.0)
+        power_w = energy_j / run.duration_s if run.duration_s > 0 else None
+        rows.append(
+            [
+                _safe(device.device),
+                _safe(device.name),
+                fmt.energy_wh(energy_j),
+                f"{fmt.power(power_w)} mean",
+                _safe(device.method),
+            ]
+        )
+    lines = [head + ":"]
+    lines += ["  " + line for line in _aligned(rows)]
+    lines.append("  " + _totals_line(run))
+    if run.carbon is not None:
+        lines.append(f"  carbon: {fmt.co2(run.co2_g)} CO2e ({_carbon_source(run)})")
+    lines.append(f"  stored in {_safe(where)}: `greenprof show {run.run_id}` for the details")
+    return lines
+
+
+def _what_went_wrong(error: str, limit: int = 120) -> str:
+    """The first clause of a run's error column (it also collects the run's notes, ``; ``
+    apart: ``greenprof show`` lists them all), shortened to ``limit`` characters."""
+    first = error.split("; ", 1)[0]
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Columns two spaces apart, no header (the end-of-run device lines)."""
+    if not rows:
+        return []
+    widths = [max(len(c) for c in column) for column in zip(*rows, strict=True)]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+
+
+def _totals_line(run: RunInfo) -> str:
+    samples = "" if not run.samples else f", {run.samples} samples"
+    per_sample = metrics.run_j_per_sample(run)
+    efficiency = "" if per_sample is None else f", {fmt.energy(per_sample)}/sample"
+    return (
+        f"total: {fmt.energy_wh(run.energy_j)} in {fmt.duration(run.duration_s)}, "
+        f"{run.steps} steps{samples}{efficiency}"
+    )
+
+
+def _carbon_source(run: RunInfo) -> str:
+    """Where the run's grid intensity came from: the zone, the intensity, the PUE, the
+    dataset (or "stated" when the user gave the intensity)."""
+    carbon = run.carbon
+    assert carbon is not None
+    zone = carbon.region or carbon.country
+    parts = [_safe(zone)] if zone else []
+    parts.append(f"{carbon.intensity_g_per_kwh:.0f} g/kWh × PUE {carbon.pue:g}")
+    if carbon.source:
+        parts.append(_safe(carbon.source))
+    return ", ".join(parts)

@@ -19,6 +19,7 @@ def _isolated_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GREENPROF_PROMETHEUS_PORT", raising=False)
     monkeypatch.delenv("GREENPROF_TRACKERS", raising=False)
     monkeypatch.delenv("GREENPROF_PUSHGATEWAY", raising=False)
+    monkeypatch.setenv("GREENPROF_SUMMARY", "0")  # no end-of-run summaries: tests turn it on
 
 
 @pytest.fixture

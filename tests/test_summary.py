@@ -54,3 +54,35 @@ def test_run_summary_and_epochs_state_the_step_bound_or_say_it_is_not_known() ->
         "  0: 50 steps, 1.00 mWh ± 50.0 µWh, 1 min 30 s",
         "  1: 50 steps, 1.00 mWh ± n/a, 1 min 30 s",
     ]
+
+
+def test_end_of_run_summary_has_a_line_per_device_then_totals_carbon_and_where() -> None:
+    from greenprof.summary import end_of_run_lines
+
+    carbon = CarbonSettings(400.0, pue=1.2, source="OWID 2023", country="DEU")
+    devices = (
+        DeviceInfo("gpu:0", "gpu", "counter", name="GPU"),
+        DeviceInfo("cpu:0", "cpu", "model", name="CPU model"),
+    )
+    run = _run(devices=devices, carbon=carbon)
+    lines = end_of_run_lines(run, {"gpu:0": 7.0, "cpu:0": 1.03}, where="/data/runs.db")
+    assert lines == [
+        "greenprof: run 7 'tiny' completed:",
+        "  gpu:0  GPU        1.94 mWh  37.4 mW mean  counter",  # 7 J over 187 s
+        "  cpu:0  CPU model  286 µWh   5.51 mW mean  model",
+        "  total: 2.23 mWh in 3 min 07 s, 100 steps, 1000 samples, 8.03 mJ/sample",
+        "  carbon: 1.07 mg CO2e (DEU, 400 g/kWh × PUE 1.2, OWID 2023)",
+        "  stored in /data/runs.db: `greenprof show 7` for the details",
+    ]
+
+
+def test_end_of_run_summary_of_a_failed_run_says_why_and_shows_no_password() -> None:
+    from greenprof.summary import end_of_run_lines
+
+    run = _run(status="failed", error="ValueError: boom", samples=None, carbon=None)
+    lines = end_of_run_lines(run, {}, where="postgresql://me:***@db/prof")
+    assert lines[0] == "greenprof: run 7 'tiny' failed (ValueError: boom):"
+    assert "  total: 2.23 mWh in 3 min 07 s, 100 steps" in lines  # no samples: no J/sample
+    assert not any(line.startswith("  carbon") for line in lines)
+    where = "  stored in postgresql://me:***@db/prof: `greenprof show 7` for the details"
+    assert lines[-1] == where

@@ -77,15 +77,18 @@ def zero_code_config(env: Mapping[str, str]) -> ProfilerConfig:
     :class:`~greenprof.errors.ConfigError` naming the variable), tagged with the command
     (secrets redacted) and ambient, so that a script's own Profiler joins it.
     ``greenprof run`` checks the same settings in the parent before starting the child.
+    The run prints no summary itself: ``greenprof run`` prints it once the command has
+    exited and its ending is recorded (a non-zero exit fails the run after the fact).
 
     Example::
 
         Profiler.from_config(zero_code_config({"GREENPROF_PUE": "1.2"}))
     """
     command = env.get("GREENPROF_COMMAND") or " ".join(redact_argv(sys.argv))
-    return ProfilerConfig.from_env(
+    config = ProfilerConfig.from_env(
         env, tags={"command": command, "zero_code": "true"}, framework="auto", ambient=True
     )
+    return config.replace(summary=False)
 
 
 def is_launcher(argv: Sequence[str]) -> bool:

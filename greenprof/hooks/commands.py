@@ -24,7 +24,7 @@ from types import FrameType
 from typing import Any
 
 from greenprof.cliargs import add_db_argument
-from greenprof.config import MAX_INTERVAL_S, MIN_INTERVAL_S, ProfilerConfig
+from greenprof.config import MAX_INTERVAL_S, MIN_INTERVAL_S, ProfilerConfig, summary_setting
 from greenprof.errors import ConfigError, GreenprofError
 from greenprof.records import RunStatus
 from greenprof.redaction import redact_argv
@@ -197,6 +197,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         settings = settings_environment(args)
         check_child_settings(child_environment(args, "", settings))
+        summary = summary_setting(os.environ)
     except ConfigError as exc:
         print(f"greenprof: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
@@ -215,7 +216,9 @@ def _run(args: argparse.Namespace) -> int:
             code = child.wait()
         finally:
             forwarder.restore()
-        _finish_run(info_path, code)
+        runs = _finish_run(info_path, code)
+        if summary:
+            _print_summaries(runs)
     finally:
         Path(info_path).unlink(missing_ok=True)
     return _exit_status(code)
@@ -345,19 +348,19 @@ class _RunInfo:
                 self.runs.append((Path(entry["db"]), int(entry["run_id"])))
 
 
-def _finish_run(info_path: str, code: int) -> None:
+def _finish_run(info_path: str, code: int) -> list[tuple[Path, int]]:
     """Make the stored runs agree with how the child ended, and say so when there is no
     run: a non-zero exit fails the run (a signal: interrupted), whatever the child
     managed to write; a run left ``running`` by a child that exited 0 without stopping
     its profiler (``os._exit``, ``exec``) is ended. With several runs (the workers of a
     launcher), each worker's own ending stands; a run still ``running`` (its process
-    killed) gets the launcher's."""
+    killed) gets the launcher's. Returns the runs, (store, run id) each."""
     info = _RunInfo.read(info_path)
     for reason in dict.fromkeys(info.not_profiled):
         _warn(f"the command ran unprofiled: {reason}")
     if not info.runs:
         if info.not_profiled:
-            return
+            return []
         if info.launchers:
             _warn(
                 "no run was recorded: the launcher started no Python worker that took up "
@@ -368,13 +371,23 @@ def _finish_run(info_path: str, code: int) -> None:
                 "no run was recorded: the command started no Python process that took up "
                 "profiling (not Python, python -S or -I, or it ended before start-up)"
             )
-        return
+        return []
     sole = len(info.runs) == 1 and not info.launchers
     for db, run_id in info.runs:
         try:
             _end_run(db, run_id, code, sole=sole)
         except (GreenprofError, ValueError) as exc:
             _warn(f"could not record the exit in {db}: {_one_line(str(exc))}")
+    return info.runs
+
+
+def _print_summaries(runs: list[tuple[Path, int]]) -> None:
+    """Each run's end-of-run summary on stderr, as its store now has it (the command's
+    processes print none themselves: their run's ending is only final here)."""
+    from greenprof.summary_printer import print_run_summary
+
+    for db, run_id in runs:
+        print_run_summary(db, run_id)
 
 
 def _end_run(db: Path, run_id: int, code: int, *, sole: bool = True) -> None:

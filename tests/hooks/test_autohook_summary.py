@@ -1,0 +1,74 @@
+"""`greenprof run` prints one end-of-run summary (from its own process, after the run's
+ending is recorded), not one per Profiler of the script, and none with
+GREENPROF_SUMMARY=0."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import greenprof
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+SCRIPT = """
+import sys, time, greenprof
+from greenprof.sensors.fake import FakeSensor
+with greenprof.Profiler("own", sensors=[FakeSensor("gpu:0", 100.0)]) as prof:
+    for _ in range(3):
+        with prof.step(samples=2):
+            time.sleep(0.01)
+sys.exit(int(sys.argv[1]))
+"""
+
+
+def _greenprof_run(
+    db: Path, script: Path, code: int, summary: str
+) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, GREENPROF_SUMMARY=summary)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    command = [sys.executable, "-m", "greenprof", "run", "--db", str(db), "--"]
+    return subprocess.run(
+        [*command, sys.executable, str(script), str(code)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        cwd=REPO,
+    )
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> Path:
+    path = tmp_path / "train.py"
+    path.write_text(SCRIPT)
+    return path
+
+
+def test_greenprof_run_prints_one_summary_with_the_recorded_ending(
+    db_path: Path, script: Path
+) -> None:
+    result = _greenprof_run(db_path, script, 0, "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("greenprof: run ") == 1, result.stderr  # joined: one run
+    with greenprof.RunStore(db_path) as store:
+        (run,) = store.runs()
+    assert f"greenprof: run {run.run_id} 'own' completed:" in result.stderr
+    assert f"stored in {db_path}: `greenprof show {run.run_id}`" in result.stderr
+    assert f"{run.steps} steps, 6 samples" in result.stderr
+
+    failed = _greenprof_run(db_path, script, 3, "1")
+    assert failed.returncode == 3
+    assert "'own' failed (exit code 3):" in failed.stderr  # the ending greenprof run recorded
+
+
+def test_greenprof_run_prints_no_summary_when_turned_off(db_path: Path, script: Path) -> None:
+    result = _greenprof_run(db_path, script, 0, "0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "greenprof: run " not in result.stderr
