@@ -35,6 +35,10 @@ import numpy as np
 
 from greenprof.energy import Bounds, StepAttributor, counter_delta, window_uncertainty_j
 from greenprof.records import Reading
+from greenprof.sampling.gaps import GapTracker
+
+POLL_INTERVAL_S = 0.1
+"""The simulated sampler's poll interval (each poll dithered by ±20 %)."""
 
 
 @dataclass
@@ -46,6 +50,8 @@ class Run:
     readings: list[Reading]
     truth_j: np.ndarray
     naive_j: np.ndarray
+    energy: Callable[[np.ndarray], np.ndarray] | None = None
+    """The true cumulative energy at given times (for diagnosis)."""
 
 
 @dataclass
@@ -157,20 +163,27 @@ def simulate_run(
         assert watts is not None
         cum = np.concatenate([[0.0], np.cumsum(0.5 * (watts[1:] + watts[:-1]) * np.diff(poll))])
     naive = np.interp(e, poll, cum) - np.interp(s, poll, cum)
-    return Run(s, e, readings, truth, naive)
+    return Run(s, e, readings, truth, naive, energy)
 
 
-def attribute(run: Run, condition: Condition) -> list[Any]:
-    """Live order: each step arrives 20 ms after its end."""
+def attribute(run: Run, condition: Condition, *, gaps: bool = True) -> list[Any]:
+    """Live order: each step arrives 20 ms after its end; long poll gaps are found as the
+    sampler finds them (:class:`GapTracker`) and told before the reading that ends them,
+    as the session does (``gaps=False``: not told)."""
     attributor = StepAttributor(
         update_period_s=condition.declared_s, power_window_s=condition.power_window_s
     )
+    tracker = GapTracker(POLL_INTERVAL_S)
     out: list[Any] = []
     s = 0
     for reading in run.readings:
         while s < len(run.ends_s) and run.ends_s[s] + 0.02 <= reading.time_s:
             attributor.add_step(s, float(run.starts_s[s]), float(run.ends_s[s]))
             s += 1
+        tracker.add([reading])
+        for gap in tracker.drain():
+            if gaps:
+                attributor.note_gap(gap.start_s, gap.end_s)
         attributor.add_reading(reading)
         out += attributor.pop_ready()
     for i in range(s, len(run.ends_s)):

@@ -10,7 +10,9 @@ hooks that stamp GPU completion times).
 Each finished step carries a bound on its energy's error (``energy_uncertainty_j``, per
 device in ``device_uncertainty_j``; see :mod:`greenprof.energy.uncertainty`); a sum over
 steps is bounded by :func:`steps_uncertainty_j`, not by the sum of their bounds. A device
-counter reset during a step flags it (``STEP_COUNTER_RESET``) and adds one warning.
+counter reset during a step flags it (``STEP_COUNTER_RESET``) and adds one warning. A long
+poll gap of a device (:meth:`StepLedger.note_gap`, from the sampler's gap tracker) flags
+the steps it touches (``STEP_POLL_GAP``) and widens their bounds.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from greenprof.energy import NO_BOUNDS, Bounds, StepAttributor, StepEnergy, wind
 from greenprof.records import (
     STEP_COUNTER_RESET,
     STEP_DEVICE_MISSING,
+    STEP_POLL_GAP,
     STEP_READING_REJECTED,
     Reading,
 )
@@ -145,6 +148,7 @@ class StepLedger:
         self._last_seen_s = dict.fromkeys(self._attributors, origin_s)
         self._problem_times: dict[str, deque[float]] = {d: deque() for d in devices}
         self._problems = False  # any problem times left to check
+        self._gaps: deque[tuple[float, float]] = deque()  # poll gaps, any device
         self._depth = 0
         self._closed: list[ClosedStep] = []
         self.warnings: list[str] = []
@@ -302,6 +306,17 @@ class StepLedger:
             self._problem_times[device].append(time_s)
             self._problems = True
 
+    def note_gap(self, device: str, start_s: float, end_s: float) -> None:
+        """``device`` gave no valid reading between ``start_s`` and ``end_s`` (monotonic
+        seconds: a long poll gap, :meth:`greenprof.sampler.Sampler.drain_gaps`). Call it
+        before adding the reading that ends the gap: the steps it touches are flagged
+        ``STEP_POLL_GAP`` and the device's bounds around it are wider."""
+        if device not in self._attributors or end_s <= start_s:
+            return
+        self._gaps.append((start_s, end_s))
+        if device in self._live:
+            self._attributors[device].note_gap(start_s, end_s)
+
     def expire(self, now_s: float, stale_after_s: float) -> list[str]:
         """Give up on devices without a reading for ``stale_after_s``; return them.
 
@@ -395,6 +410,8 @@ class StepLedger:
             flags |= STEP_READING_REJECTED
         if any(e.counter_reset for e in energies.values()):
             flags |= STEP_COUNTER_RESET
+        if self._gaps and self._in_gap(interval):
+            flags |= STEP_POLL_GAP
         parts = [e.bounds for e in energies.values()]
         bounds = Bounds(
             sum(b.start_j for b in parts),
@@ -433,6 +450,13 @@ class StepLedger:
                 near = True
         self._problems = any(self._problem_times.values())
         return near
+
+    def _in_gap(self, interval: _Interval) -> bool:
+        """Whether a poll gap overlaps the step (gaps are kept in order of their end)."""
+        gaps = self._gaps
+        while gaps and gaps[0][1] <= interval.start_s:
+            gaps.popleft()  # steps finish in order: gaps ended before this one are done with
+        return any(g0 < interval.end_s and interval.start_s < g1 for g0, g1 in gaps)
 
     def _remember_energy(self, device: str, time_s: float, energy_j: float) -> None:
         """Keep the device's (time, total energy) over the last :data:`POWER_WINDOW_S` (and

@@ -198,6 +198,13 @@ class Sampler:
         with self._lock:
             return self._gaps.drain()
 
+    def gap_totals(self) -> tuple[int, float]:
+        """The long gaps found so far, all devices together, and the longest time between
+        two valid readings of any device (s). Read without the lock (a snapshot of a
+        few numbers), so that ``stats()`` never waits for a poll."""
+        gaps = self._gaps
+        return sum(list(gaps.long_gaps.values())), max(list(gaps.longest_s.values()), default=0.0)
+
     def update_period_s(self, device: str) -> float | None:
         """How often ``device``'s value was seen to change (None: not measured yet)."""
         with self._lock:

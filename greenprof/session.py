@@ -31,8 +31,6 @@ log = logging.getLogger("greenprof")
 STALE_DEVICE_S = 3.0
 """A device without a valid reading for this long (or 20 polls, if longer) is given up on:
 its steps so far are attributed, later steps leave it out (flagged ``device_missing``)."""
-GAP_POLLS = 3.0
-"""A time between polls longer than this many intervals counts as a sampler gap."""
 
 OpenWriter = Callable[[ProfilerConfig], StoreWriter]
 
@@ -175,11 +173,8 @@ class Session:
         self._clock = clock
         self._rejected: dict[str, int] = {}
         self._steps_closed = 0
-        self._gaps = 0
-        self._longest_gap_s = 0.0
-        self._last_poll_s = clock()
         self._on_progress = on_progress
-        self._next_progress_s = self._last_poll_s + PROGRESS_INTERVAL_S
+        self._next_progress_s = clock() + PROGRESS_INTERVAL_S
         self.pid = os.getpid()
         self.sampler = Sampler(
             self._sensors,
@@ -204,6 +199,7 @@ class Session:
     def stats(self) -> ProfilerStats:
         """A snapshot of the counters (read without a lock: each is one int or float)."""
         ledger = self.ledger
+        gaps, longest_gap_s = self.sampler.gap_totals()
         return ProfilerStats(
             running=True,
             run_id=self.run_id,
@@ -211,8 +207,8 @@ class Session:
             steps_closed=self._steps_closed,
             steps_attributed=ledger.steps,
             polls=self.sampler.polls,
-            gaps=self._gaps,
-            longest_gap_s=self._longest_gap_s,
+            gaps=gaps,
+            longest_gap_s=longest_gap_s,
             sampler_cpu_s=self.sampler.cpu_time_s,
             rejected_readings=dict(self._rejected),
             unseen_devices=ledger.unseen_devices,
@@ -228,12 +224,9 @@ class Session:
     def _consume(self, readings: list[Reading]) -> None:
         ledger, writer = self.ledger, self.writer
         now_s = self._clock()
-        gap_s = now_s - self._last_poll_s
-        self._last_poll_s = now_s
-        if gap_s > GAP_POLLS * self.config.interval_s:
-            self._gaps += 1
-        self._longest_gap_s = max(self._longest_gap_s, gap_s)
         self._drain_marks()
+        for gap in self.sampler.drain_gaps():  # before the readings that end them
+            ledger.note_gap(gap.device, gap.start_s, gap.end_s)
         ledger.add_readings(readings)
         self._check_devices(now_s)
         writer.add_samples(self._sample_rows(readings))
@@ -366,6 +359,7 @@ class Session:
             self._store_steps(ledger.finish())
             writer.set_totals(self._totals())
             self._note_shares()
+            self._note_gaps()
             for device in ledger.unseen_devices:
                 writer.update_device(device, note="no valid reading during the run")
                 writer.record_error(f"{device} gave no valid reading: its energy is unknown")
@@ -390,6 +384,16 @@ class Session:
         than extrapolated: 1.2 × the longest counter update period (measured, else
         declared), at most 1.5 s (:meth:`~greenprof.sampler.Sampler.settle_s`)."""
         return self.sampler.settle_s()
+
+    def _note_gaps(self) -> None:
+        """One note on a run whose devices went unread for long gaps: how many, the longest."""
+        gaps, longest_s = self.sampler.gap_totals()
+        if gaps:
+            self.note(
+                f"{gaps} long gap{'s' if gaps > 1 else ''} between sensor readings (longest"
+                f" {longest_s:.2f} s): the steps they touch are flagged poll_gap and their"
+                " energy is interpolated over the gap, with wider bounds"
+            )
 
     def _note_shares(self) -> None:
         """Say on the run which devices were shared and what share of their total it got

@@ -30,8 +30,12 @@ class ProfilerStats:
     polls: int = 0
     """Sensor polls taken by the sampler."""
     gaps: int = 0
-    """Times the sampler went more than three intervals without a poll (a loaded machine)."""
+    """Long poll gaps, all devices together: a device went more than two poll intervals
+    without a valid reading (the sampler's gap tracker,
+    :class:`~greenprof.sampling.gaps.GapTracker`; the steps they touch are flagged
+    ``poll_gap``)."""
     longest_gap_s: float = 0.0
+    """The longest time between two valid readings of any device (s)."""
     sampler_cpu_s: float = 0.0
     """CPU time of the sampler and sensor-reader threads (``time.thread_time``)."""
     rejected_readings: Mapping[str, int] = field(default_factory=dict)

@@ -325,3 +325,30 @@ def test_a_begin_that_arrives_after_the_pause_is_still_placed_exactly() -> None:
     assert [(s.step, s.start_s, s.end_s) for s in finished] == [(0, 1.0, 2.0), (1, 3.0, 7.5)]
     assert finished[1].energy_j == pytest.approx(450.0, rel=1e-6)
     assert not ledger.warnings
+
+
+def _gap_run(*, told: bool) -> list:
+    """Four 1 s steps at 100 W; gpu:0 goes unread from 1.95 s to 3.45 s (a poll gap)."""
+    ledger = StepLedger(["gpu:0"], origin_s=0.0)
+    ledger.add_marks([(END, k * NS, None, None) for k in range(1, 6)])
+    readings = [r for r in _counter("gpu:0", 100.0, 0.05, 6.0) if not 1.95 < r.time_s < 3.45]
+    for reading in readings:
+        if told and reading.time_s == pytest.approx(3.45):
+            ledger.note_gap("gpu:0", 1.95, reading.time_s)  # as the session does: before it
+        ledger.add_readings([reading])
+    return ledger.pop_finished() + ledger.finish()
+
+
+def test_steps_touched_by_a_poll_gap_are_flagged_and_get_wider_bounds() -> None:
+    told, untold = _gap_run(told=True), _gap_run(told=False)
+    assert [step_flag_names(s.flags) for s in told] == [
+        (),
+        ("poll_gap",),
+        ("poll_gap",),
+        ("poll_gap",),
+        (),
+    ]
+    assert [s.energy_j for s in told] == pytest.approx([s.energy_j for s in untold])
+    assert told[2].energy_uncertainty_j > untold[2].energy_uncertainty_j  # wholly in the gap
+    assert told[0].energy_uncertainty_j == untold[0].energy_uncertainty_j
+    assert all(abs(s.energy_j - 100.0) <= s.energy_uncertainty_j + 1e-9 for s in told)

@@ -1,3 +1,6 @@
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -78,3 +81,56 @@ def test_a_started_session_stores_steps_and_closes_everything(db_path: Path) -> 
         run = store.run(session.run_id)
     assert (run.status, run.steps, run.samples) == ("completed", 3, 6)
     assert run.error is not None and "gpu:1 gave no valid reading" in run.error
+
+
+class StallingSensor(ClosingSensor):
+    """A fake sensor whose reads fail while ``stalled`` is set (a wedged driver, a
+    starved poll), counting the reads it failed and those it answered."""
+
+    def __init__(self, device: str) -> None:
+        super().__init__(device, 100.0, update_period_s=0.0)
+        self.stalled = threading.Event()
+        self.failed = 0
+        self.answered = 0
+
+    def read(self) -> Reading:
+        if self.stalled.is_set():
+            self.failed += 1
+            raise OSError("stalled")
+        self.answered += 1
+        return super().read()
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
+    deadline_s = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline_s, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+def test_a_poll_gap_flags_the_steps_it_touches_and_is_noted_once_on_the_run(
+    db_path: Path,
+) -> None:
+    sensor = StallingSensor("gpu:0")
+    marks = StepMarks()
+    session = open_session(_config(db_path), marks, lambda: SensorSet((sensor,), owned=False))
+    _wait_for(lambda: sensor.answered >= 3, "first readings")
+    marks.step_end()
+    sensor.stalled.set()
+    _wait_for(lambda: sensor.failed >= 5, "failed reads")  # >= 5 polls of 20 ms: a long gap
+    marks.step_end()  # ends inside the gap
+    _wait_for(lambda: sensor.failed >= 10, "more failed reads")
+    answered = sensor.answered
+    sensor.stalled.clear()
+    _wait_for(lambda: sensor.answered >= answered + 3, "readings after the gap")
+    marks.step_end()
+    _wait_for(lambda: session.stats().gaps >= 1, "the gap in the stats")
+    assert session.stats().longest_gap_s >= 0.08
+    session.close(status="completed", error=None)
+    with RunStore(db_path) as store:
+        run = store.run(session.run_id)
+        flags = store.step_flag_counts(session.run_id)
+    assert run.steps == 3
+    assert flags.get("poll_gap", 0) >= 1
+    assert run.error is not None
+    assert run.error.count("long gap") == 1 and "flagged poll_gap" in run.error

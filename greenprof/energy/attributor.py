@@ -172,6 +172,13 @@ class StepAttributor:
         a little less exact inside that interval."""
         self._horizon_s = max(self._horizon_s, time_s)
 
+    def note_gap(self, start_s: float, end_s: float) -> None:
+        """This device was not read between ``start_s`` and ``end_s`` (a long poll gap, in
+        time order; tell it before the reading that ends it): the bounds of step boundaries
+        in knot intervals overlapping it are wider (:data:`~greenprof.energy.uncertainty.
+        GAP_RATE_MARGIN`)."""
+        self.curve.note_gap(start_s, end_s)
+
     def pop_ready(self) -> list[StepEnergy]:
         """Steps whose energy can no longer change; each returned once, in order."""
         ready: list[StepEnergy] = []
@@ -364,5 +371,6 @@ class StepAttributor:
         if curve.knots.drop_oldest(k):
             self._splits.evict(curve.knots.base - k, curve.knots.base)
         curve.readings.drop_oldest(bisect_left(curve.power_times, times[0] - RETENTION_S))
+        curve.forget_gaps_before(times[0])
         s = min(pending - 1, bisect_left(self._s_end, cutoff_s))
         self._steps.drop_oldest(s)

@@ -100,6 +100,10 @@ class KnotCurve:
         self.readings: RowBuffer[_PowerReadings] = RowBuffer(([], []))
         # instantaneous power readings (times and W), for splitting jumps
         self.power_times, self.powers = self.readings.columns
+        self.gaps: deque[tuple[float, float]] = deque()
+        """Long silences of the device (``(start_s, end_s)``, the readings either side, in
+        time order; see :meth:`note_gap`): nothing was read there, so power may have left
+        the range its neighbours show."""
 
     @property
     def update_period_s(self) -> float | None:
@@ -146,6 +150,22 @@ class KnotCurve:
             self._add_counter(reading.time_s, reading.energy_j)
         else:
             self._add_power(reading.time_s, reading.power_w)
+
+    def note_gap(self, start_s: float, end_s: float) -> None:
+        """The device was not read between ``start_s`` and ``end_s`` (a poll gap the
+        sampler found: :class:`~greenprof.sampling.gaps.GapTracker`); in time order."""
+        if end_s > start_s:
+            self.gaps.append((start_s, end_s))
+
+    def in_gap(self, t0_s: float, t1_s: float) -> bool:
+        """Whether ``(t0_s, t1_s)`` overlaps a noted gap (the few recent gaps are scanned)."""
+        return any(g0 < t1_s and t0_s < g1 for g0, g1 in self.gaps)
+
+    def forget_gaps_before(self, time_s: float) -> None:
+        """Drop gaps that ended before ``time_s`` (history trimmed)."""
+        gaps = self.gaps
+        while gaps and gaps[0][1] < time_s:
+            gaps.popleft()
 
     def resolution_s(self) -> float:
         """Time resolution of the curve: the update period, or the mean knot spacing."""

@@ -63,6 +63,7 @@ from greenprof.records import Bounds
 
 __all__ = [
     "EDGE_MARGIN",
+    "GAP_RATE_MARGIN",
     "NO_BOUNDS",
     "RATE_MARGIN",
     "Bounds",
@@ -88,6 +89,10 @@ KNOWN_RATE_MARGIN = 0.05
 this fraction, plus the disagreement of the single-interval slopes it averages."""
 SMOOTHING_FACTOR = 0.5
 """Averaged power: the blur bound is this x the window x the local range of power."""
+GAP_RATE_MARGIN = 0.25
+"""In a knot interval that overlaps a poll gap (no reading for more than two polls: see
+:meth:`KnotCurve.note_gap`), the evidence's rate range is widened by this fraction instead
+of :data:`RATE_MARGIN`: power had up to seconds, unseen, to leave its neighbours' range."""
 EDGE_MARGIN = 0.5
 """Beyond the last knot nothing is measured: the rate may be this fraction off."""
 MIN_TIMING_FRACTION = 0.005
@@ -177,7 +182,8 @@ def boundary_bound_j(
     e0, e1 = energies[i - 1], energies[i]
     known = cache.get(i) if cache is not None else None
     if known is None:
-        general = rate_range_w(curve, i)
+        gap = bool(curve.gaps) and curve.in_gap(u0, u1)
+        general = rate_range_w(curve, i, margin=GAP_RATE_MARGIN if gap else RATE_MARGIN)
         timing_s = max(knot_timing_s(curve, i - 1), knot_timing_s(curve, i))
         if cache is not None:
             cache[i] = (general, timing_s)
