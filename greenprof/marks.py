@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
-from typing import TypeVar
+from typing import SupportsFloat, TypeVar
 
 from greenprof.ledger import BEGIN, END, EPOCH, Mark
 
@@ -37,25 +37,44 @@ def ns_clock(clock: Callable[[], float]) -> Callable[[], int]:
 
 
 class StepContext:
-    """``with prof.step(samples=n):`` — reused, so a step allocates nothing but its marks."""
+    """``with prof.step(samples=n) as step:`` — reused, so a step allocates nothing but its
+    marks.
 
-    __slots__ = ("_loss", "_queue", "_samples")
+    What is stored is what ``samples`` and ``loss`` hold when the block ends, so a loss
+    computed inside the step can be given there::
+
+        with prof.step(samples=len(x)) as step:
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            optimizer.step()
+            step.loss = loss          # a tensor is fine: converted off the training thread
+
+    ``loss`` may be a 0-d tensor: the training thread only keeps a reference, and the
+    profiler's writer thread converts it (``float()``) a few hundred milliseconds later,
+    so a CUDA loss does not synchronise the training loop. Pass ``loss.detach()`` to let
+    the step's autograd graph go at once rather than at that conversion.
+    """
+
+    __slots__ = ("_queue", "loss", "samples")
 
     def __init__(self, queue: deque[Mark]) -> None:
         self._queue = queue
-        self._samples: int | None = None
-        self._loss: float | None = None
+        self.samples: int | None = None
+        """Samples in the step (set here or by ``prof.step(samples=...)``)."""
+        self.loss: SupportsFloat | None = None
+        """The step's loss: the value held when the block ends is stored."""
 
-    def __call__(self, samples: int | None, loss: float | None) -> StepContext:
-        self._samples = samples
-        self._loss = loss
+    def __call__(self, samples: int | None, loss: SupportsFloat | None) -> StepContext:
+        self.samples = samples
+        self.loss = loss
         return self
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> StepContext:
         self._queue.append((BEGIN, time.monotonic_ns()))
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        self._queue.append((END, time.monotonic_ns(), self._samples, self._loss))
+        self._queue.append((END, time.monotonic_ns(), self.samples, self.loss))
 
 
 class StepMarks:
@@ -97,8 +116,9 @@ class StepMarks:
         self._queue = deque(maxlen=1)
         self._context = self._new_context()
 
-    def step(self, samples: int | None = None, *, loss: float | None = None) -> StepContext:
-        """Context manager around one training step: ``with prof.step(samples=64): ...``."""
+    def step(self, samples: int | None = None, *, loss: SupportsFloat | None = None) -> StepContext:
+        """Context manager around one training step: ``with prof.step(samples=64): ...``;
+        ``with prof.step() as step: ...; step.loss = loss`` (see :class:`StepContext`)."""
         return self._context(samples, loss)
 
     def step_begin(self, *, time_ns: int | None = None) -> None:
@@ -106,7 +126,11 @@ class StepMarks:
         self._queue.append((BEGIN, time.monotonic_ns() if time_ns is None else time_ns))
 
     def step_end(
-        self, samples: int | None = None, *, loss: float | None = None, time_ns: int | None = None
+        self,
+        samples: int | None = None,
+        *,
+        loss: SupportsFloat | None = None,
+        time_ns: int | None = None,
     ) -> None:
         """Mark the end of a step. Without a matching begin, the step starts where the
         previous one ended (contiguous steps)."""
@@ -140,11 +164,12 @@ class ClockedStepContext(StepContext):
         super().__init__(queue)
         self._now_ns = now_ns
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> StepContext:
         self._queue.append((BEGIN, self._now_ns()))
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        self._queue.append((END, self._now_ns(), self._samples, self._loss))
+        self._queue.append((END, self._now_ns(), self.samples, self.loss))
 
 
 class ClockedStepMarks(StepMarks):
@@ -165,7 +190,11 @@ class ClockedStepMarks(StepMarks):
         self._queue.append((BEGIN, self._now_ns() if time_ns is None else time_ns))
 
     def step_end(
-        self, samples: int | None = None, *, loss: float | None = None, time_ns: int | None = None
+        self,
+        samples: int | None = None,
+        *,
+        loss: SupportsFloat | None = None,
+        time_ns: int | None = None,
     ) -> None:
         self._queue.append((END, self._now_ns() if time_ns is None else time_ns, samples, loss))
 
@@ -181,8 +210,12 @@ class StepAPI:
 
     _marks: StepMarks
 
-    def step(self, samples: int | None = None, *, loss: float | None = None) -> StepContext:
-        """Context manager around one training step: ``with prof.step(samples=64): ...``."""
+    def step(self, samples: int | None = None, *, loss: SupportsFloat | None = None) -> StepContext:
+        """Context manager around one training step: ``with prof.step(samples=64): ...``.
+
+        The loss is usually known only inside the step: set it there, ``with
+        prof.step(samples=len(x)) as step: ...; step.loss = loss`` (the value held when
+        the block ends is stored; a tensor is converted off the training thread)."""
         return self._marks._context(samples, loss)
 
     def step_begin(self, *, time_ns: int | None = None) -> None:
@@ -192,7 +225,11 @@ class StepAPI:
         marks._queue.append((BEGIN, marks._now_ns() if time_ns is None else time_ns))
 
     def step_end(
-        self, samples: int | None = None, *, loss: float | None = None, time_ns: int | None = None
+        self,
+        samples: int | None = None,
+        *,
+        loss: SupportsFloat | None = None,
+        time_ns: int | None = None,
     ) -> None:
         """Mark the end of a step. Without a matching begin, the step starts where the
         previous one ended (contiguous steps)."""

@@ -39,13 +39,19 @@ def as_number(value: object, name: str = "loss") -> float | None:
     """A finite float (``loss``), or None for None, NaN and infinities.
 
     Accepts Python and numpy numbers and one-element tensors (``float(tensor)``; on the
-    profiler's threads, never the training thread). A diverged loss (NaN, inf) is stored
-    as NULL, like SQLite stores NaN, rather than refused.
+    profiler's threads, never the training thread). A tensor that is part of an autograd
+    graph (``loss`` itself, not ``loss.detach()``) is detached first: converting it as it
+    is makes PyTorch warn, on our thread, and under ``-W error`` would lose the steps.
+    A diverged loss (NaN, inf) is stored as NULL, like SQLite stores NaN, rather than
+    refused.
     """
     if value is None:
         return None
     if isinstance(value, (bool, str, bytes)):
         raise TypeError(f"{name} must be a number; got {type(value).__name__} {_short(value)}")
+    detach = getattr(value, "detach", None)
+    if callable(detach) and getattr(value, "requires_grad", False):
+        value = detach()
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):

@@ -1,7 +1,13 @@
+import threading
 import time
+from pathlib import Path
 
+import pytest
+
+import greenprof
 from greenprof.ledger import BEGIN, END, EPOCH
 from greenprof.marks import ClockedStepMarks, StepMarks, batch_size, ns_clock
+from greenprof.sensors.fake import FakeSensor
 
 
 def _ticks() -> StepMarks:
@@ -79,3 +85,46 @@ def test_batch_size_reads_the_first_element() -> None:
     assert batch_size(([0.0] * 64, [0] * 64)) == 64
     assert batch_size({"input_ids": Tensor()}) == 32
     assert batch_size(7) is None
+
+
+def test_a_loss_set_inside_the_step_is_the_one_recorded() -> None:
+    for marks in (_ticks(), StepMarks()):
+        with marks.step(samples=8, loss=9.0) as step:
+            step.loss = 0.25  # known only once the step has computed it
+            step.samples = 6
+        with marks.step() as step:  # the reused context starts each step afresh
+            pass
+        ends = [m for m in marks.drain() if m[0] == END]
+        assert [(m[2], m[3]) for m in ends] == [(6, 0.25), (None, None)]
+
+
+def test_a_tensor_loss_is_stored_as_a_number_converted_off_the_training_thread(
+    tmp_path: Path,
+) -> None:
+    torch = pytest.importorskip("torch")
+    converted_on: list[str] = []
+
+    class WatchedLoss:
+        """A 0-d tensor that says which thread converted it."""
+
+        def __init__(self, value: float) -> None:
+            self.tensor = torch.tensor(value)
+
+        def __float__(self) -> float:
+            converted_on.append(threading.current_thread().name)
+            return float(self.tensor.item())
+
+    db = tmp_path / "runs.db"
+    with greenprof.Profiler("loss", db=db, sensors=[FakeSensor("gpu:0", 50.0)]) as prof:
+        for value in (2.0, 1.5):
+            with prof.step(samples=4) as step:
+                step.loss = WatchedLoss(value)
+        with prof.step(samples=4) as step:
+            step.loss = torch.tensor(0.75, requires_grad=True) * 2  # a tensor with a graph
+        deadline = time.monotonic() + 30.0  # the writer converts within its flush interval
+        while not converted_on and time.monotonic() < deadline:
+            time.sleep(0.01)
+        during_the_run = list(converted_on)
+    with greenprof.RunStore(db) as store:
+        assert [s.loss for s in store.steps(prof.run_id or 0)] == [2.0, 1.5, 1.5]
+    assert during_the_run and threading.current_thread().name not in during_the_run
