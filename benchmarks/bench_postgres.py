@@ -86,7 +86,7 @@ def count(url: str, sql: str) -> int:
 
 
 def bench_ingest(new_db: Callable[[], str], n: int, reps: int) -> list[Row]:
-    steps, energy = make_rows(n)
+    steps, energy = make_rows(n, bounds=False)
     writer_s, raw_s = [], []
     url = ""
     for _rep in range(reps):
@@ -113,7 +113,7 @@ def bench_ingest(new_db: Callable[[], str], n: int, reps: int) -> list[Row]:
 
 
 def _child(url: str, rank: int, n: int) -> None:
-    steps, energy = make_rows(n)
+    steps, energy = make_rows(n, bounds=False)
     writer = open_writer(url)
     writer.create_run(spec(f"rank{rank}"))
     for a in range(0, n, 1000):  # a training loop's pace: a poll's worth at a time
@@ -144,7 +144,7 @@ def bench_processes(url: str, n: int, procs: int = 4) -> list[Row]:
 
 
 def _fill(db: str | Path, runs: int, n: int) -> None:
-    steps, energy = make_rows(n)
+    steps, energy = make_rows(n, bounds=False)
     for k in range(runs):
         writer = open_writer(db, flush_interval_s=3600)
         writer.create_run(spec(f"run{k}"))

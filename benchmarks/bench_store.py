@@ -41,17 +41,48 @@ from greenprof.store.writer import RunSpec, StepEnergyRow, StepRow, StoreWriter
 CHUNK = 10_000  # rows handed to add_steps at a time (a poll's worth of very short steps)
 
 
-def make_rows(n: int, devices: int = 1) -> tuple[list[StepRow], list[StepEnergyRow]]:
-    """Realistic step rows: 50 ms steps, varied energies, a loss, contiguous times."""
+def make_rows(
+    n: int, devices: int = 1, *, bounds: bool = True
+) -> tuple[list[StepRow], list[StepEnergyRow]]:
+    """Realistic step rows as the profiler queues them: 50 ms steps, varied energies, a
+    loss, contiguous times, flags and (``bounds``) the error bound's three parts per step
+    and a bound per device (schema v5)."""
     names = [f"gpu:{d}" for d in range(devices)]
-    steps: list[StepRow] = [
-        (i, i // 10_000, 0.05 * i, 0.05 * i + 0.05, 64, 12.5 + (i % 97) * 0.013, 0, 2.3 - i * 1e-6)
+    if not bounds:
+        steps: list[StepRow] = [
+            (i, i // 10_000, 0.05 * i, 0.05 * i + 0.05, 64, 12.5 + (i % 97) * 0.013, 0,
+             2.3 - i * 1e-6)
+            for i in range(n)
+        ]  # fmt: skip
+        return steps, [(i, name, 12.5 + (i % 89) * 0.017) for i in range(n) for name in names]
+    steps = [
+        (i, i // 10_000, 0.05 * i, 0.05 * i + 0.05, 64, 12.5 + (i % 97) * 0.013, 0,
+         2.3 - i * 1e-6, 0, 0.0123 + (i % 7) * 1e-4, 0.0119 + (i % 5) * 1e-4,
+         0.0031 + (i % 3) * 1e-4)
         for i in range(n)
-    ]
+    ]  # fmt: skip
     energy: list[StepEnergyRow] = [
-        (i, name, 12.5 + (i % 89) * 0.017) for i in range(n) for name in names
+        (i, name, 12.5 + (i % 89) * 0.017, 0.027 + (i % 11) * 1e-4)
+        for i in range(n)
+        for name in names
     ]
     return steps, energy
+
+
+RAW_STEP_SQL = (
+    "INSERT INTO steps (run_id, step, epoch, start_s, end_s, samples, energy_j, interpolated,"
+    " loss, flags, energy_uncertainty_j, uncertainty_start_j, uncertainty_end_j,"
+    " uncertainty_interior_j) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+RAW_STEP_ENERGY_SQL = (
+    "INSERT INTO step_energy (run_id, step, device, energy_j, energy_uncertainty_j)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+
+
+def raw_step_params(run_id: int, rows: list[StepRow]) -> list[tuple[object, ...]]:
+    """The bound values raw executemany inserts (the total bound is the parts' sum)."""
+    return [(run_id, *r[:9], r[9] + r[10] + r[11], *r[9:12]) for r in rows]
 
 
 def spec(name: str) -> RunSpec:
@@ -74,7 +105,8 @@ def ingest_writer(db: Path, steps: list[StepRow], energy: list[StepEnergyRow]) -
 
 
 def ingest_raw(db: Path, steps: list[StepRow], energy: list[StepEnergyRow]) -> float:
-    """The same rows through sqlite3 executemany, one transaction per CHUNK, same schema."""
+    """The same rows through sqlite3 executemany, one transaction per CHUNK, same schema and
+    the same bound values (the writer's own preparation of the rows is what it adds)."""
     conn = connect(db, create=True)
     conn.execute(
         "INSERT INTO runs (name, status, started_at, heartbeat_at, host, pid, interval_s,"
@@ -85,13 +117,9 @@ def ingest_raw(db: Path, steps: list[StepRow], energy: list[StepEnergyRow]) -> f
     t0 = time.perf_counter()
     for a in range(0, len(steps), CHUNK):
         conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(RAW_STEP_SQL, raw_step_params(run_id, steps[a : a + CHUNK]))
         conn.executemany(
-            "INSERT INTO steps (run_id, step, epoch, start_s, end_s, samples, energy_j,"
-            " interpolated, loss) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(run_id, *r) for r in steps[a : a + CHUNK]],
-        )
-        conn.executemany(
-            "INSERT INTO step_energy (run_id, step, device, energy_j) VALUES (?, ?, ?, ?)",
+            RAW_STEP_ENERGY_SQL,
             [(run_id, *r) for r in energy[a * per_step : (a + CHUNK) * per_step]],
         )
         conn.execute("COMMIT")
@@ -255,7 +283,7 @@ def seed_runs(db: Path, runs: int, steps: int) -> list[int]:
     """``runs`` completed runs of ``steps`` steps (one GPU), raw executemany, one
     transaction per run; returns their ids (the last one is left ``running``)."""
     conn = connect(db, create=True)
-    step_rows, energy_rows = make_rows(steps)
+    step_rows, energy_rows = make_rows(steps, bounds=False)
     ids = []
     for index in range(runs):
         status = "running" if index == runs - 1 else "completed"

@@ -14,6 +14,7 @@ import os
 import socket
 import sqlite3
 from collections.abc import Sequence
+from itertools import chain
 from pathlib import Path
 
 from greenprof.errors import StoreError
@@ -218,7 +219,7 @@ def insert_rows(
         while size > len(rows) - start:
             size //= 2
         chunk = rows[start : start + size]
-        conn.execute(head + ", ".join([group] * size), [value for row in chunk for value in row])
+        conn.execute(head + ", ".join([group] * size), list(chain.from_iterable(chunk)))
         start += size
 
 
