@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "greenprof.exporters.commands",
     "greenprof.hooks.commands",
     "greenprof.store.commands",
+    "greenprof.bench.commands",
     "greenprof.completion",
 )
 

@@ -101,7 +101,7 @@ def repeat_result(
     run: RunInfo, epochs: Sequence[EpochRecord], steps: Sequence[StepRecord]
 ) -> RepeatResult:
     """The figures of one bench run from its record, epochs and steps."""
-    tags = run.tags
+    tags = {key: str(value) for key, value in run.tags.items()}  # typed tags or strings
     by_epoch = {e.epoch: e for e in epochs}
     warm = by_epoch.get(WARMUP_EPOCH)
     measured = by_epoch.get(MEASURED_EPOCH)
@@ -138,7 +138,7 @@ def repeat_result(
 def bench_runs(store: RunStore, bench_id: str) -> list[RunInfo]:
     """The runs of bench ``bench_id``, oldest first."""
     return sorted(
-        (run for run in store.runs() if run.tags.get("bench") == bench_id),
+        (run for run in store.runs() if str(run.tags.get("bench")) == bench_id),
         key=lambda run: run.run_id,
     )
 

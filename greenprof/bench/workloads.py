@@ -135,6 +135,7 @@ def make_batches(w: Workload, batch_size: int, *, count: int, seed: int = 0) -> 
     rng = np.random.default_rng(seed)
     n = batch_size * count
     y = rng.integers(0, w.classes, size=n)
+    x: Any
     if w.kind == "mlp":
         # A linear teacher: the label is the arg-max of a fixed projection of x.
         teacher = rng.standard_normal((w.features, w.classes))
