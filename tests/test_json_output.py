@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -271,6 +272,55 @@ def test_compare_json_has_figures_deltas_and_the_verdict(
     assert "small #1 is" in verdict and "more energy-efficient per sample than big #2" in verdict
     assert document["loss_target"] == pytest.approx(0.1)
     assert big["device_shares"] == pytest.approx({"cpu:0": 2 / 11, "gpu:0": 9 / 11})
+    assert document["verdict_metric"] == "energy_per_sample_j"  # a field of each run
+    assert document["most_efficient_run_id"] == small["run_id"]
+    (caveat,) = document["caveats"]  # batch 32 against 64: per-step figures differ
+    assert caveat["kind"] == "batch_size" and caveat["runs"] == ["A", "B"]
+    assert caveat["run_ids"] == [small["run_id"], big["run_id"]]
+    assert "different batch sizes (A 32, B 64)" in caveat["text"]
+
+
+def test_compare_json_says_what_the_verdict_fell_back_to_and_why(
+    runs_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = run_json(capsys, "compare", "small", "nosamples", "--db", str(runs_db))
+    check(document, "comparison document")
+    _, nosamples = document["runs"]
+    assert document["verdict_metric"] == "step_energy_j_median"  # B counted no samples
+    assert document["most_efficient_run_id"] == nosamples["run_id"]  # 1 J/step against 10
+    kinds = {(c["kind"], tuple(c["runs"])) for c in document["caveats"]}
+    assert ("no_samples", ("B",)) in kinds
+
+
+def test_compare_caveats_name_partial_and_unlike_runs() -> None:
+    from greenprof.records import RunInfo
+    from greenprof.tui.compare_caveats import comparison_caveats
+    from greenprof.tui.comparison import RunSummary, compare, summarize
+    from greenprof.tui.run_summary import StepColumns, digest_columns
+
+    def summary(run_id: int, **changes: Any) -> RunSummary:
+        run = RunInfo(
+            run_id=run_id, name="r", status="completed", started_at=T0, ended_at=T0 + 9,
+            host="h", pid=1, rank=None, framework="torch", tags={}, devices=(CPU, GPU),
+            carbon=CARBON, steps=4, samples=128, energy_j=40.0, step_energy_j=40.0,
+            duration_s=9.0,
+        )  # fmt: skip
+        columns = StepColumns([10.0] * 4, [32] * 4, [None] * 4)
+        return summarize(replace(run, **changes), digest_columns(columns), {"gpu:0": 40.0})
+
+    done = summary(1)
+    failed = summary(2, status="failed", devices=(GPU,))
+    caveats = comparison_caveats([done, failed])
+    assert [(c.kind, c.letters, c.run_ids) for c in caveats] == [
+        ("failed", ("B",), (2,)),
+        ("devices", ("A", "B"), (1, 2)),
+    ]
+    assert caveats[0].text == "B (r #2) failed: its figures cover only the part that ran"
+    assert caveats[1].text.startswith("measured on different devices or by different methods")
+    comparison = compare([done, failed])
+    assert comparison.caveats == (caveats[0].text,)  # the screen warns of partial runs only
+    assert comparison.caveat_details == caveats
+    assert (comparison.ranked_by, comparison.best_index) == ("sample", 0)
 
 
 def test_compare_json_expands_a_job_into_its_ranks(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from greenprof import formatting as fmt
+from greenprof.tui.compare_caveats import Caveat, comparison_caveats
 from greenprof.tui.run_summary import AXES as AXES  # noqa: PLC0414 (re-export)
 from greenprof.tui.run_summary import CURVE_POINTS as CURVE_POINTS  # noqa: PLC0414
 from greenprof.tui.run_summary import LETTERS as LETTERS  # noqa: PLC0414
@@ -80,6 +81,13 @@ class Comparison:
     caveats: tuple[str, ...] = ()
     """Runs whose figures are partial (failed, interrupted, running, lost steps)."""
     medians_note: str = MEDIANS_NOTE
+    caveat_details: tuple[Caveat, ...] = ()
+    """Every caveat with its kind and runs: the partial runs of ``caveats``, then how the
+    runs differ (batch sizes, devices; see :mod:`greenprof.tui.compare_caveats`)."""
+    ranked_by: VerdictMetric | None = None
+    """The verdict's metric as a key (None when it could not rank)."""
+    best_index: int | None = None
+    """The most efficient run on that metric (None when it could not rank)."""
 
 
 def _row(
@@ -111,6 +119,8 @@ class Ranking(NamedTuple):
     gains: tuple[float | None, ...]
     unit: str
     """How the verdict line says it: "per sample", "per step", "to reach loss ≤ 1.20"."""
+    key: VerdictMetric = "sample"
+    """The metric as a key: what ``metric`` says in words."""
 
 
 def _costs(
@@ -153,7 +163,8 @@ def efficiency_ranking(
     metric = verdict_metric(summaries, loss_target, chosen)
     costs, name, unit = _costs(summaries, metric, loss_target)
     if metric == "sample" and any(c is None for c in costs):  # chosen, but not counted
-        costs, name, unit = _costs(summaries, "step", loss_target)
+        metric = "step"
+        costs, name, unit = _costs(summaries, metric, loss_target)
     known = [i for i, c in enumerate(costs) if c is not None and c > 0]
     if len(known) < 2 or (metric != "loss" and len(known) < len(costs)):
         return None
@@ -162,7 +173,7 @@ def efficiency_ranking(
     gains = tuple(
         None if cost is None or cost <= 0 else (cost / best - 1.0) * 100.0 for cost in costs
     )
-    return Ranking(name, best_index, gains, unit)
+    return Ranking(name, best_index, gains, unit, metric)
 
 
 def efficiency_verdicts(
@@ -250,22 +261,20 @@ def compare(
                 None,
             )
         )
+    ranking = efficiency_ranking(summaries, loss_target, verdict_by) if len(summaries) > 1 else None
+    details = comparison_caveats(summaries)
     return Comparison(
         labels=tuple(s.label for s in summaries),
         rows=tuple(rows),
         verdicts=efficiency_verdicts(summaries, loss_target, verdict_by),
         loss_target=target,
         note=_sampling_note(summaries),
-        verdict_metric=_ranked_by(summaries, loss_target, verdict_by),
-        caveats=caveats(summaries),
+        verdict_metric="" if ranking is None else ranking.metric,
+        caveats=tuple(c.text for c in details if c.partial),
+        caveat_details=details,
+        ranked_by=None if ranking is None else ranking.key,
+        best_index=None if ranking is None else ranking.best_index,
     )
-
-
-def _ranked_by(
-    summaries: Sequence[RunSummary], loss_target: float | None, chosen: VerdictMetric | None
-) -> str:
-    ranking = efficiency_ranking(summaries, loss_target, chosen) if len(summaries) > 1 else None
-    return "" if ranking is None else ranking.metric
 
 
 def _sampling_note(summaries: Sequence[RunSummary]) -> str:

@@ -17,7 +17,7 @@ from greenprof import jsonout
 from greenprof.records import RunInfo
 from greenprof.summary import text_table
 from greenprof.textsafe import terminal_text
-from greenprof.tui.comparison import Comparison, RunSummary, pct_diff, summarize
+from greenprof.tui.comparison import Comparison, RunSummary, VerdictMetric, pct_diff, summarize
 from greenprof.tui.view_models import HISTORY_COLUMNS, history_rows
 
 if TYPE_CHECKING:
@@ -25,6 +25,12 @@ if TYPE_CHECKING:
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 """Runs are lettered as on the compare screen: A is the reference of every delta."""
+VERDICT_FIELDS: dict[VerdictMetric, str] = {
+    "sample": "energy_per_sample_j",
+    "step": "step_energy_j_median",
+    "loss": "energy_to_loss_j",
+}
+"""The field of each compared run that the verdict ranked by, per verdict metric."""
 
 
 def load_summaries(store: RunStore, refs: Sequence[str]) -> list[RunSummary]:
@@ -62,7 +68,13 @@ def comparison_lines(comparison: Comparison) -> list[str]:
                 cells.append(row.deltas[index])
         rows.append(cells)
     lines += ["", *text_table(header, rows), ""]
-    lines += [f"caveat: {terminal_text(line)}" for line in comparison.caveats]
+    if comparison.caveat_details:
+        lines += [
+            f"{'caveat' if c.partial else 'note'}: {terminal_text(c.text)}"
+            for c in comparison.caveat_details
+        ]
+    else:
+        lines += [f"caveat: {terminal_text(line)}" for line in comparison.caveats]
     lines += [f"verdict: {terminal_text(line)}" for line in comparison.verdicts]
     if comparison.note:
         lines.append(f"note: {comparison.note}")
@@ -72,13 +84,31 @@ def comparison_lines(comparison: Comparison) -> list[str]:
 def comparison_document(
     summaries: Sequence[RunSummary], comparison: Comparison, *, database: str
 ) -> jsonout.Document:
-    """``greenprof compare --json``: each run's figures, deltas from the first, verdict."""
+    """``greenprof compare --json``: each run's figures, deltas from the first, the
+    verdict, the figure it ranked by (``verdict_metric``: a field of each run) and its
+    winner, and the caveats."""
     reference = summaries[0] if summaries else None
+    best = comparison.best_index
     return jsonout.envelope(
         "comparison",
         database=database,
         loss_target=jsonout.number(comparison.loss_target),
         verdicts=list(comparison.verdicts),
+        verdict_metric=(
+            None if comparison.ranked_by is None else VERDICT_FIELDS[comparison.ranked_by]
+        ),
+        most_efficient_run_id=(
+            None if best is None or best >= len(summaries) else summaries[best].run.run_id
+        ),
+        caveats=[
+            {
+                "kind": c.kind,
+                "runs": list(c.letters),
+                "run_ids": list(c.run_ids),
+                "text": c.text,
+            }
+            for c in comparison.caveat_details
+        ],
         note=comparison.note,
         runs=[
             _summary_json(_letter(index), summary, reference, comparison.loss_target)
