@@ -10,7 +10,7 @@ wall-clock seconds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeAlias
 
 from greenprof.units import J_PER_KWH
 
@@ -187,6 +187,11 @@ class CarbonSettings:
         return energy_j / J_PER_KWH * self.pue * self.intensity_g_per_kwh
 
 
+TagValue: TypeAlias = "str | int | float | bool"
+"""A run tag's value as stored (JSON) and read back: a number or a flag keeps its type, so
+``batch_size=64`` compares and sorts as a number."""
+
+
 @dataclass(frozen=True, slots=True)
 class RunInfo:
     """One profiled run, with its running totals."""
@@ -200,7 +205,7 @@ class RunInfo:
     pid: int
     rank: int | None
     framework: str
-    tags: dict[str, str]
+    tags: dict[str, TagValue]
     devices: tuple[DeviceInfo, ...]
     carbon: CarbonSettings | None
     steps: int

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from greenprof.records import CarbonSettings, DeviceInfo
+from greenprof.records import CarbonSettings, DeviceInfo, TagValue
 from greenprof.values import as_number
 
 StepRow = tuple[Any, ...]
@@ -67,7 +67,7 @@ class RunSpec:
     devices: Sequence[DeviceInfo] = ()
     carbon: CarbonSettings | None = None
     framework: str = ""
-    tags: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, TagValue] = field(default_factory=dict)
     rank: int | None = None
     world_size: int | None = None
     expected_steps: int | None = None

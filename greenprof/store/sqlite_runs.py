@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from greenprof.records import CarbonSettings, DeviceInfo, RunInfo, RunStatus
+from greenprof.records import CarbonSettings, DeviceInfo, RunInfo, RunStatus, TagValue
 
 CHUNK = 500
 """Run ids per ``IN (...)`` list (far below SQLite's limit on bound parameters)."""
@@ -129,10 +129,20 @@ def is_run_id(ref: int | str) -> bool:
     return ref.isascii() and ref.isdigit() and len(ref) <= 18
 
 
-def _tags(raw: object) -> dict[str, str]:
-    """The run's tags; an edited, unparseable value reads as no tags rather than a crash."""
+def _tags(raw: object) -> dict[str, TagValue]:
+    """The run's tags with their JSON types (str, int, float, bool); an edited value that is
+    none of these (null, a list, an object) reads as its JSON text, and an unparseable column
+    as no tags, rather than a crash. Both backends read runs through this."""
     try:
         tags = json.loads(str(raw))
     except ValueError:
         return {}
-    return {str(k): str(v) for k, v in tags.items()} if isinstance(tags, dict) else {}
+    if not isinstance(tags, dict):
+        return {}
+    return {str(k): _tag_value(v) for k, v in tags.items()}
+
+
+def _tag_value(value: object) -> TagValue:
+    if isinstance(value, (str, int, float)):  # bool is an int
+        return value
+    return json.dumps(value, sort_keys=True)

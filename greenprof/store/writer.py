@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from greenprof.records import RunStatus
+from greenprof.records import RunStatus, TagValue
 from greenprof.store.location import StoreLocation, parse_location
 from greenprof.store.rows import (
     MAX_ERROR_CHARS,
@@ -209,7 +209,7 @@ class StoreWriter:
             if rejected_readings is not None:
                 updates.append(Update("rejected_readings", (device, rejected_readings)))
 
-    def rename(self, name: str, tags: Mapping[str, str]) -> None:
+    def rename(self, name: str, tags: Mapping[str, TagValue]) -> None:
         """Give the run another name and more tags (an explicit Profiler joined it)."""
         with self._lock:
             tags_json = json.dumps(dict(tags), sort_keys=True)

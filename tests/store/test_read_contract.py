@@ -33,6 +33,7 @@ from greenprof.records import (
     Bounds,
     CarbonSettings,
     DeviceInfo,
+    TagValue,
 )
 from greenprof.store.api import DeviceEnergy, ReadBackend, StepAggregate, TimelineCell
 from greenprof.store.reader import RunStore
@@ -44,6 +45,8 @@ DEAD_PID = 2**31 - 7
 GPU = DeviceInfo("gpu:0", "gpu", "counter", name="Test GPU", uuid="GPU-1", power_window_s=1.0)
 CPU = DeviceInfo("cpu:0", "cpu", "model", name="Test CPU", node_wide=True, note="estimate")
 CARBON = CarbonSettings(400.0, 1.2, "test grid", "DEU")
+TAGS: dict[str, TagValue] = {"bs": 64, "lr": 0.5, "amp": True, "opt": "adam", "seed": "42"}
+"""Tags keep their JSON types on read: a number, a flag, text (digits as text stay text)."""
 FLAGS = {3: STEP_RECOVERED, 4: STEP_DEVICE_MISSING, 5: STEP_DEVICE_MISSING | STEP_READING_REJECTED}
 
 
@@ -112,7 +115,7 @@ def _write_resnet(db: str) -> int:
             devices=[GPU, CPU],
             carbon=CARBON,
             framework="torch",
-            tags={"bs": "64"},
+            tags=TAGS,
             rank=0,
             world_size=2,
             job_id="job-7",
@@ -249,7 +252,8 @@ def test_a_run_reads_back_with_everything_written(store: RunStore, seeded: Seede
         0,
     )
     assert (run.job_id, run.local_rank, run.world_size) == ("job-7", 0, 2)
-    assert (run.framework, run.greenprof_version, run.tags) == ("torch", "9.9", {"bs": "64"})
+    assert (run.framework, run.greenprof_version, run.tags) == ("torch", "9.9", TAGS)
+    assert {k: type(v) for k, v in run.tags.items()} == {k: type(v) for k, v in TAGS.items()}
     assert run.devices == (CPU, GPU)
     assert run.carbon == CARBON
     assert (run.steps, run.samples, run.duration_s) == (30, 29 * 32, 15.0)

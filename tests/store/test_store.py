@@ -1,4 +1,5 @@
 import multiprocessing
+import sqlite3
 import time
 from pathlib import Path
 
@@ -152,3 +153,17 @@ def test_a_run_can_be_marked_failed_from_outside_but_a_failure_is_never_overwrit
     mark_run_ended(db_path, run_id, "interrupted", "killed by SIGTERM")
     run = RunStore(db_path).run(run_id)
     assert (run.status, run.error) == ("failed", "exit code 2")
+
+
+def test_tags_edited_into_other_json_values_read_as_their_json_text(db_path: Path) -> None:
+    run_id = _write_run(db_path, "edited", 1)
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute(
+            """UPDATE runs SET tags = '{"bs": 64, "gone": null, "sizes": [1, 2]}'"""
+            " WHERE run_id = ?",
+            (run_id,),
+        )
+    conn.close()
+    with RunStore(db_path) as store:
+        assert store.run(run_id).tags == {"bs": 64, "gone": "null", "sizes": "[1, 2]"}
