@@ -7,21 +7,25 @@ records, tested without a store.
 
 Figures: the measured window is epoch 1 (J/sample, samples/s, gCO2e/sample); the
 warm-up is epoch 0 (its energy is the compilation/tracing figure); setup is the run's
-start to its first step (model construction). Time and energy to the target loss count
-from the first step, warm-up included (it trains too), to the end of the first step at
-which the mean loss of the last :data:`LOSS_WINDOW` steps is at or below the workload's
-target.
+start to its first step (model construction). A window's energy is every device's
+energy from the window's first step start to its last step end, read from the stored
+sensor samples: what a framework does between steps (data loading, callbacks, Python)
+is part of its cost, and the sum of step energies would leave it out. Time and energy
+to the target loss count from the first step, warm-up included (it trains too), to the
+end of the first step at which the mean loss of the last :data:`LOSS_WINDOW` steps is
+at or below the workload's target.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from greenprof.bench import stats
 from greenprof.bench.workloads import workload
-from greenprof.records import EpochRecord, RunInfo, StepRecord
+from greenprof.records import EpochRecord, RunInfo, SampleRecord, StepRecord
 from greenprof.store.reader import RunStore
 
 LOSS_WINDOW = 5
@@ -76,9 +80,53 @@ class RepeatResult:
         return (self.workload, self.size, self.batch_size, self.precision)
 
 
-def to_target(steps: Sequence[StepRecord], target: float) -> tuple[float, float] | None:
+def _cumulative(samples: Sequence[SampleRecord]) -> list[tuple[float, float]]:
+    """(time, cumulative J) of one device: its counter, else its power integrated."""
+    out: list[tuple[float, float]] = []
+    for sample in sorted(samples, key=lambda s: s.time_s):
+        if sample.energy_j is not None:
+            out.append((sample.time_s, sample.energy_j))
+        elif sample.power_w is not None:
+            if not out:
+                out.append((sample.time_s, 0.0))
+                last_w = sample.power_w
+                continue
+            t0, e0 = out[-1]
+            out.append((sample.time_s, e0 + 0.5 * (last_w + sample.power_w) * (sample.time_s - t0)))
+        last_w = sample.power_w if sample.power_w is not None else 0.0
+    return out
+
+
+def _at(series: Sequence[tuple[float, float]], t_s: float) -> float:
+    """Cumulative energy at ``t_s``, linear between samples, held outside them."""
+    if t_s <= series[0][0]:
+        return series[0][1]
+    for (t0, e0), (t1, e1) in itertools.pairwise(series):
+        if t0 <= t_s <= t1:
+            return e0 if t1 == t0 else e0 + (e1 - e0) * (t_s - t0) / (t1 - t0)
+    return series[-1][1]
+
+
+def window_energy_j(samples: Sequence[SampleRecord], start_s: float, end_s: float) -> float:
+    """Energy of every device from ``start_s`` to ``end_s`` (seconds since the run's
+    start), from the stored samples."""
+    by_device: dict[str, list[SampleRecord]] = {}
+    for sample in samples:
+        by_device.setdefault(sample.device, []).append(sample)
+    total = 0.0
+    for device_samples in by_device.values():
+        series = _cumulative(device_samples)
+        if series:
+            total += _at(series, end_s) - _at(series, start_s)
+    return total
+
+
+def to_target(
+    steps: Sequence[StepRecord], target: float, samples: Sequence[SampleRecord] = ()
+) -> tuple[float, float] | None:
     """(seconds, joules) from the first step's start to the end of the step where the
-    trailing mean loss first reaches ``target``; None if it never does."""
+    trailing mean loss first reaches ``target``; None if it never does. Joules from
+    ``samples`` (the whole window), else the sum of the step energies."""
     window: list[float] = []
     energy_j = 0.0
     for step in steps:
@@ -87,6 +135,8 @@ def to_target(steps: Sequence[StepRecord], target: float) -> tuple[float, float]
             continue
         window = [*window[-(LOSS_WINDOW - 1) :], step.loss]
         if len(window) == LOSS_WINDOW and stats.mean(window) <= target:
+            if samples:
+                energy_j = window_energy_j(samples, steps[0].start_s, step.end_s)
             return step.end_s - steps[0].start_s, energy_j
     return None
 
@@ -98,15 +148,27 @@ def final_loss(steps: Sequence[StepRecord]) -> float | None:
 
 
 def repeat_result(
-    run: RunInfo, epochs: Sequence[EpochRecord], steps: Sequence[StepRecord]
+    run: RunInfo,
+    epochs: Sequence[EpochRecord],
+    steps: Sequence[StepRecord],
+    samples: Sequence[SampleRecord] = (),
 ) -> RepeatResult:
-    """The figures of one bench run from its record, epochs and steps."""
+    """The figures of one bench run from its record, epochs, steps and sensor samples
+    (without samples, a window's energy is the sum of its step energies)."""
     tags = {key: str(value) for key, value in run.tags.items()}  # typed tags or strings
     by_epoch = {e.epoch: e for e in epochs}
     warm = by_epoch.get(WARMUP_EPOCH)
     measured = by_epoch.get(MEASURED_EPOCH)
     target = workload(tags.get("workload", "mlp"), tags.get("size", "cpu")).target_loss
-    reached = to_target(steps, target)
+    reached = to_target(steps, target, samples)
+
+    def energy_of(epoch: EpochRecord | None) -> float:
+        if epoch is None:
+            return 0.0
+        if samples:
+            return window_energy_j(samples, epoch.start_s, epoch.end_s)
+        return epoch.energy_j
+
     carbon = run.carbon
     return RepeatResult(
         run_id=run.run_id,
@@ -120,9 +182,9 @@ def repeat_result(
         repeat=int(tags.get("repeat", "0")),
         samples=(measured.samples or 0) if measured else 0,
         duration_s=measured.duration_s if measured else 0.0,
-        energy_j=measured.energy_j if measured else 0.0,
+        energy_j=energy_of(measured),
         warmup_s=warm.duration_s if warm else 0.0,
-        warmup_energy_j=warm.energy_j if warm else 0.0,
+        warmup_energy_j=energy_of(warm),
         setup_s=run.setup_s,
         setup_energy_j=run.setup_energy_j,
         co2_g_per_j=None if carbon is None else carbon.co2_g(1.0),
@@ -147,7 +209,9 @@ def load(store: RunStore, bench_id: str) -> list[RepeatResult]:
     """Every repeat of bench ``bench_id`` that has a measured window."""
     out = []
     for run in bench_runs(store, bench_id):
-        result = repeat_result(run, store.epochs(run.run_id), store.steps(run.run_id))
+        result = repeat_result(
+            run, store.epochs(run.run_id), store.steps(run.run_id), store.samples(run.run_id)
+        )
         if result.samples:
             out.append(result)
     return out
@@ -173,6 +237,7 @@ class VariantSummary:
     methods: tuple[str, ...]
     versions: tuple[tuple[str, str], ...]
     values_j_per_sample: tuple[float, ...]
+    run_ids: tuple[int, ...]
 
 
 def _known(values: Iterable[float | None]) -> list[float]:
@@ -210,6 +275,7 @@ def summarize(results: Sequence[RepeatResult]) -> list[VariantSummary]:
                 methods=tuple(sorted({m for r in rows for m in r.methods})),
                 versions=rows[0].versions,
                 values_j_per_sample=tuple(per_sample),
+                run_ids=tuple(r.run_id for r in rows),
             )
         )
     settings = list(dict.fromkeys(s.setting for s in out))

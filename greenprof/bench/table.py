@@ -44,7 +44,7 @@ def methods_line(summaries: Sequence[VariantSummary]) -> str:
     return f"energy measured by: {described}"
 
 
-def _row(s: VariantSummary) -> list[str]:
+def table_row(s: VariantSummary) -> list[str]:
     target = MISSING
     if s.to_target_s is not None and s.to_target_j is not None:
         target = f"{significant(s.to_target_s.mean)} s / {significant(s.to_target_j.mean)} J"
@@ -80,7 +80,7 @@ def summary_lines(bench_id: str, summaries: Sequence[VariantSummary]) -> list[st
     for setting in settings:
         group = [s for s in summaries if s.setting == setting]
         lines += ["", setting_label(setting)]
-        lines += text_table(HEADER, [_row(s) for s in group])
+        lines += text_table(HEADER, [table_row(s) for s in group])
     found = verdicts(summaries)
     if found:
         lines += ["", *found]

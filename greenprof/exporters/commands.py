@@ -131,10 +131,18 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     report.add_argument(
         "runs",
-        nargs="+",
+        nargs="*",
         metavar="RUN",
         type=cliargs.run_ref,
         help="run ids, names (newest) or job ids (every rank)",
+    )
+    report.add_argument(
+        "--bench",
+        metavar="ID",
+        type=cliargs.text,
+        default=None,
+        help="report a `greenprof bench` instead of runs: J/sample per variant with "
+        "confidence intervals, the differences, the settings",
     )
     report.add_argument(
         "--format",
@@ -245,10 +253,21 @@ def _report(args: argparse.Namespace) -> int:
     fmt = args.format
     if fmt is None:
         fmt = "html" if output and output.lower().endswith((".html", ".htm")) else "md"
+    from greenprof.errors import ConfigError
+
+    if (args.bench is None) == (not args.runs):
+        raise ConfigError("report needs RUN ids or --bench ID (one of them, not both)")
     with RunStore(args.db) as store:
-        runs = [store.run(ref) for ref in expand_jobs(store, args.runs)]
-        with open_output(output, follow_symlinks=args.follow_symlinks) as out:
-            write_report(store, runs, out, fmt=fmt)
+        if args.bench is not None:
+            from greenprof.exporters.report_bench import bench_report_text
+
+            text = bench_report_text(store, args.bench, fmt=fmt)  # raises before any file
+            with open_output(output, follow_symlinks=args.follow_symlinks) as out:
+                out.write(text)
+        else:
+            runs = [store.run(ref) for ref in expand_jobs(store, args.runs)]
+            with open_output(output, follow_symlinks=args.follow_symlinks) as out:
+                write_report(store, runs, out, fmt=fmt)
     if output and output != "-":
         print(f"wrote {terminal_text(output)}", file=sys.stderr)
     return 0
