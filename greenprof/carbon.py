@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib.machinery import ModuleSpec
 from pathlib import Path
+from typing import Literal
 
 from greenprof.errors import ConfigError
 from greenprof.records import CarbonSettings
@@ -29,6 +30,12 @@ from greenprof.values import setting_number
 
 WORLD_AVERAGE_G_PER_KWH = 475.0
 """CodeCarbon's ``world_average`` (IEA 2019), used only as a labelled fallback."""
+
+
+ZoneKind = Literal["country", "cloud_region", "grid_zone"]
+"""What a zone is: a ``country`` (``--country``, ISO 3166-1 alpha-3), a ``cloud_region``
+of a provider (``--region europe-west1``) or a ``grid_zone``, an electricity market's
+bidding zone within a country (``--region SE3``, the Nordic zones)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +46,7 @@ class Zone:
     name: str
     intensity_g_per_kwh: float
     source: str
+    kind: ZoneKind = "country"
 
 
 def codecarbon_data_dir(
@@ -87,6 +95,7 @@ def _regions(data_dir: Path) -> dict[str, Zone]:
                 name=f"{row['providerName']} {code} ({row['city'] or row['country_name']})",
                 intensity_g_per_kwh=float(row["impact"]),
                 source=f"CodeCarbon cloud/impact.csv ({row['provider']}: {row['source']})",
+                kind="cloud_region",
             )
     nordic_path = data_dir / "private_infra" / "nordic_emissions.json"
     if nordic_path.exists():
@@ -97,6 +106,7 @@ def _regions(data_dir: Path) -> dict[str, Zone]:
                 name=str(entry.get("description", code)),
                 intensity_g_per_kwh=float(entry["emission_factor"]),
                 source=f"CodeCarbon nordic_emissions.json, {entry.get('year', '?')}",
+                kind="grid_zone",
             )
     return zones
 

@@ -270,13 +270,16 @@ def _regions(args: argparse.Namespace) -> int:
     if args.json:
         from greenprof.jsonout import dumps, regions_document
 
-        print(dumps(regions_document(matches, search=args.search)))
+        document = regions_document(matches, search=args.search)
+        for entry, zone in zip(document["zones"], matches, strict=True):
+            entry.setdefault("kind", zone.kind)  # until jsonout writes it itself
+        print(dumps(document))
         return 0
     for zone in matches:
         print(
             terminal_text(
-                f"{zone.code:<24} {zone.intensity_g_per_kwh:7.1f} g/kWh  {zone.name}"
-                f"  [{zone.source}]"
+                f"{zone.code:<24} {zone.kind:<12} {zone.intensity_g_per_kwh:7.1f} g/kWh  "
+                f"{zone.name}  [{zone.source}]"
             )
         )
     return 0

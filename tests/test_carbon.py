@@ -63,3 +63,12 @@ def test_missing_codecarbon_data_is_a_clear_error() -> None:
 def test_the_listing_covers_countries_and_regions(tmp_path: Path) -> None:
     codes = {zone.code for zone in list_zones()}
     assert {"DEU", "USA", "europe-west1"} <= codes
+
+
+def test_each_zone_says_what_kind_of_place_it_is() -> None:
+    zones = {zone.code: zone for zone in list_zones()}
+    assert zones["DEU"].kind == "country"
+    assert zones["europe-west1"].kind == "cloud_region"
+    nordic = [zone for zone in zones.values() if zone.source.startswith("CodeCarbon nordic")]
+    assert nordic and all(zone.kind == "grid_zone" for zone in nordic)
+    assert {zone.kind for zone in zones.values()} == {"country", "cloud_region", "grid_zone"}

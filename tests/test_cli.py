@@ -88,7 +88,10 @@ def test_unknown_country_is_a_clear_error(
 
 def test_regions_lists_matching_codes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["regions", "germany"]) == 0
-    assert capsys.readouterr().out.startswith("DEU")
+    out = capsys.readouterr().out
+    assert out.startswith("DEU") and " country " in out
+    assert main(["regions", "europe-west1"]) == 0
+    assert " cloud_region " in capsys.readouterr().out
 
 
 def test_regions_without_a_match_is_an_error_with_suggestions(

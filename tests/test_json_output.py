@@ -342,7 +342,11 @@ def test_regions_json_and_no_match_is_an_error(capsys: pytest.CaptureFixture[str
     document = run_json(capsys, "regions", "germany")
     check(document, "regions document")
     assert document["zones"][0]["code"] == "DEU"
+    assert document["zones"][0]["kind"] == "country"
     assert document["zones"][0]["intensity_g_per_kwh"] > 0
+    kinds = {z["code"]: z["kind"] for z in run_json(capsys, "regions", "e")["zones"]}
+    assert kinds["europe-west1"] == "cloud_region"
+    assert kinds["SE3"] == "grid_zone"
     assert main(["regions", "zzz", "--json"]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
