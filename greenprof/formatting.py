@@ -159,13 +159,12 @@ def number(value: float | None, digits: int = SIGNIFICANT_DIGITS) -> str:
     suffix, fractions with ``digits`` significant digits: ``640``, ``12.5k``, ``0.0123``."""
     if value is None or not math.isfinite(value):
         return MISSING
-    magnitude = abs(value)
-    if magnitude >= 1e9:
-        return f"{significant(value / 1e9, digits)}G"
-    if magnitude >= 1e6:
-        return f"{significant(value / 1e6, digits)}M"
-    if magnitude >= 1e4:
-        return f"{significant(value / 1e3, digits)}k"
+    if abs(value) >= 1e4:
+        for factor, suffix in ((1e3, "k"), (1e6, "M"), (1e9, "G")):
+            scaled = significant(value / factor, digits)
+            # 999,900 rounds to "1000k": it is 1.00M
+            if abs(float(scaled)) < 1000 or suffix == "G":
+                return scaled + suffix
     if float(value).is_integer():
         return str(int(value))
     return significant(value, digits)
@@ -203,16 +202,33 @@ def timestamp(unix_s: float | None, *, zone: dt.tzinfo | None = None, seconds: b
 
 
 def axis_tick(value: float) -> str:
-    """Short text for a chart's tick value: ``0``, ``0.25``, ``250``, ``1.5k``, ``0.00004``
-    is ``40µ`` (never ``4e-05``)."""
-    if value == 0 or not math.isfinite(value):
-        return "0" if value == 0 else MISSING
-    magnitude = abs(value)
+    """Short text for a chart's tick value, at most three significant digits and never an
+    exponent: ``0.0123``, ``12.5``, ``250``, ``1.23k`` (1234), ``15.0k``, ``40µ``
+    (0.00004, not ``4e-05``). Trailing zeros of a fraction are dropped (``0.25``, not
+    ``0.250``); thousands take the ``k`` of :func:`number`.
+
+    Example::
+
+        axis_tick(1234.0)  # '1.23k'
+    """
+    if value == 0:
+        return "0"
+    if not math.isfinite(value):
+        return MISSING
+    rounded = float(significant(value))  # 999.7 is 1000 and 0.00099996 is 0.001 first
+    magnitude = abs(rounded)
     if magnitude >= 1e4:
-        return number(value)
+        return number(rounded)
+    if magnitude >= 1e3:
+        return f"{significant(rounded / 1e3)}k"
     if magnitude >= 1e-3:
-        return f"{value:.6g}"
-    return f"{value * 1e6:.6g}µ"
+        return _without_trailing_zeros(significant(rounded))
+    return f"{_without_trailing_zeros(significant(rounded * 1e6))}µ"
+
+
+def _without_trailing_zeros(text: str) -> str:
+    """``0.250`` as ``0.25``, ``40.0`` as ``40`` (integers keep their zeros)."""
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def tags(tag_map: Mapping[str, object]) -> str:

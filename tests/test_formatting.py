@@ -111,6 +111,16 @@ def test_times_are_iso_8601_with_their_zone() -> None:
         (0.1 + 0.2, "0.3"),
         (250.0, "250"),
         (15e3, "15.0k"),
+        (0.0123, "0.0123"),
+        (0.012345, "0.0123"),
+        (1234.0, "1.23k"),
+        (12.5, "12.5"),
+        (12.3456, "12.3"),
+        (-1234.0, "-1.23k"),
+        (999.7, "1.00k"),  # rounds up into the next unit
+        (0.00099996, "0.001"),
+        (123456.0, "123k"),
+        (999_900.0, "1.00M"),  # not 1000k
     ],
 )
 def test_axis_ticks_never_use_an_exponent(value: float, text: str) -> None:
@@ -133,3 +143,11 @@ def test_significant_keeps_three_digits_through_rounding() -> None:
     assert fmt.significant(9.9996) == "10.0"
     assert fmt.significant(12345.6) == "12346"  # integers keep their digits
     assert fmt.significant(0.0) == "0"
+
+
+def test_axis_ticks_keep_at_most_three_significant_digits() -> None:
+    for k in range(-7, 8):
+        for m in (1.0, 1.234, 2.5, 5.0, 9.999, 1.23456789):
+            text = fmt.axis_tick(m * 10.0**k)
+            digits = re.sub(r"[^0-9]", "", text.removesuffix("k").removesuffix("µ")).lstrip("0")
+            assert len(digits) <= 3, (m, k, text)
