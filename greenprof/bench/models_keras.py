@@ -13,6 +13,7 @@ callbacks synchronous, as every other variant reads its loss every step.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
@@ -72,7 +73,7 @@ def build(w: Workload) -> Any:
 
 
 def parameter_count(w: Workload) -> int:
-    return int(sum(int(v.numpy().size) for v in build(w).trainable_weights))
+    return sum(math.prod(int(d) for d in v.shape) for v in build(w).trainable_weights)
 
 
 def versions() -> dict[str, str]:

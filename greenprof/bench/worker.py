@@ -6,9 +6,10 @@ is a normal greenprof run, tagged so that the runner (and ``history``, ``compare
 ``export``) find it: ``bench``, ``framework``, ``variant``, ``workload``, ``size``,
 ``batch_size``, ``precision``, ``repeat``, plus the framework versions.
 
-The framework is imported and the data are made before the run starts; the run's
-setup (start to first step) is the model's construction; epoch 0 is the warm-up pass,
-epoch 1 the measured window. On success the worker prints one JSON line on stdout:
+The framework is imported, the model's parameter count checked against the
+workload's (:class:`ParameterMismatch` otherwise) and the data made before the run
+starts; the run's setup (start to first step) is the model's construction; epoch 0 is
+the warm-up pass, epoch 1 the measured window. On success the worker prints one JSON line on stdout:
 ``{"run_id": N}``.
 """
 
@@ -32,7 +33,14 @@ def run_name(spec: RepeatSpec) -> str:
     return f"bench-{spec.workload}-{spec.variant}-bs{spec.batch_size}-{spec.precision}"
 
 
-def tags(spec: RepeatSpec, v: Variant, versions: Mapping[str, str]) -> dict[str, object]:
+class ParameterMismatch(RuntimeError):
+    """A framework's model does not have the workload's parameter count: the comparison
+    would not be between the same models."""
+
+
+def tags(
+    spec: RepeatSpec, v: Variant, versions: Mapping[str, str], parameters: int
+) -> dict[str, object]:
     """The run's tags: what the runner selects on, and what a reader needs to trust it."""
     out: dict[str, object] = {
         "bench": spec.bench_id,
@@ -44,7 +52,7 @@ def tags(spec: RepeatSpec, v: Variant, versions: Mapping[str, str]) -> dict[str,
         "precision": spec.precision,
         "repeat": spec.repeat,
         "warmup_steps": spec.warmup_steps,
-        "parameters": parameter_count(workload(spec.workload, spec.size)),
+        "parameters": parameters,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count() or 0,
@@ -72,6 +80,12 @@ def run(spec: RepeatSpec, env: Mapping[str, str] = os.environ) -> int:
         os.environ["KERAS_BACKEND"] = v.keras_backend  # before anything imports keras
     trainer: Any = importlib.import_module(v.trainer)
     w = workload(spec.workload, spec.size)
+    parameters = int(trainer.parameter_count(w))
+    if parameters != parameter_count(w):
+        raise ParameterMismatch(
+            f"{v.name} builds {w.name} with {parameters} parameters; the workload has "
+            f"{parameter_count(w)}: the frameworks would not train the same model"
+        )
     batches = make_batches(w, spec.batch_size, count=spec.pool, seed=spec.seed)
     profiler = Profiler(
         run_name(spec),
@@ -79,7 +93,7 @@ def run(spec: RepeatSpec, env: Mapping[str, str] = os.environ) -> int:
         sensors=test_sensors(env),
         country=spec.country,
         region=spec.region,
-        tags=tags(spec, v, trainer.versions()),
+        tags=tags(spec, v, trainer.versions(), parameters),
         framework=v.framework,
         expected_steps=spec.pool * spec.passes,
     )
