@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from greenprof.bench import stats
 from greenprof.bench.workloads import workload
+from greenprof.formatting import significant
 from greenprof.records import EpochRecord, RunInfo, SampleRecord, StepRecord
 from greenprof.store.reader import RunStore
 
@@ -314,7 +315,7 @@ def best_settings(summaries: Sequence[VariantSummary]) -> list[str]:
         best = min(group, key=lambda s: s.j_per_sample.mean)
         lines.append(
             f"{name}: {variant_name} is most efficient at batch {best.setting[2]}, "
-            f"{best.setting[3]} ({best.j_per_sample.mean * 1000:.3g} mJ/sample)"
+            f"{best.setting[3]} ({significant(best.j_per_sample.mean * 1000)} mJ/sample)"
         )
     return lines
 
