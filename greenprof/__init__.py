@@ -15,8 +15,13 @@ Subpackages: ``sensors`` (NVML, RAPL, CPU model, simulated), ``store`` (SQLite),
 no framework, UI or vendor library.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from greenprof._version import __version__
-from greenprof.config import ProfilerConfig
+from greenprof.active import current_profiler, profile
 from greenprof.errors import (
     ConfigError,
     GreenprofError,
@@ -26,7 +31,6 @@ from greenprof.errors import (
     SensorError,
     StoreError,
 )
-from greenprof.profiler import Profiler, current_profiler, profile
 from greenprof.records import (
     CarbonSettings,
     DeviceInfo,
@@ -36,8 +40,40 @@ from greenprof.records import (
     SampleRecord,
     StepRecord,
 )
-from greenprof.stats import ProfilerStats
-from greenprof.store.reader import RunStore
+
+if TYPE_CHECKING:  # imported on first use (see __getattr__); mypy sees them here
+    from greenprof.config import ProfilerConfig
+    from greenprof.profiler import Profiler
+    from greenprof.stats import ProfilerStats
+    from greenprof.store.reader import RunStore
+
+_LAZY = {
+    "Profiler": "greenprof.profiler",
+    "ProfilerConfig": "greenprof.config",
+    "ProfilerStats": "greenprof.stats",
+    "RunStore": "greenprof.store.reader",
+}
+"""Public names whose modules pull the profiler, its settings (carbon data, job
+detection), the sampler or the store: imported when first used, so that ``import
+greenprof`` stays quick (DESIGN: ≤ 100 ms) for a script that only wants a record type
+or whose Profiler is started later, and for every ``greenprof`` command."""
+
+
+if not TYPE_CHECKING:  # hidden from mypy, which would otherwise take any name as Any
+
+    def __getattr__(name: str) -> Any:
+        """``greenprof.Profiler`` and ``from greenprof import Profiler``: the lazy names."""
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'greenprof' has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value  # once imported, an ordinary attribute
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "CarbonSettings",
