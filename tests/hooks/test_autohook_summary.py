@@ -72,3 +72,25 @@ def test_greenprof_run_prints_no_summary_when_turned_off(db_path: Path, script: 
     result = _greenprof_run(db_path, script, 0, "0")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "greenprof: run " not in result.stderr
+
+
+def test_a_hook_that_starts_its_own_run_prints_its_summary(
+    db_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch = pytest.importorskip("torch")
+    from greenprof.hooks.torch import attach
+    from greenprof.sensors.fake import FakeSensor
+
+    monkeypatch.setenv("GREENPROF_SUMMARY", "1")  # the settings every hook's run reads
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    handle = attach(
+        optimizer, samples=4, run="hooked", db=db_path, sensors=[FakeSensor("gpu:0", 80.0)]
+    )
+    for _ in range(2):
+        model(torch.ones(4, 2)).sum().backward()
+        optimizer.step()
+    handle.remove()
+    err = capsys.readouterr().err
+    assert err.count("greenprof: run ") == 1
+    assert "'hooked' completed:" in err and "2 steps, 8 samples" in err
