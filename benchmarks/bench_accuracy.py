@@ -22,7 +22,7 @@ import argparse
 import itertools
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -271,7 +271,11 @@ def conservation_error_pct(trace: Trace) -> float:
 
 
 def live_cost(
-    trace: Trace, *, with_steps: bool = True, delay_s: float = 0.02
+    trace: Trace,
+    *,
+    with_steps: bool = True,
+    delay_s: float = 0.02,
+    timer: Callable[[], float] = time.perf_counter,
 ) -> tuple[float, float, int]:
     """Wall time of a live feed (pop_ready after every reading), the time the counter's
     update lattice alone takes on the same polls, and the number of steps emitted.
@@ -289,13 +293,13 @@ def live_cost(
         (a.time_s, b.time_s, a.energy_j != b.energy_j) for a, b in itertools.pairwise(readings)
     ]
     lattice = UpdateLattice(None)
-    t0 = time.perf_counter()
+    t0 = timer()
     for interval in intervals:
         lattice.observe(*interval)
-    lattice_s = time.perf_counter() - t0
+    lattice_s = timer() - t0
     attributor = StepAttributor()
     emitted, s, n = 0, 0, len(steps)
-    t0 = time.perf_counter()
+    t0 = timer()
     for reading in readings:
         while with_steps and s < n and steps[s][2] + delay_s <= reading.time_s:
             attributor.add_step(*steps[s])
@@ -306,7 +310,7 @@ def live_cost(
         for step in steps[s:]:
             attributor.add_step(*step)
         emitted += len(attributor.pop_ready()) + len(attributor.finish())
-    return time.perf_counter() - t0, lattice_s, emitted
+    return timer() - t0, lattice_s, emitted
 
 
 def throughput(duration_s: float = 60.0, repeats: int = 3) -> None:

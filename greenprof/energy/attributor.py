@@ -32,7 +32,13 @@ from dataclasses import dataclass
 from greenprof.energy.buffer import RowBuffer
 from greenprof.energy.curve import RATE_INTERVALS, KnotCurve
 from greenprof.energy.split import Split, split_interval
-from greenprof.energy.uncertainty import NO_BOUNDS, Bounds, IntervalCache, boundary_bound_j
+from greenprof.energy.uncertainty import (
+    NO_BOUNDS,
+    Bounds,
+    IntervalCache,
+    boundary_bound_j,
+    split_point_bound_j,
+)
 from greenprof.records import Reading
 
 __all__ = ["MAX_KNOTS", "RETENTION_S", "Bounds", "StepAttributor", "StepEnergy"]
@@ -228,8 +234,10 @@ class StepAttributor:
 
         Every step boundary inside a knot interval is a point of that interval's split,
         so a step's end is looked up by walking the split's points: one bisect per knot
-        interval, not per step. A step starting where the previous one ended shares its
-        value (contiguous steps telescope).
+        interval, not per step; its bound reads what the interval shares from a cache and
+        knows from its place among the points whether another boundary lies between it and
+        a knot (no bisect over the steps). A step starting where the previous one ended
+        shares its value and bound (contiguous steps telescope).
         """
         first = self._next - self._steps.base
         if stop <= first:
@@ -244,37 +252,48 @@ class StepAttributor:
         cache: IntervalCache = {}
         points: list[float] = []
         cumulative: list[float] = []
-        k = 0
+        k = i = 0
         u1 = -math.inf
+        resets = curve.resets
+        interior = bool(curve.jump_j2) and curve.jump_j2[-1] != curve.jump_j2[0]
         for idx in range(first, stop):
             start_s, end_s = starts[idx], ends[idx]
             if lo_s < end_s < hi_s:
                 if end_s > u1:  # into the next knot interval holding a step end
-                    points, cumulative = self._interval(
-                        knot_base + bisect_left(times, end_s), final=final
-                    )
+                    i = bisect_left(times, end_s)
+                    points, cumulative = self._interval(knot_base + i, final=final)
                     u1, k = points[-1], 1
                 while points[k] < end_s:
                     k += 1
-                t0, t1 = points[k - 1], points[k]
                 end_j = cumulative[k]
-                if t1 != end_s and t1 > t0:  # not a boundary of the split (never, in practice)
-                    e0 = cumulative[k - 1]
-                    end_j = e0 + (end_j - e0) * (end_s - t0) / (t1 - t0)
+                if points[k] == end_s:  # a point of the split: the neighbours tell the sides
+                    end_b = split_point_bound_j(
+                        curve,
+                        i,
+                        end_s,
+                        end_j,
+                        alone_left=k == 1,
+                        alone_right=k >= len(points) - 2,
+                        cache=cache,
+                    )
+                else:  # a boundary added after its interval's split was kept (a late mark)
+                    t0, t1, e0 = points[k - 1], points[k], cumulative[k - 1]
+                    if t1 > t0:
+                        end_j = e0 + (end_j - e0) * (end_s - t0) / (t1 - t0)
+                    end_b = boundary_bound_j(curve, end_s, end_j, starts, ends, cache=cache)
             else:
                 end_j = self._energy_at(end_s, final=final)
-            shared = start_s == anchor_s  # contiguous steps telescope
-            start_j = anchor_j if shared else self._energy_at(start_s, final=final)
-            start_b = (
-                anchor_b
-                if shared
-                else boundary_bound_j(curve, start_s, start_j, starts, ends, cache=cache)
-            )
-            end_b = boundary_bound_j(curve, end_s, end_j, starts, ends, cache=cache)
-            bounds = Bounds(start_b, end_b, self._interior_j(start_s, end_s))
+                end_b = boundary_bound_j(curve, end_s, end_j, starts, ends, cache=cache)
+            if start_s == anchor_s:  # contiguous steps telescope
+                start_j, start_b = anchor_j, anchor_b
+            else:
+                start_j = self._energy_at(start_s, final=final)
+                start_b = boundary_bound_j(curve, start_s, start_j, starts, ends, cache=cache)
+            interior_j = self._interior_j(start_s, end_s) if interior else 0.0
+            bounds = Bounds(start_b, end_b, interior_j)
             anchor_s, anchor_j, anchor_b = end_s, end_j, end_b
             interpolated = start_s < lo_s or end_s > hi_s or end_s - start_s < resolution_s
-            reset = any(u0 < end_s and start_s < u1 for u0, u1 in curve.resets)
+            reset = bool(resets) and any(u0 < end_s and start_s < u1 for u0, u1 in resets)
             out.append(StepEnergy(steps[idx], end_j - start_j, interpolated, bounds, reset))
         self._anchor = (anchor_s, anchor_j, anchor_b)
         self._next = self._steps.base + stop

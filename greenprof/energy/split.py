@@ -6,8 +6,11 @@ per boundary. A knot interval that contains step boundaries is cut into segments
 boundaries; each segment gets a rate from what is known about the step (or gap) it belongs
 to: the slope of the knots just before or after the interval when that step extends beyond
 it, else the mean of the instantaneous power readings taken during the step, else the
-interval's mean rate. ``ΔE`` is shared out in proportion to ``rate x duration``, so the
-jump is conserved exactly and the curve stays monotone.
+interval's mean rate (at most the highest rate the evidence shows nearby). ``ΔE`` is
+shared out in proportion to ``rate x duration``, so the jump is conserved exactly and the
+curve stays monotone; what the rates leave unexplained is spread by duration. Where the
+knots are noisier in time than the power readings are in value (a counter changing at
+every poll), the readings come first.
 
 Where a per-step uncertainty (issue 14) would come from, this is the place that knows how
 much of a step's energy was *split* rather than measured: the segments with an unknown
@@ -29,6 +32,18 @@ UNKNOWN_RATE_FLOOR = 0.25
 """Segments of unknown rate get at least this fraction of the interval's mean rate: when
 the known rates over-explain the jump (their estimates are off), the rest would otherwise
 get nothing, and a step that ran cannot have drawn no power."""
+
+UNKNOWN_RATE_MARGIN = 0.1
+"""Segments of unknown rate get at most the highest rate the evidence shows around their
+interval (its neighbours' slopes, the power read near it), this much above: when the
+known rates under-explain a jump because the knots are misplaced (a lattice not locked
+yet), the rest must not pile onto a few milliseconds of unknown rate (measured: one 13 ms
+segment was given 1.5 kW on a 250 W trace). What is left is spread by duration."""
+NOISY_KNOTS = 0.1
+"""Above this ratio of knot timing noise to knot spacing, power readings (when there are
+instantaneous ones) set the segments' rates, not the knots' slopes."""
+MIN_SLOPE_S = 1e-3
+"""Knot intervals shorter than this give no slope (as in the uncertainty's evidence)."""
 
 Split = tuple[list[float], list[float]]
 """A knot interval cut at step boundaries: the cut times (both knots included) and the
@@ -104,7 +119,9 @@ def _weights(
     step near the segment (within one segment length of it), else unknown. Segments with a
     known rate get rate x duration; the others share what is left of the jump in proportion
     to their durations (exact when the known rates are), at no less than
-    :data:`UNKNOWN_RATE_FLOOR` of the interval's mean rate.
+    :data:`UNKNOWN_RATE_FLOOR` of the interval's mean rate and no more than the evidence's
+    highest rate (:data:`UNKNOWN_RATE_MARGIN`). A jump the weights under-explain gets the
+    rest spread by duration; one they over-explain scales them down.
     """
     times, energies = curve.times, curve.energies
     u0, u1 = times[i - 1], times[i]
@@ -117,10 +134,14 @@ def _weights(
     weights: list[float] = []
     unknown: list[int] = []
     known_j = unknown_s = 0.0
+    # knots that are noisier in time than instantaneous power readings are in value
+    readings_first = bool(p_time) and not curve.averaged and _noisy_knots(curve)
     for s, (span_start, span_end) in enumerate(spans):
         a, b = points[s], points[s + 1]
         rate_w: float | None = None
-        if s == 0 and span_start < a:  # the step reaches left of the interval
+        if readings_first:
+            pass
+        elif s == 0 and span_start < a:  # the step reaches left of the interval
             lo = max(i - 1 - RATE_INTERVALS, bisect_left(times, span_start), 0)
             if lo < i - 1:
                 rate_w = (energies[i - 1] - energies[lo]) / (u0 - times[lo])
@@ -149,6 +170,39 @@ def _weights(
             for s in unknown:
                 weights[s] = (jump_j - known_j) * (weights[s] / unknown_s)
             return weights
+        cap_w = _evidence_max_w(curve, i, p_power)
+        if fill_w > cap_w > 0.0:
+            fill_w = max(cap_w, floor_w)
         for s in unknown:
             weights[s] *= fill_w
+    excess_j = jump_j - sum(weights)
+    if excess_j > 0.0 and excess_j < jump_j:
+        # what the rates do not explain comes from the knots' timing, not from the
+        # segments' power: spread it by duration (as a linear split would), not by rate
+        extra_w = excess_j / (u1 - u0)
+        for s in range(len(weights)):
+            weights[s] += extra_w * (points[s + 1] - points[s])
     return weights
+
+
+def _noisy_knots(curve: KnotCurve) -> bool:
+    """A counter that changes at every poll (no lattice, never seen stale) whose knots'
+    timing noise is above :data:`NOISY_KNOTS` of their spacing: a slope over one or two
+    knot intervals is then off by as much, where a power reading is not (issue 14: a
+    20 ms counter polled at 10 Hz)."""
+    noise_s = curve.timing_noise_s()
+    if noise_s is None or curve.lattice.period_s is not None or curve.lattice.staleness_s > 0:
+        return False
+    return noise_s > NOISY_KNOTS * curve.resolution_s()
+
+
+def _evidence_max_w(curve: KnotCurve, i: int, powers: Sequence[float]) -> float:
+    """The highest rate the evidence near knot interval i shows (its neighbours' slopes,
+    the power read around it), widened by :data:`UNKNOWN_RATE_MARGIN`."""
+    times, energies = curve.times, curve.energies
+    best_w = max(powers, default=0.0)
+    for k in range(max(1, i - RATE_INTERVALS), min(len(times) - 1, i + RATE_INTERVALS) + 1):
+        dt_s = times[k] - times[k - 1]
+        if k != i and dt_s > MIN_SLOPE_S:
+            best_w = max(best_w, (energies[k] - energies[k - 1]) / dt_s)
+    return best_w * (1.0 + UNKNOWN_RATE_MARGIN)

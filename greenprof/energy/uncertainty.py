@@ -69,6 +69,7 @@ __all__ = [
     "Bounds",
     "boundary_bound_j",
     "rate_range_w",
+    "split_point_bound_j",
     "window_uncertainty_j",
 ]
 
@@ -100,8 +101,15 @@ MIN_TIMING_FRACTION = 0.005
 100 ms: the lattice's own spread is usually narrower; measured in bench_accuracy)."""
 
 
-IntervalCache = dict[int, tuple[tuple[float, float], float]]
-"""Per knot interval (position): its rate range and its knots' timing bound."""
+RateRange = tuple[float, float]
+IntervalEntry = tuple[RateRange, float, "RateRange | None", "RateRange | None"]
+"""What a boundary's bound in one knot interval needs that does not depend on where the
+boundary lies: the evidence's rate range, the knots' timing bound (J: the range's top x
+the timing), and the known rates left and right of the interval (None: none)."""
+IntervalCache = dict[int, IntervalEntry]
+"""Per knot interval (position, or :data:`_AFTER` beyond the last knot): its entry, while
+the knots do not change (one batch of steps)."""
+_AFTER = -1
 
 NO_BOUNDS = Bounds(0.0, 0.0, 0.0)
 """The bounds of a step built without them (a default)."""
@@ -160,7 +168,7 @@ def boundary_bound_j(
     (``starts_s``/``ends_s``: the steps, for the segments around it). ``cache`` keeps what
     depends on the knot interval only, by position, while the knots do not change (one
     batch of steps): many short steps share an interval."""
-    times, energies = curve.times, curve.energies
+    times = curve.times
     n = len(times)
     if n < 2:
         return abs(estimate_j)
@@ -168,33 +176,94 @@ def boundary_bound_j(
         read_j = _read_beyond_bound_j(curve, t_s)
         if read_j is not None:
             return read_j + curve.edge_rate_w(first=False) * knot_timing_s(curve, n - 1)
-    if t_s <= times[0] or t_s >= times[-1]:
-        first = t_s <= times[0]
-        edge = 0 if first else n - 1
-        distance_s = abs(t_s - times[edge])
-        rate_w = curve.edge_rate_w(first=first)
-        lo_w, hi_w = rate_range_w(curve, 1 if first else n - 1, margin=EDGE_MARGIN)
-        lo_w, hi_w = min(lo_w, rate_w * (1 - EDGE_MARGIN)), max(hi_w, rate_w * (1 + EDGE_MARGIN))
-        timing_j = hi_w * knot_timing_s(curve, edge)
-        return max(hi_w - rate_w, rate_w - lo_w) * distance_s + timing_j
+    if t_s <= times[0]:
+        return _edge_bound_j(curve, t_s, first=True)
+    if t_s >= times[-1]:
+        if cache is None:
+            return _edge_bound_j(curve, t_s, first=False)
+        edge = cache.get(_AFTER)  # every step of a burst past the last knot: computed once
+        if edge is None:
+            edge = cache[_AFTER] = _edge_entry(curve, first=False)
+        (lo_w, hi_w), timing_j, _, _ = edge
+        rate_w = curve.edge_rate_w(first=False)
+        return max(hi_w - rate_w, rate_w - lo_w) * (t_s - times[-1]) + timing_j
     i = bisect_left(times, t_s)
-    u0, u1 = times[i - 1], times[i]
-    e0, e1 = energies[i - 1], energies[i]
-    known = cache.get(i) if cache is not None else None
-    if known is None:
-        gap = bool(curve.gaps) and curve.in_gap(u0, u1)
-        general = rate_range_w(curve, i, margin=GAP_RATE_MARGIN if gap else RATE_MARGIN)
-        timing_s = max(knot_timing_s(curve, i - 1), knot_timing_s(curve, i))
+    alone_left = not _boundary_within(times[i - 1], t_s, starts_s, ends_s)
+    alone_right = not _boundary_within(t_s, times[i], starts_s, ends_s)
+    return split_point_bound_j(
+        curve, i, t_s, estimate_j, alone_left=alone_left, alone_right=alone_right, cache=cache
+    )
+
+
+def split_point_bound_j(
+    curve: KnotCurve,
+    i: int,
+    t_s: float,
+    estimate_j: float,
+    *,
+    alone_left: bool,
+    alone_right: bool,
+    cache: IntervalCache | None = None,
+) -> float:
+    """:func:`boundary_bound_j` for a boundary ``t_s`` inside knot interval i (position),
+    told whether no other step boundary lies between it and the interval's left knot
+    (``alone_left``) or its right knot (``alone_right``): the attributor knows it from
+    the split's points, so a step costs no bisect over the steps, and everything that
+    depends on the interval only comes from ``cache``."""
+    times, energies = curve.times, curve.energies
+    entry = cache.get(i) if cache is not None else None
+    if entry is None:
+        entry = _interval_entry(curve, i)
         if cache is not None:
-            cache[i] = (general, timing_s)
-    else:
-        general, timing_s = known
-    left, right = _side_ranges(curve, i, t_s, starts_s=starts_s, ends_s=ends_s, general=general)
-    band = _band((u0, u1, e0, e1), t_s, left, right)
+            cache[i] = entry
+    general, timing_j, known_left, known_right = entry
+    left = known_left if alone_left and known_left is not None else general
+    right = known_right if alone_right and known_right is not None else general
+    knots = (times[i - 1], times[i], energies[i - 1], energies[i])
+    band = _band(knots, t_s, left, right)
     if band[0] > band[1]:  # the sides' rates do not explain the jump: the general range
-        band = _band((u0, u1, e0, e1), t_s, general, general)
+        band = _band(knots, t_s, general, general)
     split_j = max(estimate_j - band[0], band[1] - estimate_j, 0.0)
-    return split_j + general[1] * timing_s + smoothing_j(curve, t_s)
+    if curve.averaged:
+        return split_j + timing_j + smoothing_j(curve, t_s)
+    return split_j + timing_j
+
+
+def _interval_entry(curve: KnotCurve, i: int) -> IntervalEntry:
+    """What every boundary in knot interval i (position) shares (see :data:`IntervalEntry`).
+
+    A side with no other step boundary between it and the knot (one segment of a step or
+    gap reaching beyond the interval) has the rate the split gave it, the slope of the
+    knots beyond: its range is that rate +- :data:`KNOWN_RATE_MARGIN` plus how much the
+    two single-interval slopes there differ (timing noise, power varying within the
+    step). Any other side: the general range."""
+    times, energies = curve.times, curve.energies
+    n = len(times)
+    gap = bool(curve.gaps) and curve.in_gap(times[i - 1], times[i])
+    general = rate_range_w(curve, i, margin=GAP_RATE_MARGIN if gap else RATE_MARGIN)
+    timing_s = max(knot_timing_s(curve, i - 1), knot_timing_s(curve, i))
+    left = _known(times, energies, i - 1 - RATE_INTERVALS, i - 1) if i > RATE_INTERVALS else None
+    right = _known(times, energies, i, i + RATE_INTERVALS) if i + RATE_INTERVALS < n else None
+    return general, general[1] * timing_s, left, right
+
+
+def _edge_entry(curve: KnotCurve, *, first: bool) -> IntervalEntry:
+    """Before the first knot or after the last: the rate range (with :data:`EDGE_MARGIN`)
+    and the edge knot's timing bound."""
+    n = len(curve.times)
+    rate_w = curve.edge_rate_w(first=first)
+    lo_w, hi_w = rate_range_w(curve, 1 if first else n - 1, margin=EDGE_MARGIN)
+    lo_w, hi_w = min(lo_w, rate_w * (1 - EDGE_MARGIN)), max(hi_w, rate_w * (1 + EDGE_MARGIN))
+    timing_j = hi_w * knot_timing_s(curve, 0 if first else n - 1)
+    return (lo_w, hi_w), timing_j, None, None
+
+
+def _edge_bound_j(curve: KnotCurve, t_s: float, *, first: bool) -> float:
+    """Beyond the knots: extrapolated at the edge rate, off by up to the range's far end."""
+    (lo_w, hi_w), timing_j, _, _ = _edge_entry(curve, first=first)
+    rate_w = curve.edge_rate_w(first=first)
+    distance_s = abs(t_s - curve.times[0 if first else -1])
+    return max(hi_w - rate_w, rate_w - lo_w) * distance_s + timing_j
 
 
 def _read_beyond_bound_j(curve: KnotCurve, t_s: float) -> float | None:
@@ -249,34 +318,6 @@ def _band(
     low_j = max(e0 + left[0] * (t_s - u0), e1 - right[1] * (u1 - t_s))
     high_j = min(e0 + left[1] * (t_s - u0), e1 - right[0] * (u1 - t_s))
     return low_j, high_j
-
-
-def _side_ranges(
-    curve: KnotCurve,
-    i: int,
-    t_s: float,
-    *,
-    starts_s: Sequence[float],
-    ends_s: Sequence[float],
-    general: tuple[float, float],
-) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Power ranges left and right of boundary ``t_s`` in knot interval i (position).
-
-    A side with no other step boundary between it and the knot (one segment of a step or
-    gap reaching beyond the interval) has the rate
-    the split gave it, the slope of the knots beyond: its range is that rate +-
-    :data:`KNOWN_RATE_MARGIN` plus how much the two single-interval slopes there differ
-    (timing noise, power varying within the step). Any other side: the general range.
-    """
-    times, energies = curve.times, curve.energies
-    u0, u1 = times[i - 1], times[i]
-    left, right = general, general
-    n = len(times)
-    if i - 1 - RATE_INTERVALS >= 0 and not _boundary_within(u0, t_s, starts_s, ends_s):
-        left = _known(times, energies, i - 1 - RATE_INTERVALS, i - 1)
-    if i + RATE_INTERVALS < n and not _boundary_within(t_s, u1, starts_s, ends_s):
-        right = _known(times, energies, i, i + RATE_INTERVALS)
-    return left, right
 
 
 def _boundary_within(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from itertools import pairwise
 
 import pytest
@@ -77,3 +78,42 @@ def test_every_split_is_monotone_and_sums_to_its_jump_exactly(
         assert cumulative[0] == curve.energies[i - 1]
         assert cumulative[-1] == curve.energies[i]
         assert all(b >= a for a, b in pairwise(cumulative))
+
+
+def test_a_short_step_of_unknown_rate_never_takes_more_than_the_evidence_allows() -> None:
+    """Knots misplaced (a lattice not locked yet) leave a jump the rates around it do not
+    explain: 60 J in (0.4, 0.5] where every neighbour shows 100 W. A 10 ms step of unknown
+    rate inside must not absorb the 51 J the known segments leave (5.1 kW): it gets at most
+    the evidence's top rate, and the rest is spread by duration, as a linear split would."""
+    curve = _curve([100.0] * 4 + [600.0] + [100.0] * 5, with_power=False)
+    i = 5  # knot interval (0.4, 0.5]
+    _, cumulative = split_interval(curve, i, [0.0, 0.41, 0.42], [0.41, 0.42, 1.0])
+    jump_j = curve.energies[i] - curve.energies[i - 1]
+    assert cumulative[-1] - cumulative[0] == jump_j == pytest.approx(60.0)
+    short_j = cumulative[2] - cumulative[1]
+    linear_j = jump_j * 0.01 / 0.1
+    assert short_j <= 1.1 * 100.0 * 0.01 + linear_j  # top rate + its share of the rest
+    assert all(b >= a for a, b in pairwise(cumulative))
+
+
+def test_a_counter_that_changes_at_every_poll_splits_by_the_power_read() -> None:
+    """A 20 ms counter polled about every 100 ms: each knot is 0-20 ms stale, so a slope
+    over one interval is up to 20 % off, while the power readings are exact. Once that
+    noise is measured, the steps' rates come from the power read during them."""
+    curve = KnotCurve()
+    period_s, power_w, rng = 0.02, 200.0, random.Random(3)
+    t_s = 0.0
+    for _ in range(60):
+        t_s += 0.1 * rng.uniform(0.8, 1.2)  # the sampler's dithered polls
+        seen_s = period_s * math.floor(t_s / period_s)
+        curve.add_reading(Reading("gpu:0", t_s, power_w * seen_s, power_w))
+    noise_s = curve.timing_noise_s()
+    assert noise_s is not None and noise_s > 0.01
+    i = len(curve.times) - 5
+    u0, u1 = curve.times[i - 1], curve.times[i]
+    cut_s = u0 + 0.3 * (u1 - u0)
+    _, cumulative = split_interval(curve, i, [u0 - 0.5, cut_s], [cut_s, u1 + 0.5])
+    jump_j = curve.energies[i] - curve.energies[i - 1]
+    # both sides read 200 W: the cut falls where the duration puts it, not where two
+    # noisy slopes would
+    assert cumulative[1] - cumulative[0] == pytest.approx(0.3 * jump_j, rel=1e-9)
