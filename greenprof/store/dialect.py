@@ -11,11 +11,27 @@ recovery, ``mark_run_ended`` and transfers are written once.
 from __future__ import annotations
 
 import contextlib
+import functools
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+Dialect = Literal["sqlite", "postgresql"]
+
+_NAMED = re.compile(r"(?<![:\w]):([a-z_]+)")
+
+
+@functools.cache
+def in_dialect(text: str, dialect: Dialect) -> str:
+    """``text``, written for SQLite (``?`` and ``:name`` parameters, ``greatest(a, b)`` for
+    the two-argument maximum), in ``dialect``. No statement here holds a literal ``?``,
+    ``%``, ``:`` before a name, or ``greatest(``; PostgreSQL casts (``::bigint``) are kept."""
+    if dialect == "sqlite":
+        return text.replace("greatest(", "max(")
+    return _NAMED.sub(r"%(\1)s", text.replace("?", "%s"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +50,8 @@ class Db:
         return self.dialect == "sqlite"
 
     def sql(self, text: str) -> str:
-        """``text`` (written with ``?`` markers and ``max(a, b)`` as ``greatest(a, b)``) in
-        this dialect. No statement here holds a literal ``?``, ``%`` or ``greatest(``."""
-        if self.sqlite:
-            return text.replace("greatest(", "max(")
-        return text.replace("?", "%s")
+        """``text`` in this dialect (:func:`in_dialect`)."""
+        return in_dialect(text, "sqlite" if self.sqlite else "postgresql")
 
     def execute(self, text: str, params: Sequence[object] = ()) -> Any:
         return self.conn.execute(self.sql(text), params)

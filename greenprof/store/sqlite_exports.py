@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Generator
 
+from greenprof.store import queries
 from greenprof.store.api import ExportTable
 
 _MS_SQL = (
@@ -87,10 +88,5 @@ def utilization_by_kind(conn: sqlite3.Connection, run_id: int) -> dict[str, floa
     """Mean utilization of the run's samples per device kind."""
     return {
         str(kind): float(mean)
-        for kind, mean in conn.execute(
-            "SELECT d.kind, AVG(s.utilization_pct) FROM samples AS s"
-            " JOIN devices AS d ON d.run_id = s.run_id AND d.device = s.device"
-            " WHERE s.run_id = ? AND s.utilization_pct IS NOT NULL GROUP BY d.kind",
-            (run_id,),
-        )
+        for kind, mean in conn.execute(queries.UTILIZATION_BY_KIND, (run_id,))
     }

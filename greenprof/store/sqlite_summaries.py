@@ -11,92 +11,46 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Collection, Sequence
 
+from greenprof.store import queries
 from greenprof.store.api import MetricRun, StepAggregate, StepBucket, StepColumns, TimelineCell
 from greenprof.store.liveness import RunLiveness
 from greenprof.store.sqlite_runs import CHUNK
 
-_METRIC_COLUMNS = (
-    "run_id, name, status, heartbeat_at, started_at, ended_at, host, pid, rank, framework,"
-    " greenprof_version, pue, intensity_g_per_kwh, steps, samples, energy_j, step_energy_j,"
-    " duration_s"
-)
+_STEP_BUCKETS = queries.step_buckets_sql("sqlite")
 
 
 def step_aggregate(conn: sqlite3.Connection, run_id: int) -> StepAggregate:
     """Count, energy and samples of a run's stored steps, and its last step number."""
-    count, energy, samples, last = conn.execute(
-        "SELECT count(*), total(energy_j), total(samples), max(step) FROM steps WHERE run_id = ?",
-        (run_id,),
-    ).fetchone()
-    return StepAggregate(int(count), float(energy), int(samples), -1 if last is None else last)
+    return queries.step_aggregate(conn.execute(queries.STEP_AGGREGATE, (run_id,)).fetchone())
 
 
 def step_range(conn: sqlite3.Connection, run_id: int) -> tuple[int, int] | None:
-    """First and last stored step: two primary-key seeks (``min(step), max(step)`` in one
-    SELECT would scan the run's steps: SQLite optimizes a lone min or max only)."""
-    first, last = conn.execute(
-        "SELECT (SELECT min(step) FROM steps WHERE run_id = :run),"
-        " (SELECT max(step) FROM steps WHERE run_id = :run)",
-        {"run": run_id},
-    ).fetchone()
-    return None if first is None else (int(first), int(last))
+    """First and last stored step (two primary-key seeks)."""
+    return queries.step_range(conn.execute(queries.STEP_RANGE, {"run": run_id}).fetchone())
 
 
 def step_columns(conn: sqlite3.Connection, run_id: int) -> StepColumns:
     """A run's per-step energy, samples and loss, in step order (one primary-key scan)."""
-    rows = conn.execute(
-        "SELECT energy_j, samples, loss FROM steps WHERE run_id = ? ORDER BY step", (run_id,)
-    ).fetchall()
-    if not rows:
-        return StepColumns((), (), ())
-    energy, samples, loss = zip(*rows, strict=True)
-    return StepColumns(energy, samples, loss)
+    return queries.step_columns(conn.execute(queries.STEP_COLUMNS, (run_id,)).fetchall())
 
 
 def step_buckets(
     conn: sqlite3.Connection, run_id: int, *, width: int, head: int
 ) -> list[StepBucket]:
-    """Per-bucket sums over primary-key ranges (each an index range scan inside SQLite)
-    and each bucket's first ``head`` steps: a few thousand rows reach Python for a run
-    of 100,000 steps."""
-    span = step_range(conn, run_id)
-    if span is None:
-        return []
-    first, last = span
+    """One statement (:data:`~greenprof.store.queries.STEP_BUCKETS`): per-bucket sums over
+    primary-key ranges and each bucket's first ``head`` steps; a few thousand rows reach
+    Python for a run of 100,000 steps."""
     width = max(1, width)
-    bucket_sql = (
-        "SELECT total(energy_j), min(loss) FROM steps WHERE run_id = ? AND step >= ? AND step < ?"
-    )
-    head_sql = (
-        "SELECT energy_j, samples FROM steps WHERE run_id = ? AND step >= ? AND step < ?"
-        " ORDER BY step LIMIT ?"
-    )
-    buckets = []
-    for low in range(first, last + 1, width):
-        end = min(low + width, last + 1)
-        energy, loss = conn.execute(bucket_sql, (run_id, low, end)).fetchone()
-        heads = conn.execute(head_sql, (run_id, low, end, max(0, head))).fetchall()
-        buckets.append(
-            StepBucket(
-                first_step=low,
-                end_step=end,
-                energy_j=float(energy),
-                min_loss=None if loss is None else float(loss),
-                head_energy_j=tuple(float(row[0]) for row in heads),
-                head_samples=tuple(row[1] for row in heads),
-            )
-        )
-    return buckets
+    params = {"run": run_id, "width": width, "head": max(0, head)}
+    return queries.step_buckets(conn.execute(_STEP_BUCKETS, params), width=width)
 
 
 def last_sample_time_s(conn: sqlite3.Connection, run_id: int, device: str | None) -> float | None:
     """Time of a device's (or any device's) newest stored sample."""
     if device is None:
-        row = conn.execute("SELECT max(time_s) FROM samples WHERE run_id = ?", (run_id,))
+        row = conn.execute(queries.LAST_SAMPLE_TIME, (run_id,))
     else:
-        row = conn.execute(
-            "SELECT max(time_s) FROM samples WHERE run_id = ? AND device = ?", (run_id, device)
-        )
+        row = conn.execute(queries.LAST_DEVICE_SAMPLE_TIME, (run_id, device))
     value = row.fetchone()[0]
     return None if value is None else float(value)
 
@@ -154,7 +108,7 @@ def metric_runs(
     conn: sqlite3.Connection, liveness: RunLiveness, run_ids: Collection[int] | None
 ) -> list[MetricRun]:
     """One cheap row per run (no tags, no devices) for each Prometheus scrape."""
-    sql = f"SELECT {_METRIC_COLUMNS} FROM runs"
+    sql = f"SELECT {queries.METRIC_COLUMNS} FROM runs"
     if run_ids is None:
         rows = conn.execute(sql + " ORDER BY run_id").fetchall()
     else:
@@ -164,46 +118,4 @@ def metric_runs(
             chunk = ids[start : start + CHUNK]
             marks = ",".join("?" * len(chunk))
             rows += conn.execute(f"{sql} WHERE run_id IN ({marks}) ORDER BY run_id", chunk)
-    return [
-        MetricRun(
-            run_id=int(run_id),
-            name=str(name),
-            status=liveness.status(
-                str(status), host=str(host), pid=int(pid), heartbeat_at=float(heartbeat)
-            ),
-            heartbeat_at=float(heartbeat),
-            started_at=float(started),
-            ended_at=None if ended is None else float(ended),
-            host=str(host),
-            rank=rank,
-            framework=str(framework),
-            greenprof_version=str(version),
-            pue=float(pue),
-            intensity_g_per_kwh=None if grid is None else float(grid),
-            steps=int(steps),
-            samples=samples,
-            energy_j=float(energy),
-            step_energy_j=float(step_energy),
-            duration_s=float(duration),
-        )
-        for (
-            run_id,
-            name,
-            status,
-            heartbeat,
-            started,
-            ended,
-            host,
-            pid,
-            rank,
-            framework,
-            version,
-            pue,
-            grid,
-            steps,
-            samples,
-            energy,
-            step_energy,
-            duration,
-        ) in rows
-    ]
+    return [queries.metric_run(row, liveness) for row in rows]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
+from greenprof.store import queries
 from greenprof.store.api import (
     ExportTable,
     MetricRun,
@@ -18,96 +19,48 @@ from greenprof.store.api import (
     StepColumns,
     TimelineCell,
 )
+from greenprof.store.dialect import in_dialect
 from greenprof.store.liveness import RunLiveness
 
 Conn = Any  # a psycopg.Connection in autocommit mode
 
-_METRIC_COLUMNS = (
-    "run_id, name, status, heartbeat_at, started_at, ended_at, host, pid, rank, framework,"
-    " greenprof_version, pue, intensity_g_per_kwh, steps, samples, energy_j, step_energy_j,"
-    " duration_s"
-)
+
+_STEP_BUCKETS = queries.step_buckets_sql("postgresql")
+
+
+def _sql(text: str) -> str:
+    return in_dialect(text, "postgresql")
 
 
 def step_aggregate(conn: Conn, run_id: int) -> StepAggregate:
-    count, energy, samples, last = conn.execute(
-        "SELECT count(*), coalesce(sum(energy_j), 0), coalesce(sum(samples), 0), max(step)"
-        " FROM steps WHERE run_id = %s",
-        (run_id,),
-    ).fetchone()
-    return StepAggregate(int(count), float(energy), int(samples), -1 if last is None else last)
+    return queries.step_aggregate(conn.execute(_sql(queries.STEP_AGGREGATE), (run_id,)).fetchone())
 
 
 def step_range(conn: Conn, run_id: int) -> tuple[int, int] | None:
-    first, last = conn.execute(
-        "SELECT min(step), max(step) FROM steps WHERE run_id = %s", (run_id,)
-    ).fetchone()
-    return None if first is None else (int(first), int(last))
+    return queries.step_range(conn.execute(_sql(queries.STEP_RANGE), {"run": run_id}).fetchone())
 
 
 def step_columns(conn: Conn, run_id: int) -> StepColumns:
     rows = conn.execute(
-        "SELECT energy_j, samples, loss FROM steps WHERE run_id = %s ORDER BY step",
+        _sql(queries.STEP_COLUMNS),
         (run_id,),
         binary=True,  # about twice as fast to fetch many rows here
     ).fetchall()
-    if not rows:
-        return StepColumns((), (), ())
-    energy, samples, loss = zip(*rows, strict=True)
-    return StepColumns(energy, samples, loss)
+    return queries.step_columns(rows)
 
 
 def step_buckets(conn: Conn, run_id: int, *, width: int, head: int) -> list[StepBucket]:
-    """Per-bucket sums in one grouped query and each bucket's first ``head`` steps in
-    another (a primary-key range scan per bucket): two round trips to the server, whatever
-    the run's length."""
-    span = step_range(conn, run_id)
-    if span is None:
-        return []
-    first, last = span
+    """One round trip (:data:`~greenprof.store.queries.STEP_BUCKETS`)."""
     width = max(1, width)
-    sums = {
-        int(b): (float(energy), loss)
-        for b, energy, loss in conn.execute(
-            "SELECT (step - %s) / %s AS b, sum(energy_j), min(loss) FROM steps"
-            " WHERE run_id = %s GROUP BY b",
-            (first, width, run_id),
-        )
-    }
-    heads: dict[int, list[tuple[float, int | None]]] = {}
-    if head > 0:
-        for low, energy, samples in conn.execute(
-            "SELECT b.low, h.energy_j, h.samples FROM generate_series(%s::bigint, %s::bigint,"
-            " %s::bigint) AS b(low) CROSS JOIN LATERAL (SELECT step, energy_j, samples"
-            " FROM steps WHERE run_id = %s AND step >= b.low AND step < b.low + %s"
-            " ORDER BY step LIMIT %s) AS h ORDER BY h.step",
-            (first, last, width, run_id, width, head),
-        ):
-            heads.setdefault((int(low) - first) // width, []).append((float(energy), samples))
-    buckets = []
-    for index, low in enumerate(range(first, last + 1, width)):
-        energy, loss = sums.get(index, (0.0, None))
-        rows = heads.get(index, [])
-        buckets.append(
-            StepBucket(
-                first_step=low,
-                end_step=min(low + width, last + 1),
-                energy_j=energy,
-                min_loss=None if loss is None else float(loss),
-                head_energy_j=tuple(e for e, _ in rows),
-                head_samples=tuple(s for _, s in rows),
-            )
-        )
-    return buckets
+    params = {"run": run_id, "width": width, "head": max(0, head)}
+    return queries.step_buckets(conn.execute(_STEP_BUCKETS, params), width=width)
 
 
 def last_sample_time_s(conn: Conn, run_id: int, device: str | None) -> float | None:
     if device is None:
-        row = conn.execute("SELECT max(time_s) FROM samples WHERE run_id = %s", (run_id,))
+        row = conn.execute(_sql(queries.LAST_SAMPLE_TIME), (run_id,))
     else:
-        row = conn.execute(
-            "SELECT max(time_s) FROM samples WHERE run_id = %s AND device = %s", (run_id, device)
-        )
+        row = conn.execute(_sql(queries.LAST_DEVICE_SAMPLE_TIME), (run_id, device))
     value = row.fetchone()[0]
     return None if value is None else float(value)
 
@@ -161,53 +114,21 @@ def step_timeline(conn: Conn, run_id: int, *, width_s: float, points: int) -> li
 def utilization_by_kind(conn: Conn, run_id: int) -> dict[str, float]:
     return {
         str(kind): float(mean)
-        for kind, mean in conn.execute(
-            "SELECT d.kind, avg(s.utilization_pct) FROM samples AS s"
-            " JOIN devices AS d ON d.run_id = s.run_id AND d.device = s.device"
-            " WHERE s.run_id = %s AND s.utilization_pct IS NOT NULL GROUP BY d.kind",
-            (run_id,),
-        )
+        for kind, mean in conn.execute(_sql(queries.UTILIZATION_BY_KIND), (run_id,))
     }
 
 
 def metric_runs(
     conn: Conn, liveness: RunLiveness, run_ids: Collection[int] | None
 ) -> list[MetricRun]:
-    sql = f"SELECT {_METRIC_COLUMNS} FROM runs"
+    sql = f"SELECT {queries.METRIC_COLUMNS} FROM runs"
     if run_ids is None:
         rows = conn.execute(sql + " ORDER BY run_id").fetchall()
     else:
         rows = conn.execute(
             sql + " WHERE run_id = ANY(%s) ORDER BY run_id", (sorted(run_ids),)
         ).fetchall()
-    out = []
-    for row in rows:
-        (run_id, name, status, heartbeat, started, ended, host, pid, rank, framework) = row[:10]
-        (version, pue, grid, steps, samples, energy, step_energy, duration) = row[10:]
-        out.append(
-            MetricRun(
-                run_id=int(run_id),
-                name=str(name),
-                status=liveness.status(
-                    str(status), host=str(host), pid=int(pid), heartbeat_at=float(heartbeat)
-                ),
-                heartbeat_at=float(heartbeat),
-                started_at=float(started),
-                ended_at=None if ended is None else float(ended),
-                host=str(host),
-                rank=rank,
-                framework=str(framework),
-                greenprof_version=str(version),
-                pue=float(pue),
-                intensity_g_per_kwh=None if grid is None else float(grid),
-                steps=int(steps),
-                samples=samples,
-                energy_j=float(energy),
-                step_energy_j=float(step_energy),
-                duration_s=float(duration),
-            )
-        )
-    return out
+    return [queries.metric_run(row, liveness) for row in rows]
 
 
 EXPORT_SQL: dict[str, str] = {
