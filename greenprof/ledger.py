@@ -404,39 +404,49 @@ class StepLedger:
         energies = self._energies.pop(step)
         if len(self._seen) < len(energies):  # a device that never read has no energy, not 0 J
             energies = {d: e for d, e in energies.items() if d in self._seen}
-        device_energy = {device: e.energy_j for device, e in energies.items()}
         flags = STEP_DEVICE_MISSING if len(energies) < len(self._attributors) else 0
         if self._problems and self._near_problem(interval):
             flags |= STEP_READING_REJECTED
-        if any(e.counter_reset for e in energies.values()):
-            flags |= STEP_COUNTER_RESET
         if self._gaps and self._in_gap(interval):
             flags |= STEP_POLL_GAP
-        parts = [e.bounds for e in energies.values()]
-        bounds = Bounds(
-            sum(b.start_j for b in parts),
-            sum(b.end_j for b in parts),
-            sum(b.interior_j for b in parts),
-        )
-        total = sum(device_energy.values())
+        if len(energies) == 1:  # one device (the common case at stop: many steps at once)
+            ((device, only),) = energies.items()
+            total, bounds = only.energy_j, only.bounds
+            device_energy = {device: total}
+            device_bound = {device: bounds.total_j}
+            interpolated, reset = only.interpolated, only.counter_reset
+        else:
+            device_energy = {device: e.energy_j for device, e in energies.items()}
+            device_bound = {device: e.energy_uncertainty_j for device, e in energies.items()}
+            parts = [e.bounds for e in energies.values()]
+            bounds = Bounds(
+                sum(b.start_j for b in parts),
+                sum(b.end_j for b in parts),
+                sum(b.interior_j for b in parts),
+            )
+            total = sum(device_energy.values())
+            interpolated = any(e.interpolated for e in energies.values())
+            reset = any(e.counter_reset for e in energies.values())
+        if reset:
+            flags |= STEP_COUNTER_RESET
         self.steps += 1
         if interval.samples is not None:
             self.samples = (self.samples or 0) + interval.samples
         self.step_energy_j += total
         return FinishedStep(
-            step=step,
-            epoch=interval.epoch,
-            start_s=interval.start_s - self._origin_s,
-            end_s=interval.end_s - self._origin_s,
-            samples=interval.samples,
-            energy_j=total,
-            device_energy_j=device_energy,
-            interpolated=any(e.interpolated for e in energies.values()),
-            loss=interval.loss,
-            flags=flags,
-            energy_uncertainty_j=bounds.total_j,
-            device_uncertainty_j={d: e.energy_uncertainty_j for d, e in energies.items()},
-            bounds=bounds,
+            step,
+            interval.epoch,
+            interval.start_s - self._origin_s,
+            interval.end_s - self._origin_s,
+            interval.samples,
+            total,
+            device_energy,
+            interpolated,
+            interval.loss,
+            flags,
+            bounds.total_j,
+            device_bound,
+            bounds,
         )
 
     def _near_problem(self, interval: _Interval) -> bool:
