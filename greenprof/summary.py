@@ -259,7 +259,7 @@ def end_of_run_lines(
             ]
         )
     lines = [head + ":"]
-    lines += ["  " + line for line in _aligned(rows)]
+    lines += ["  " + line for line in _aligned(rows)] or ["  no device was measured"]
     lines.append("  " + _totals_line(run))
     if run.carbon is not None:
         lines.append(f"  carbon: {fmt.co2(run.co2_g)} CO2e ({_carbon_source(run)})")
@@ -286,7 +286,7 @@ def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:
 
 def _totals_line(run: RunInfo) -> str:
     samples = "" if not run.samples else f", {run.samples} samples"
-    per_sample = metrics.run_j_per_sample(run)
+    per_sample = metrics.run_j_per_sample(run) if run.energy_j > 0 else None
     efficiency = "" if per_sample is None else f", {fmt.energy(per_sample)}/sample"
     return (
         f"total: {fmt.energy_wh(run.energy_j)} in {fmt.duration(run.duration_s)}, "

@@ -86,3 +86,11 @@ def test_end_of_run_summary_of_a_failed_run_says_why_and_shows_no_password() -> 
     assert not any(line.startswith("  carbon") for line in lines)
     where = "  stored in postgresql://me:***@db/prof: `greenprof show 7` for the details"
     assert lines[-1] == where
+
+
+def test_end_of_run_summary_of_a_run_without_devices_divides_nothing() -> None:
+    from greenprof.summary import end_of_run_lines
+
+    lines = end_of_run_lines(_run(devices=(), energy_j=0.0), {}, where="runs.db")
+    assert lines[1] == "  no device was measured"
+    assert lines[2] == "  total: 0 Wh in 3 min 07 s, 100 steps, 1000 samples"  # no 0 J/sample
