@@ -13,7 +13,7 @@ said once through ``on_error``.
 
 A shared device's :class:`~greenprof.sensors.share.ApportionedSensor` stays here: its
 inner sensor is read in the helper, and each of those readings is apportioned here, by
-the same object (its share and summary stay the run's).
+the same object (``apportion(reading)``: its share and summary stay the run's).
 
 Whatever the path, the readings handed on are tracked for poll gaps (:meth:`Sampler.drain_gaps`,
 :class:`DeviceHealth` ``longest_gap_s`` and ``long_gaps``) and for each device's update
@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from greenprof.records import Reading
-from greenprof.sampling.feed import Feed, is_apportioned
+from greenprof.sampling.feed import is_apportioned
 from greenprof.sampling.gaps import GapTracker, PeriodTracker, PollGap, settle_s
 from greenprof.sampling.health import DeviceState, from_state
 from greenprof.sampling.threads import (
@@ -147,8 +147,9 @@ class Sampler:
         self._helper: HelperProcess | None = None
         self._remote: dict[str, Sensor] = {}
         """Devices read in the helper → their sensor here (read here if it fails)."""
-        self._feeds: dict[str, tuple[Sensor, Feed]] = {}
-        """Apportioned devices whose inner sensor the helper reads → (wrapper, feed)."""
+        self._apportioners: dict[str, Callable[[Reading], Reading]] = {}
+        """Apportioned devices whose inner sensor the helper reads → their wrapper's
+        ``apportion``."""
         self._states: dict[str, DeviceState] = {}
         self._last_good_s: dict[str, float] = {}
         self._stopping = False
@@ -299,19 +300,17 @@ class Sampler:
         return readings
 
     def _apportioned(self, readings: list[Reading]) -> list[Reading]:
-        feeds = self._feeds
-        if not feeds:
+        apportioners = self._apportioners
+        if not apportioners:
             return readings
         out: list[Reading] = []
         for reading in readings:
-            fed = feeds.get(reading.device)
-            if fed is None:
+            apportion = apportioners.get(reading.device)
+            if apportion is None:
                 out.append(reading)
                 continue
-            wrapper, feed = fed
-            feed.reading = reading
             try:
-                out.append(wrapper.read())
+                out.append(apportion(reading))
             except Exception as exc:
                 self._report(f"sensor {reading.device}: apportioning a reading failed: {exc}")
         return out
@@ -361,11 +360,8 @@ class Sampler:
         if remote:
             for device, (sensor, _) in remote.items():
                 self._remote[device] = sensor
-                inner = getattr(sensor, "inner", None)
-                if inner is not None and is_apportioned(sensor):
-                    feed = Feed(inner)
-                    sensor.inner = feed  # type: ignore[attr-defined]
-                    self._feeds[device] = (sensor, feed)
+                if is_apportioned(sensor):
+                    self._apportioners[device] = sensor.apportion  # type: ignore[attr-defined]
             self._local.release()
             self._local = self._thread_sampler([s for s in self._sensors if s.device not in remote])
         self._local.start()
@@ -391,9 +387,7 @@ class Sampler:
             sensor = self._remote.pop(device, None)
             if sensor is None:
                 continue
-            fed = self._feeds.pop(device, None)
-            if fed is not None:
-                fed[0].inner = fed[1].inner  # type: ignore[attr-defined]
+            self._apportioners.pop(device, None)  # its wrapper reads the inner sensor here
             sensors.append(sensor)
         if sensors:
             fallback = self._thread_sampler(sensors)
@@ -429,9 +423,7 @@ class Sampler:
                     self._last_readings(readings)
             helper.close()
         with self._lock:
-            for wrapper, feed in self._feeds.values():
-                wrapper.inner = feed.inner  # type: ignore[attr-defined]
-            self._feeds.clear()
+            self._apportioners.clear()
 
     def _take_early(self) -> None:
         """At stop, a helper still starting (not one reading yet) is not waited for: its

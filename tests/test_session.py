@@ -10,7 +10,7 @@ from greenprof.marks import StepMarks
 from greenprof.records import DeviceInfo, Reading
 from greenprof.run_sensors import SensorSet
 from greenprof.sensors.fake import FakeSensor
-from greenprof.session import open_session
+from greenprof.session import Attributors, open_session
 from greenprof.store.reader import RunStore
 
 
@@ -134,3 +134,13 @@ def test_a_poll_gap_flags_the_steps_it_touches_and_is_noted_once_on_the_run(
     assert flags.get("poll_gap", 0) >= 1
     assert run.error is not None
     assert run.error.count("long gap") == 1 and "flagged poll_gap" in run.error
+
+
+def test_each_attributor_gets_its_sensors_declared_update_period() -> None:
+    slow, fast = (
+        FakeSensor("gpu:0", update_period_s=0.1),
+        FakeSensor("cpu:0", update_period_s=0.001),
+    )
+    attributors = Attributors([slow, fast], [slow.info, fast.info])
+    assert attributors.make("gpu:0").curve.declared_period_s == 0.1
+    assert attributors.make("cpu:0").curve.declared_period_s == 0.001

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -276,55 +275,14 @@ def sensor_recipe(sensor: object) -> SensorRecipe | None:
     be: a sensor opened with a stand-in (a scripted NVML, an injected clock or file reader)
     is read where it is, on a thread of this process, and so is any sensor greenprof does
     not know (users' own, unless made with :func:`~greenprof.sensors.recipe.spawnable`).
-
-    The sensor modules do not declare their recipes yet, so this reads what they were
-    opened with (a few private attributes, checked against their defaults); a
-    ``recipe()`` method on each sensor class would replace it.
+    The detected sensors say it themselves (``NvmlSensor.recipe()``, ``RaplSensor.recipe()``).
     """
     recipe = recipe_of(sensor)
     if recipe is not None:
         return recipe
-    if isinstance(sensor, NvmlSensor):
-        return _nvml_recipe(sensor)
-    if isinstance(sensor, RaplSensor):
-        return _rapl_recipe(sensor)
+    if isinstance(sensor, NvmlSensor | RaplSensor):
+        return sensor.recipe()
     return None
-
-
-def _nvml_recipe(sensor: NvmlSensor) -> SensorRecipe | None:
-    real = sys.modules.get("pynvml")
-    if real is None or sensor._nvml is not real or sensor._clock is not time.monotonic:
-        return None
-    uuid = sensor.info.uuid
-    if not uuid:
-        return None
-    return SensorRecipe.of(
-        sensor.device,
-        "greenprof.sensors.detect:reopen_nvml",
-        sensor.device,
-        uuid,
-        note=_first_note(sensor.info.note),
-        details_period_s=sensor._details_period_s,
-        mig_id=sensor.mig_id,
-    )
-
-
-def _first_note(note: str) -> str:
-    """The detection note NvmlSensor was given (it appends its own after '; ')."""
-    return note.split("; no NVML energy counter", 1)[0] if note else ""
-
-
-def _rapl_recipe(sensor: RaplSensor) -> SensorRecipe | None:
-    defaults = RaplSensor.__init__.__kwdefaults__ or {}
-    if sensor._clock is not time.monotonic or sensor._read_text is not defaults.get("read_text"):
-        return None
-    return SensorRecipe.of(
-        sensor.device,
-        "greenprof.sensors.detect:reopen_rapl",
-        str(sensor._energy_path.parent),
-        sensor.device,
-        sensor.info.name,
-    )
 
 
 def reopen_nvml(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -45,6 +46,7 @@ from greenprof.sensors.nvml_api import (
 )
 from greenprof.sensors.nvml_devices import GpuMapping, VisibleGpu, visible_gpus
 from greenprof.sensors.nvml_share import DEFAULT_SHARE_PERIOD_S, GpuProcessShare
+from greenprof.sensors.recipe import SensorRecipe
 
 NvmlModule = NvmlApi
 """The name before the NVML API was typed (kept for callers)."""
@@ -152,6 +154,7 @@ class NvmlSensor:
         self._handle = handle
         self._clock = clock
         self._details_period_s = details_period_s
+        self._note = note
         try:
             name = text(pynvml.nvmlDeviceGetName(handle))
             uuid = uuid or text(pynvml.nvmlDeviceGetUUID(handle))
@@ -193,6 +196,25 @@ class NvmlSensor:
         if session is not None:
             session.acquire()
         self._closed = False
+
+    def recipe(self) -> SensorRecipe | None:
+        """How the sampler's helper process opens this GPU again
+        (:func:`greenprof.sensors.detect.reopen_nvml`: by UUID, with its own NVML session);
+        None when it cannot: opened with a stand-in NVML or clock, or no UUID."""
+        if sys.modules.get("pynvml") is not self._nvml or self._clock is not time.monotonic:
+            return None
+        uuid = self.info.uuid
+        if not uuid:
+            return None
+        return SensorRecipe.of(
+            self.device,
+            "greenprof.sensors.detect:reopen_nvml",
+            self.device,
+            uuid,
+            note=self._note,
+            details_period_s=self._details_period_s,
+            mig_id=self.mig_id,
+        )
 
     def _probe(self, call: Callable[[NvmlHandle], object]) -> bool:
         try:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from greenprof.errors import SensorError
 from greenprof.records import DeviceInfo, DeviceKind, Reading
+from greenprof.sensors.recipe import SensorRecipe
 
 POWERCAP_ROOT = Path("/sys/class/powercap")
 
@@ -108,6 +109,8 @@ class RaplSensor:
         """None: the 32-bit counter's wrap is undone here, from ``max_energy_range_uj``."""
         self._clock = clock
         self._read_text = read_text
+        self._zone_dir = zone_dir
+        self._name = name
         self._energy_path = zone_dir / "energy_uj"
         try:
             self._max_range_uj = _read_int(read_text, zone_dir / "max_energy_range_uj")
@@ -138,6 +141,20 @@ class RaplSensor:
         self._total_uj += unwrap_uj(self._last_uj, cur_uj, self._max_range_uj)
         self._last_uj = cur_uj
         return Reading(device=self.device, time_s=now, energy_j=self._total_uj / 1e6, power_w=None)
+
+    def recipe(self) -> SensorRecipe | None:
+        """How the sampler's helper process opens this zone again
+        (:func:`greenprof.sensors.detect.reopen_rapl`); None when it was opened with a
+        stand-in clock or file reader."""
+        if self._clock is not time.monotonic or self._read_text is not _read_text:
+            return None
+        return SensorRecipe.of(
+            self.device,
+            "greenprof.sensors.detect:reopen_rapl",
+            str(self._zone_dir),
+            self.device,
+            self._name,
+        )
 
     def close(self) -> None:
         """Nothing to release (each read opens the file); further reads raise."""

@@ -163,7 +163,15 @@ class ApportionedSensor:
 
     def read(self) -> Reading:
         """The inner reading, apportioned. Raises what the inner sensor raises."""
-        raw = self.inner.read()
+        return self.apportion(self.inner.read())
+
+    def apportion(self, raw: Reading) -> Reading:
+        """This process's share of ``raw``, a reading of the inner sensor taken here or
+        elsewhere (the sampling helper process reads the inner sensor, the run keeps this
+        wrapper: its share source and totals are the run's). Readings in time order.
+
+        Raises :class:`SensorError` when the inner reading is not used (the guard held a
+        counter drop back, or rejected it)."""
         share = min(max(float(self.source.share()), 0.0), 1.0)
         self._problem_message = None
         passed = self._guard.check(raw)

@@ -95,3 +95,12 @@ def test_the_helper_reads_the_rapl_zone_the_detection_opened(powercap: Path) -> 
         sampler.stop()
     assert sampler.health()["cpu:0"].in_helper
     assert got[-1].energy_j == pytest.approx(3.0)
+
+
+def test_a_rapl_zone_says_its_own_recipe_and_its_update_period(powercap: Path) -> None:
+    """The detection layer's sensor_recipe is the sensor's own recipe(); the counter's
+    ~1 ms update period is declared, so the attribution uses it as its lattice prior."""
+    sensor = open_rapl_sensors(powercap)[0]
+    assert sensor.recipe() == sensor_recipe(sensor) is not None
+    assert sensor.update_period_s == pytest.approx(0.001)
+    assert open_rapl_sensors(powercap, clock=FakeClock())[0].recipe() is None

@@ -537,3 +537,19 @@ def test_apportion_defaults_to_the_cpu_time_share_of_this_process_and_its_job() 
     assert wrapped.source.world.process.pid == psutil.Process().pid
     assert wrapped.source.world.job_id == "torchrun-xyz"
     assert "its job's other local ranks" in wrapped.info.note
+
+
+def test_apportion_shares_a_reading_taken_elsewhere_as_read_would() -> None:
+    """The sampler's helper process reads the inner counter; the run's wrapper apportions
+    each of its readings (``apportion``): the same numbers as reading through the wrapper,
+    and the inner sensor here is never read."""
+    clock = FakeClock()
+    here, elsewhere = Counter(clock, energy_j=1_000.0), Counter(clock, energy_j=1_000.0)
+    read_through, fed = make_half(clock, here), make_half(clock, Counter(clock, device="cpu:0"))
+    results = []
+    for energy_j in (1_000.0, 1_100.0, 1_300.0):
+        here.energy_j = elsewhere.energy_j = energy_j
+        results.append((read_through.read(), fed.apportion(elsewhere.read())))
+        clock.advance(1.0)
+    assert [a for a, _ in results] == [b for _, b in results]
+    assert fed.energy_j == read_through.energy_j == pytest.approx(150.0)
