@@ -14,9 +14,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from greenprof.records import DeviceInfo, RunStatus
 from greenprof.store.api import MetricRun, StepAggregate, StepBucket, StepColumns
 from greenprof.store.dialect import Dialect, in_dialect
 from greenprof.store.liveness import RunLiveness
+from greenprof.store.step_records import STEP_BOUND_SELECT, STEP_ENERGY_SELECT, STEP_SELECT
+
+RUN_COLUMNS = (
+    "run_id, name, status, started_at, ended_at, heartbeat_at, host, pid, rank, framework, tags,"
+    " expected_steps, country, region, pue, intensity_g_per_kwh, intensity_source, steps, samples,"
+    " energy_j, step_energy_j, duration_s, error, greenprof_version, lost_steps, job_id,"
+    " local_rank, world_size, setup_s, setup_energy_j"
+)
+"""The columns of :func:`greenprof.store.sqlite_runs.run_info` (``FROM runs``)."""
 
 STEP_AGGREGATE = (
     "SELECT count(*), coalesce(sum(energy_j), 0), coalesce(sum(samples), 0), max(step)"
@@ -162,3 +172,116 @@ def metric_run(row: Sequence[Any], liveness: RunLiveness) -> MetricRun:
         step_energy_j=float(step_energy),
         duration_s=float(duration),
     )
+
+
+# Runs and devices --------------------------------------------------------------------
+
+RUN_BY_ID = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"
+RUN_BY_NAME = (
+    f"SELECT {RUN_COLUMNS} FROM runs WHERE name = ? ORDER BY started_at DESC, run_id DESC LIMIT 1"
+)
+"""The newest run of that name."""
+STORED_STATUS = "SELECT status FROM runs WHERE run_id = ?"
+DEVICE_ENERGY_J = "SELECT device, energy_j FROM devices WHERE run_id = ? ORDER BY device"
+DEVICE_COLUMNS = (
+    "run_id, device, kind, method, name, uuid, power_limit_w, idle_power_w, node_wide, note,"
+    " power_window_s"
+)
+"""The columns of :func:`device_info` (``FROM devices``)."""
+DEVICE_ENERGY_COLUMNS = "run_id, device, method, energy_j"
+
+
+def runs_query(
+    *,
+    status: RunStatus | None,
+    name: str | None,
+    job: str | None,
+    limit: int | None,
+    silent_since: float,
+) -> tuple[str, list[object], bool]:
+    """The history listing's statement, its parameters, and whether its rows are exactly
+    the answer (False: ``running``/``interrupted`` rows still need the liveness check, so
+    the limit is applied after it). ``silent_since``: the heartbeat a running run must
+    have reached to count as alive by time (``RunLiveness.silent_since``)."""
+    where: list[str] = []
+    params: list[object] = []
+    if name is not None:
+        where.append("name = ?")
+        params.append(name)
+    if job is not None:
+        where.append("job_id = ?")
+        params.append(job)
+    if status == "running":  # only rows alive by time; the pid check follows
+        where.append("status = 'running' AND heartbeat_at >= ?")
+        params.append(silent_since)
+    elif status == "interrupted":
+        where.append("status IN ('interrupted', 'running')")
+    elif status is not None:
+        where.append("status = ?")
+        params.append(status)
+    sql = f"SELECT {RUN_COLUMNS} FROM runs"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY started_at DESC, run_id DESC"
+    exact = status is None or status not in ("running", "interrupted")
+    if exact and limit is not None:
+        sql += " LIMIT ?"
+        params.append(max(0, limit))
+    return sql, params, exact
+
+
+def device_info(row: Sequence[Any]) -> DeviceInfo:
+    """A row of :data:`DEVICE_COLUMNS` (its run id first)."""
+    return DeviceInfo(
+        device=row[1],
+        kind=row[2],
+        method=row[3],
+        name=row[4],
+        uuid=row[5],
+        power_limit_w=row[6],
+        idle_power_w=row[7],
+        node_wide=bool(row[8]),
+        note=row[9],
+        power_window_s=row[10],
+    )
+
+
+# Steps and samples -------------------------------------------------------------------
+
+STEP_BATCH = f"SELECT {STEP_SELECT} FROM steps WHERE run_id = ? AND step > ? ORDER BY step LIMIT ?"
+STEP_ENERGY_BETWEEN = (
+    f"SELECT {STEP_ENERGY_SELECT} FROM step_energy WHERE run_id = ? AND step BETWEEN ? AND ?"
+)
+STEP_BOUND_BATCH = (
+    f"SELECT {STEP_BOUND_SELECT} FROM steps WHERE run_id = ? AND step > ? ORDER BY step LIMIT ?"
+)
+STEP_FLAG_COUNT = (
+    "SELECT count(*) FROM steps WHERE run_id = ? AND (flags & CAST(? AS INTEGER)) <> 0"
+)
+"""Steps of a run with one flag bit set."""
+PENDING_STEPS = (
+    "SELECT count(*) FROM pending_steps AS p WHERE p.run_id = ?"
+    " AND NOT EXISTS (SELECT 1 FROM steps AS s WHERE s.run_id = p.run_id AND s.step = p.step)"
+)
+"""Step boundaries stored whose energy never was (a run that crashed, until repaired)."""
+EPOCHS = (
+    "SELECT epoch, steps, start_s, end_s, samples, energy_j FROM epochs"
+    " WHERE run_id = ? ORDER BY epoch"
+)
+
+
+def samples_query(*, device: str | None, after_s: float | None) -> tuple[str, list[object]]:
+    """A run's samples (first parameter: the run id, then these filters), by time then
+    device; ``after_s`` exclusive."""
+    sql = (
+        "SELECT device, time_s, energy_j, power_w, utilization_pct, memory_used_bytes,"
+        " temperature_c FROM samples WHERE run_id = ?"
+    )
+    params: list[object] = []
+    if device is not None:
+        sql += " AND device = ?"
+        params.append(device)
+    if after_s is not None:
+        sql += " AND time_s > ?"
+        params.append(after_s)
+    return sql + " ORDER BY time_s, device", params

@@ -23,7 +23,7 @@ from greenprof.records import (
     SampleRecord,
     StepRecord,
 )
-from greenprof.store import sqlite_exports, sqlite_runs, sqlite_summaries
+from greenprof.store import queries, sqlite_exports, sqlite_runs, sqlite_summaries
 from greenprof.store.api import (
     DeviceEnergy,
     ExportTable,
@@ -38,9 +38,6 @@ from greenprof.store.liveness import RunLiveness
 from greenprof.store.location import StoreLocation
 from greenprof.store.schema import connect_read_only, describe_sqlite_error
 from greenprof.store.step_records import (
-    STEP_BOUND_SELECT,
-    STEP_ENERGY_SELECT,
-    STEP_SELECT,
     step_records,
 )
 
@@ -86,30 +83,13 @@ class SqliteReadBackend:
         job: str | None = None,
         limit: int | None = None,
     ) -> list[RunInfo]:
-        where: list[str] = []
-        params: list[object] = []
-        if name is not None:
-            where.append("name = ?")
-            params.append(name)
-        if job is not None:
-            where.append("job_id = ?")
-            params.append(job)
-        if status == "running":  # only rows alive by time; the pid check follows
-            where.append("status = 'running' AND heartbeat_at >= ?")
-            params.append(self._liveness.silent_since())
-        elif status == "interrupted":
-            where.append("status IN ('interrupted', 'running')")
-        elif status is not None:
-            where.append("status = ?")
-            params.append(status)
-        sql = f"SELECT {sqlite_runs.RUN_COLUMNS} FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY started_at DESC, run_id DESC"
-        exact = status is None or status not in ("running", "interrupted")
-        if exact and limit is not None:
-            sql += " LIMIT ?"
-            params.append(max(0, limit))
+        sql, params, exact = queries.runs_query(
+            status=status,
+            name=name,
+            job=job,
+            limit=limit,
+            silent_since=self._liveness.silent_since(),
+        )
         rows: list[tuple[Any, ...]] = []
         cursor = self._conn.execute(sql, params)
         try:  # closed early: no read transaction outlives the call
@@ -129,15 +109,9 @@ class SqliteReadBackend:
     def run(self, ref: int | str) -> RunInfo:
         row = None
         if sqlite_runs.is_run_id(ref):
-            row = self._conn.execute(
-                f"SELECT {sqlite_runs.RUN_COLUMNS} FROM runs WHERE run_id = ?", (int(ref),)
-            ).fetchone()
+            row = self._conn.execute(queries.RUN_BY_ID, (int(ref),)).fetchone()
         if row is None and isinstance(ref, str):
-            row = self._conn.execute(
-                f"SELECT {sqlite_runs.RUN_COLUMNS} FROM runs WHERE name = ?"
-                " ORDER BY started_at DESC, run_id DESC LIMIT 1",
-                (ref,),
-            ).fetchone()
+            row = self._conn.execute(queries.RUN_BY_NAME, (ref,)).fetchone()
         if row is None:
             raise RunNotFound(
                 f"no run {ref!r} in {self.location.display}: `greenprof runs` lists run ids"
@@ -147,7 +121,7 @@ class SqliteReadBackend:
 
     @_one_line_errors
     def stored_status(self, run_id: int) -> str | None:
-        row = self._conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        row = self._conn.execute(queries.STORED_STATUS, (run_id,)).fetchone()
         return None if row is None else str(row[0])
 
     @_one_line_errors
@@ -158,9 +132,7 @@ class SqliteReadBackend:
     def device_energy_j(self, run_id: int) -> dict[str, float]:
         return {
             str(device): float(energy)
-            for device, energy in self._conn.execute(
-                "SELECT device, energy_j FROM devices WHERE run_id = ? ORDER BY device", (run_id,)
-            )
+            for device, energy in self._conn.execute(queries.DEVICE_ENERGY_J, (run_id,))
         }
 
     @_one_line_errors
@@ -169,7 +141,7 @@ class SqliteReadBackend:
         for chunk in _chunks(run_ids):
             marks = ",".join("?" * len(chunk))
             for run_id, device, method, energy in self._conn.execute(
-                "SELECT run_id, device, method, energy_j FROM devices"
+                f"SELECT {queries.DEVICE_ENERGY_COLUMNS} FROM devices"
                 f" WHERE run_id IN ({marks}) ORDER BY run_id, device",
                 chunk,
             ):
@@ -189,25 +161,18 @@ class SqliteReadBackend:
 
     @_one_line_errors
     def step_batch(self, run_id: int, *, after_step: int, size: int) -> list[StepRecord]:
-        rows = self._conn.execute(
-            f"SELECT {STEP_SELECT} FROM steps WHERE run_id = ? AND step > ? ORDER BY step LIMIT ?",
-            (run_id, after_step, size),
-        ).fetchall()
+        rows = self._conn.execute(queries.STEP_BATCH, (run_id, after_step, size)).fetchall()
         if not rows:
             return []
         energies = self._conn.execute(
-            f"SELECT {STEP_ENERGY_SELECT} FROM step_energy"
-            " WHERE run_id = ? AND step BETWEEN ? AND ?",
-            (run_id, rows[0][0], rows[-1][0]),
+            queries.STEP_ENERGY_BETWEEN, (run_id, rows[0][0], rows[-1][0])
         )
         return step_records(run_id, rows, energies)
 
     @_one_line_errors
     def step_bound_batch(self, run_id: int, *, after_step: int, size: int) -> list[StepBoundRow]:
         rows: list[StepBoundRow] = self._conn.execute(
-            f"SELECT {STEP_BOUND_SELECT} FROM steps"
-            " WHERE run_id = ? AND step > ? ORDER BY step LIMIT ?",
-            (run_id, after_step, size),
+            queries.STEP_BOUND_BATCH, (run_id, after_step, size)
         ).fetchall()
         return rows
 
@@ -215,20 +180,14 @@ class SqliteReadBackend:
     def step_flag_counts(self, run_id: int) -> dict[str, int]:
         counts: dict[str, int] = {}
         for bit, name in STEP_FLAG_NAMES.items():
-            (n,) = self._conn.execute(
-                "SELECT count(*) FROM steps WHERE run_id = ? AND flags & ? != 0", (run_id, bit)
-            ).fetchone()
+            (n,) = self._conn.execute(queries.STEP_FLAG_COUNT, (run_id, bit)).fetchone()
             if n:
                 counts[name] = int(n)
         return counts
 
     @_one_line_errors
     def pending_steps(self, run_id: int) -> int:
-        row = self._conn.execute(
-            "SELECT count(*) FROM pending_steps WHERE run_id = ?"
-            " AND step NOT IN (SELECT step FROM steps WHERE run_id = ?)",
-            (run_id, run_id),
-        ).fetchone()
+        row = self._conn.execute(queries.PENDING_STEPS, (run_id,)).fetchone()
         return int(row[0])
 
     @_one_line_errors
@@ -236,9 +195,7 @@ class SqliteReadBackend:
         return [
             EpochRecord(run_id, epoch, steps, start_s, end_s, samples, energy_j)
             for epoch, steps, start_s, end_s, samples, energy_j in self._conn.execute(
-                "SELECT epoch, steps, start_s, end_s, samples, energy_j FROM epochs"
-                " WHERE run_id = ? ORDER BY epoch",
-                (run_id,),
+                queries.EPOCHS, (run_id,)
             )
         ]
 
@@ -264,19 +221,8 @@ class SqliteReadBackend:
     def samples(
         self, run_id: int, *, device: str | None = None, after_s: float | None = None
     ) -> list[SampleRecord]:
-        sql = (
-            "SELECT device, time_s, energy_j, power_w, utilization_pct, memory_used_bytes,"
-            " temperature_c FROM samples WHERE run_id = ?"
-        )
-        params: list[object] = [run_id]
-        if device is not None:
-            sql += " AND device = ?"
-            params.append(device)
-        if after_s is not None:
-            sql += " AND time_s > ?"
-            params.append(after_s)
-        sql += " ORDER BY time_s, device"
-        return [SampleRecord(run_id, *row) for row in self._conn.execute(sql, params)]
+        sql, params = queries.samples_query(device=device, after_s=after_s)
+        return [SampleRecord(run_id, *row) for row in self._conn.execute(sql, [run_id, *params])]
 
     @_one_line_errors
     def last_sample_time_s(self, run_id: int, device: str | None = None) -> float | None:

@@ -1,4 +1,5 @@
-"""Runs and devices rows of a greenprof SQLite file as records."""
+"""Runs and devices rows as records: :func:`run_info` (and its tags) for both backends, the
+SQLite device listing in ``IN`` lists (PostgreSQL takes ``= ANY``)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from greenprof.records import CarbonSettings, DeviceInfo, RunInfo, RunStatus, TagValue
+from greenprof.store import queries
 
 CHUNK = 500
 """Run ids per ``IN (...)`` list (far below SQLite's limit on bound parameters)."""
 
-RUN_COLUMNS = (
-    "run_id, name, status, started_at, ended_at, heartbeat_at, host, pid, rank, framework, tags,"
-    " expected_steps, country, region, pue, intensity_g_per_kwh, intensity_source, steps, samples,"
-    " energy_j, step_energy_j, duration_s, error, greenprof_version, lost_steps, job_id,"
-    " local_rank, world_size, setup_s, setup_energy_j"
-)
+RUN_COLUMNS = queries.RUN_COLUMNS
+"""The columns :func:`run_info` takes (``FROM runs``)."""
 
 
 def devices(conn: sqlite3.Connection, run_ids: Sequence[int]) -> dict[int, tuple[DeviceInfo, ...]]:
@@ -27,25 +25,11 @@ def devices(conn: sqlite3.Connection, run_ids: Sequence[int]) -> dict[int, tuple
         chunk = list(run_ids[start : start + CHUNK])
         marks = ",".join("?" * len(chunk))
         for row in conn.execute(
-            "SELECT run_id, device, kind, method, name, uuid, power_limit_w, idle_power_w,"
-            " node_wide, note, power_window_s FROM devices"
+            f"SELECT {queries.DEVICE_COLUMNS} FROM devices"
             f" WHERE run_id IN ({marks}) ORDER BY run_id, device",
             chunk,
         ):
-            found.setdefault(row[0], []).append(
-                DeviceInfo(
-                    device=row[1],
-                    kind=row[2],
-                    method=row[3],
-                    name=row[4],
-                    uuid=row[5],
-                    power_limit_w=row[6],
-                    idle_power_w=row[7],
-                    node_wide=bool(row[8]),
-                    note=row[9],
-                    power_window_s=row[10],
-                )
-            )
+            found.setdefault(row[0], []).append(queries.device_info(row))
     return {run_id: tuple(devices) for run_id, devices in found.items()}
 
 

@@ -23,6 +23,7 @@ from greenprof.records import (
     SampleRecord,
     StepRecord,
 )
+from greenprof.store import queries
 from greenprof.store.api import (
     DeviceEnergy,
     ExportTable,
@@ -33,16 +34,14 @@ from greenprof.store.api import (
     StepColumns,
     TimelineCell,
 )
+from greenprof.store.dialect import in_dialect
 from greenprof.store.liveness import RunLiveness
 from greenprof.store.location import StoreLocation
 from greenprof.store.postgres import summaries
 from greenprof.store.postgres.connect import connect_url, describe_error, open_raw, require_psycopg
 from greenprof.store.postgres.schema import prepare_database
-from greenprof.store.sqlite_runs import RUN_COLUMNS, is_run_id, run_info
+from greenprof.store.sqlite_runs import is_run_id, run_info
 from greenprof.store.step_records import (
-    STEP_BOUND_SELECT,
-    STEP_ENERGY_SELECT,
-    STEP_SELECT,
     step_records,
 )
 
@@ -111,33 +110,16 @@ class PostgresReadBackend:
         job: str | None = None,
         limit: int | None = None,
     ) -> list[RunInfo]:
-        where: list[str] = []
-        params: list[object] = []
-        if name is not None:
-            where.append("name = %s")
-            params.append(name)
-        if job is not None:
-            where.append("job_id = %s")
-            params.append(job)
-        if status == "running":  # only rows alive by time; the pid check follows
-            where.append("status = 'running' AND heartbeat_at >= %s")
-            params.append(self._liveness.silent_since())
-        elif status == "interrupted":
-            where.append("status IN ('interrupted', 'running')")
-        elif status is not None:
-            where.append("status = %s")
-            params.append(status)
-        sql = f"SELECT {RUN_COLUMNS} FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY started_at DESC, run_id DESC"
-        exact = status is None or status not in ("running", "interrupted")
-        if exact and limit is not None:
-            sql += " LIMIT %s"
-            params.append(max(0, limit))
+        sql, params, exact = queries.runs_query(
+            status=status,
+            name=name,
+            job=job,
+            limit=limit,
+            silent_since=self._liveness.silent_since(),
+        )
         rows = [
             row
-            for row in self._conn.execute(sql, params).fetchall()
+            for row in self._conn.execute(_sql(sql), params).fetchall()
             if exact or self._status(row) == status
         ]
         if limit is not None:
@@ -149,15 +131,9 @@ class PostgresReadBackend:
     def run(self, ref: int | str) -> RunInfo:
         row = None
         if is_run_id(ref):
-            row = self._conn.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = %s", (int(ref),)
-            ).fetchone()
+            row = self._conn.execute(_sql(queries.RUN_BY_ID), (int(ref),)).fetchone()
         if row is None and isinstance(ref, str):
-            row = self._conn.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE name = %s"
-                " ORDER BY started_at DESC, run_id DESC LIMIT 1",
-                (ref,),
-            ).fetchone()
+            row = self._conn.execute(_sql(queries.RUN_BY_NAME), (ref,)).fetchone()
         if row is None:
             raise RunNotFound(
                 f"no run {ref!r} in {self.location.display}: `greenprof runs` lists run ids"
@@ -167,7 +143,7 @@ class PostgresReadBackend:
 
     @_one_line_errors
     def stored_status(self, run_id: int) -> str | None:
-        row = self._conn.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,)).fetchone()
+        row = self._conn.execute(_sql(queries.STORED_STATUS), (run_id,)).fetchone()
         return None if row is None else str(row[0])
 
     @_one_line_errors
@@ -176,42 +152,25 @@ class PostgresReadBackend:
         if not run_ids:
             return {}
         for row in self._conn.execute(
-            "SELECT run_id, device, kind, method, name, uuid, power_limit_w, idle_power_w,"
-            " node_wide, note, power_window_s FROM devices WHERE run_id = ANY(%s)"
+            f"SELECT {queries.DEVICE_COLUMNS} FROM devices WHERE run_id = ANY(%s)"
             " ORDER BY run_id, device",
             (list(run_ids),),
         ):
-            found.setdefault(row[0], []).append(
-                DeviceInfo(
-                    device=row[1],
-                    kind=row[2],
-                    method=row[3],
-                    name=row[4],
-                    uuid=row[5],
-                    power_limit_w=row[6],
-                    idle_power_w=row[7],
-                    node_wide=bool(row[8]),
-                    note=row[9],
-                    power_window_s=row[10],
-                )
-            )
+            found.setdefault(row[0], []).append(queries.device_info(row))
         return {run_id: tuple(devices) for run_id, devices in found.items()}
 
     @_one_line_errors
     def device_energy_j(self, run_id: int) -> dict[str, float]:
         return {
             str(device): float(energy)
-            for device, energy in self._conn.execute(
-                "SELECT device, energy_j FROM devices WHERE run_id = %s ORDER BY device",
-                (run_id,),
-            )
+            for device, energy in self._conn.execute(_sql(queries.DEVICE_ENERGY_J), (run_id,))
         }
 
     @_one_line_errors
     def device_energies(self, run_ids: Sequence[int]) -> dict[int, tuple[DeviceEnergy, ...]]:
         found: dict[int, list[DeviceEnergy]] = {}
         for run_id, device, method, energy in self._conn.execute(
-            "SELECT run_id, device, method, energy_j FROM devices"
+            f"SELECT {queries.DEVICE_ENERGY_COLUMNS} FROM devices"
             " WHERE run_id = ANY(%s) ORDER BY run_id, device",
             (list(run_ids),),
         ):
@@ -232,16 +191,14 @@ class PostgresReadBackend:
     @_one_line_errors
     def step_batch(self, run_id: int, *, after_step: int, size: int) -> list[StepRecord]:
         rows = self._conn.execute(
-            f"SELECT {STEP_SELECT}"
-            " FROM steps WHERE run_id = %s AND step > %s ORDER BY step LIMIT %s",
+            _sql(queries.STEP_BATCH),
             (run_id, after_step, size),
             binary=True,  # about twice as fast to fetch many rows here
         ).fetchall()
         if not rows:
             return []
         energies = self._conn.execute(
-            f"SELECT {STEP_ENERGY_SELECT} FROM step_energy"
-            " WHERE run_id = %s AND step BETWEEN %s AND %s",
+            _sql(queries.STEP_ENERGY_BETWEEN),
             (run_id, rows[0][0], rows[-1][0]),
             binary=True,
         )
@@ -250,8 +207,7 @@ class PostgresReadBackend:
     @_one_line_errors
     def step_bound_batch(self, run_id: int, *, after_step: int, size: int) -> list[StepBoundRow]:
         rows: list[StepBoundRow] = self._conn.execute(
-            f"SELECT {STEP_BOUND_SELECT} FROM steps"
-            " WHERE run_id = %s AND step > %s ORDER BY step LIMIT %s",
+            _sql(queries.STEP_BOUND_BATCH),
             (run_id, after_step, size),
             binary=True,
         ).fetchall()
@@ -261,22 +217,14 @@ class PostgresReadBackend:
     def step_flag_counts(self, run_id: int) -> dict[str, int]:
         counts: dict[str, int] = {}
         for bit, name in STEP_FLAG_NAMES.items():
-            row = self._conn.execute(
-                "SELECT count(*) FROM steps WHERE run_id = %s AND (flags & %s::integer) <> 0",
-                (run_id, bit),
-            ).fetchone()
+            row = self._conn.execute(_sql(queries.STEP_FLAG_COUNT), (run_id, bit)).fetchone()
             if row and row[0]:
                 counts[name] = int(row[0])
         return counts
 
     @_one_line_errors
     def pending_steps(self, run_id: int) -> int:
-        row = self._conn.execute(
-            "SELECT count(*) FROM pending_steps p WHERE p.run_id = %s"
-            " AND NOT EXISTS (SELECT 1 FROM steps s WHERE s.run_id = p.run_id"
-            " AND s.step = p.step)",
-            (run_id,),
-        ).fetchone()
+        row = self._conn.execute(_sql(queries.PENDING_STEPS), (run_id,)).fetchone()
         return int(row[0]) if row else 0
 
     @_one_line_errors
@@ -286,9 +234,7 @@ class PostgresReadBackend:
                 run_id, int(epoch), int(steps), start_s, end_s, _int(samples), float(energy_j)
             )
             for epoch, steps, start_s, end_s, samples, energy_j in self._conn.execute(
-                "SELECT epoch, steps, start_s, end_s, samples, energy_j FROM epochs"
-                " WHERE run_id = %s ORDER BY epoch",
-                (run_id,),
+                _sql(queries.EPOCHS), (run_id,)
             )
         ]
 
@@ -314,19 +260,9 @@ class PostgresReadBackend:
     def samples(
         self, run_id: int, *, device: str | None = None, after_s: float | None = None
     ) -> list[SampleRecord]:
-        sql = (
-            "SELECT device, time_s, energy_j, power_w, utilization_pct, memory_used_bytes,"
-            " temperature_c FROM samples WHERE run_id = %s"
-        )
-        params: list[object] = [run_id]
-        if device is not None:
-            sql += " AND device = %s"
-            params.append(device)
-        if after_s is not None:
-            sql += " AND time_s > %s"
-            params.append(after_s)
-        sql += " ORDER BY time_s, device"
-        return [SampleRecord(run_id, *row) for row in self._conn.execute(sql, params, binary=True)]
+        sql, params = queries.samples_query(device=device, after_s=after_s)
+        rows = self._conn.execute(_sql(sql), [run_id, *params], binary=True)
+        return [SampleRecord(run_id, *row) for row in rows]
 
     @_one_line_errors
     def last_sample_time_s(self, run_id: int, device: str | None = None) -> float | None:
@@ -370,6 +306,10 @@ class PostgresReadBackend:
             )
         except psycopg.Error as exc:
             raise StoreError(describe_error(self._url, exc)) from None
+
+
+def _sql(text: str) -> str:
+    return in_dialect(text, "postgresql")
 
 
 def _int(value: object) -> int | None:
