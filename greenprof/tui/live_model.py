@@ -34,6 +34,18 @@ LIVE_DEVICE_COLUMNS = ("device", "power", "energy", "util", "memory", "temp", "m
 """Power and energy first: at 80 columns the table keeps them and cuts the method."""
 
 
+def declared_epochs(run: RunInfo) -> int | None:
+    """The run's declared epoch count (tag ``epochs``: ``3`` or ``"3"``), if positive."""
+    value = run.tags.get(EPOCHS_TAG)
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        value = int(value) if value.isdigit() else 0
+    elif isinstance(value, float):
+        value = int(value) if value.is_integer() else 0
+    return value if value > 0 else None
+
+
 def idle_energy_j(devices: Sequence[DeviceInfo], duration_s: float) -> float | None:
     """Energy the devices with a known idle baseline would use idling for ``duration_s``."""
     known = [device.idle_power_w for device in devices if device.idle_power_w is not None]
@@ -83,6 +95,8 @@ class LiveView:
     state: LiveState = "running"
     state_line: str = ""
     """What the run is doing now: running, paused since when, or ended how long ago."""
+    last_step_bound_j: float | None = None
+    """The error bound (>= 95 %) of the last step's energy; None where not stored."""
 
 
 @dataclass
@@ -102,6 +116,8 @@ class LiveModel:
     last_sample_s: dict[str, float] = field(default_factory=dict)
     epoch_steps: dict[int, int] = field(default_factory=dict)
     """Steps counted per epoch number (for an ETA from a declared epoch count)."""
+    last_step_bound_j: float | None = None
+    """The last step's error bound (None: not stored, e.g. a recovered step)."""
     step_energies_j: deque[float] = field(init=False)
     step_ends_s: deque[float] = field(init=False)
     devices: dict[str, DeviceLive] = field(init=False)
@@ -147,6 +163,7 @@ class LiveModel:
         if steps:
             self.last_step = steps[-1].step
             self.last_step_end_s = steps[-1].end_s
+            self.last_step_bound_j = steps[-1].energy_uncertainty_j
 
     def add_samples(self, samples: Sequence[SampleRecord]) -> None:
         """Fold new sensor samples (time order) into per-device state and the power chart."""
@@ -268,6 +285,7 @@ class LiveModel:
             devices=devices,
             power_series_w=tuple(total_power),
             step_energy_series_j=tuple(self.step_energies_j),
+            last_step_bound_j=self.last_step_bound_j,
             forecast_line=self._forecast_line(energy_j, now_at),
             baseline_line=self._baseline_line(energy_j),
             notes=tuple(d.info.note for d in self.devices.values() if d.info.note),
@@ -286,22 +304,21 @@ class LiveModel:
         run = self.run
         if run.expected_steps:
             return run.expected_steps, ""
-        declared = run.tags.get(EPOCHS_TAG, "")
-        if not declared.isdigit() or int(declared) <= 0 or not self.epoch_steps:
+        epochs = declared_epochs(run)
+        if epochs is None or not self.epoch_steps:
             return None
         current = max(self.epoch_steps)
         finished = [count for epoch, count in self.epoch_steps.items() if epoch != current]
         if not finished:
             return None
         per_epoch = sum(finished) / len(finished)
-        epochs = int(declared)
         return round(per_epoch * epochs), f" ({epochs} epochs × {fmt.number(per_epoch)} steps)"
 
     def _forecast_line(self, energy_j: float, now_at: float | None) -> str:
         run = self.run
         plan = self.planned_steps()
         if plan is None:
-            if run.tags.get(EPOCHS_TAG, "").isdigit() and run.status == "running":
+            if declared_epochs(run) is not None and run.status == "running":
                 return "forecast: after the first epoch (the run declared its epochs)"
             return "forecast: the run did not declare its length (expected_steps or epochs)"
         expected, source = plan

@@ -42,8 +42,11 @@ def write_run(
     loss: bool = True,
     tags: dict[str, str] | None = None,
     expected_steps: int | None = None,
+    bounds: bool = False,
 ) -> int:
-    """Write one finished run: steps with per-device energy (GPU 80 %, CPU 20 %), samples."""
+    """Write one finished run: steps with per-device energy (GPU 80 %, CPU 20 %), samples;
+    with ``bounds``, each step's error bound as greenprof states it (1 % of the step at
+    each boundary, contiguous steps sharing theirs, and a 0.5 % interior term)."""
     writer = StoreWriter(path, flush_interval_s=60, wall_clock=lambda: started_at + steps * step_s)
     run_id = writer.create_run(
         RunSpec(
@@ -66,19 +69,18 @@ def write_run(
     for step in range(steps):
         energy = step_j * (1.0 + 0.1 * math.sin(step))
         value = (2.0 * math.exp(-step * batch_size / 4000) + 0.2) if loss else None
-        rows.append(
-            (
-                step,
-                step // per_epoch,
-                step * step_s,
-                (step + 1) * step_s,
-                batch_size,
-                energy,
-                0,
-                value,
-            )
-        )
-        energies += [(step, "gpu:0", energy * 0.8), (step, "cpu:0", energy * 0.2)]
+        row = (step, step // per_epoch, step * step_s, (step + 1) * step_s, batch_size)
+        if not bounds:
+            rows.append((*row, energy, 0, value))
+            energies += [(step, "gpu:0", energy * 0.8), (step, "cpu:0", energy * 0.2)]
+            continue
+        edge_j, interior_j = 0.01 * step_j, 0.005 * energy
+        rows.append((*row, energy, 0, value, 0, edge_j, edge_j, interior_j))
+        bound_j = 2 * edge_j + interior_j
+        energies += [
+            (step, "gpu:0", energy * 0.8, bound_j * 0.8),
+            (step, "cpu:0", energy * 0.2, bound_j * 0.2),
+        ]
     for tick in range(int(steps * step_s / 0.5)):
         t = tick * 0.5
         samples.append(
@@ -108,7 +110,7 @@ def write_run(
 def two_runs_db(tmp_path: Path) -> Path:
     """Two finished runs of one model at batch sizes 64 and 128 (bs128 cheaper per sample)."""
     path = tmp_path / "runs.db"
-    write_run(path, "resnet-bs64", batch_size=64, step_j=50.0, started_at=T0)
+    write_run(path, "resnet-bs64", batch_size=64, step_j=50.0, started_at=T0, bounds=True)
     write_run(path, "resnet-bs128", batch_size=128, step_j=80.0, step_s=0.4, started_at=T0 + 600)
     return path
 

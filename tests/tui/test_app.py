@@ -485,3 +485,39 @@ def test_a_server_store_keeps_its_url_through_every_screen() -> None:
     assert screen.location.target == url
     for other in (CompareScreen(screen.location, ["1", "2"]), RunDetailScreen(screen.location, 1)):
         assert other.location.target == url
+
+
+def test_run_details_state_the_step_energies_error_bounds(two_runs_db: Path) -> None:
+    """Run 1 stores its steps' bounds, run 2 does not. The step total and each epoch get
+    `± x`: the bound of the sum (shared boundaries cancel), far below the sum of the
+    steps' bounds; a run whose bounds are unknown says n/a rather than nothing."""
+    from greenprof.step_windows import step_window_bounds
+    from greenprof.store.reader import RunStore
+    from greenprof.summary import plus_minus
+
+    with RunStore(two_runs_db) as store:
+        bounds = step_window_bounds(store.iter_step_bounds(1))
+        summed_j = sum(s.energy_uncertainty_j or 0.0 for s in store.steps(1))
+    assert bounds.run_j is not None and bounds.run_j < summed_j / 20
+
+    async def body(run_id: int) -> tuple[str, list[str]]:
+        app = GreenprofApp(two_runs_db, "history")
+        async with app.run_test(size=(140, 40)) as pilot:
+            await wait_until(pilot, lambda: "resnet-bs64" in screen_text(app))
+            await pilot.press(*(["down"] if run_id == 1 else []), "enter")  # newest first
+            await wait_until(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+            assert app.screen.run_id == run_id
+            table = app.screen.query_one("#detail-epochs", DataTable)
+            await wait_until(
+                pilot,
+                lambda: table.row_count == 2 and "±" in str(table.get_row_at(1)[4]),
+            )
+            return screen_text(app), [str(table.get_row_at(k)[4]) for k in range(2)]
+
+    text, cells = run_async(lambda: body(1))
+    assert plus_minus(bounds.run_j) in text
+    assert plus_minus(summed_j) not in text
+    for epoch, cell in enumerate(cells):
+        assert cell.endswith(plus_minus(bounds.epoch_j[epoch]))
+    _, cells = run_async(lambda: body(2))
+    assert all(cell.endswith("± n/a") for cell in cells)

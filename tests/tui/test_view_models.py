@@ -367,3 +367,16 @@ def test_caveats_name_failed_and_short_runs() -> None:
     lines = compare([done, failed, short]).caveats
     assert any(line.startswith("B (bs64 #2) failed") for line in lines)
     assert any("stopped at step 100 of 500 planned" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("value", "epochs"),
+    [("3", 3), (3, 3), (3.0, 3), ("three", None), (0, None), (True, None), (2.5, None)],
+)
+def test_a_declared_epoch_count_is_read_whatever_its_json_type(
+    value: object, epochs: int | None
+) -> None:
+    """Tags keep their JSON types: ``epochs`` may be stored as 3 or "3"."""
+    from greenprof.tui.live_model import declared_epochs
+
+    assert declared_epochs(make_run(tags={"epochs": value})) == epochs

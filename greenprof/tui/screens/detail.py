@@ -1,4 +1,10 @@
-"""One run in detail: settings, carbon source, per-device breakdown, per-epoch table."""
+"""One run in detail: settings, carbon source, per-device breakdown, per-epoch table.
+
+Step energies carry their error bound (``± x``, >= 95 %) where the store has the steps'
+bounds: the run's step total and each epoch's are window bounds
+(:mod:`greenprof.step_windows`: shared step boundaries cancel), not sums of the steps'
+bounds. They take one pass over the steps, so they come after the rest of the screen.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +17,21 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Static
+from textual.widgets.data_table import ColumnKey
 
 from greenprof import formatting as fmt
 from greenprof.errors import StoreError
 from greenprof.metrics import j_per_sample, run_j_per_sample, run_samples_per_kwh
 from greenprof.records import EpochRecord, RunInfo
+from greenprof.step_windows import StepWindowBounds, step_window_bounds
+from greenprof.summary import plus_minus
 from greenprof.tui.screens.base import StoreRef, StoreScreen
 from greenprof.tui.text import plain, plain_lines
 
 
-def run_summary_text(run: RunInfo) -> Text:
-    """The run's settings and totals as display lines (literal text, never markup)."""
+def run_summary_text(run: RunInfo, bounds: StepWindowBounds | None = None) -> Text:
+    """The run's settings and totals as display lines (literal text, never markup);
+    ``bounds``: the step energy's error bound, stated beside it once known."""
     carbon = run.carbon
     if carbon is None:
         carbon_line = "carbon: no grid intensity recorded"
@@ -38,7 +48,8 @@ def run_summary_text(run: RunInfo) -> Text:
         + ("" if run.rank is None else f" rank {run.rank}")
         + f"  framework {run.framework or '–'}  tags {fmt.tags(run.tags) or '–'}",
         f"energy {fmt.energy_wh(run.energy_j)}, in steps "
-        f"{fmt.energy_wh(run.step_energy_j)}  duration {fmt.duration(run.duration_s)}  "
+        f"{fmt.energy_wh(run.step_energy_j)}{_bound(bounds, None)}"
+        f"  duration {fmt.duration(run.duration_s)}  "
         f"steps {fmt.number(run.steps)}"
         + ("" if run.expected_steps is None else f" of {fmt.number(run.expected_steps)}"),
         phase_line(run),
@@ -49,6 +60,16 @@ def run_summary_text(run: RunInfo) -> Text:
     if run.error:
         lines.append(f"error: {run.error}")
     return plain_lines(lines)
+
+
+def _bound(bounds: StepWindowBounds | None, epoch: int | None) -> str:
+    """`` ± x`` for the run's steps (``epoch`` None) or one epoch's; nothing before the
+    bounds are read or for a run without steps."""
+    if bounds is None:
+        return ""
+    if epoch is None:
+        return plus_minus(bounds.run_j) if bounds.run_j is not None or bounds.epoch_j else ""
+    return plus_minus(bounds.epoch_j.get(epoch)) if epoch in bounds.epoch_j else ""
 
 
 def phase_line(run: RunInfo) -> str:
@@ -74,13 +95,16 @@ class RunDetailScreen(StoreScreen):
 Device energy is each device's whole-run energy; 'share' is its fraction of the run.
 Epoch rows are sums of that epoch's steps. Setup is the time and energy before the first
 step; "between steps" is the rest of the run's energy outside steps (data loading,
-evaluation, checkpoints)."""
+evaluation, checkpoints). ± is the error bound of a step energy (>= 95 %): of the sum,
+not the sum of the steps' bounds; n/a where a step's is not known (recovered steps)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "app.back", "Back")]
 
     def __init__(self, location: StoreRef, run_id: int) -> None:
         super().__init__(location)
         self.run_id = run_id
+        self._run: RunInfo | None = None
+        self._energy_column: ColumnKey | str = "energy"
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
@@ -96,9 +120,10 @@ evaluation, checkpoints)."""
         self.query_one("#detail-devices", DataTable).add_columns(
             "device", "kind", "method", "name", "energy", "share", "idle", "note"
         )
-        self.query_one("#detail-epochs", DataTable).add_columns(
+        columns = self.query_one("#detail-epochs", DataTable).add_columns(
             "epoch", "steps", "duration", "samples", "energy", "J/sample"
         )
+        self._energy_column = columns[4]
         self.load()
 
     @work(thread=True, exclusive=True)
@@ -116,6 +141,25 @@ evaluation, checkpoints)."""
             payload = str(exc)
         with contextlib.suppress(RuntimeError):
             self.app.call_from_thread(self._show, payload)
+        if isinstance(payload, str) or not payload[0].steps:
+            return
+        try:
+            with self.store_lock:
+                bounds = step_window_bounds(self.store.iter_step_bounds(self.run_id))
+        except StoreError:
+            return  # the energies stand without their bounds
+        with contextlib.suppress(RuntimeError):
+            self.app.call_from_thread(self._show_bounds, bounds)
+
+    def _show_bounds(self, bounds: StepWindowBounds) -> None:
+        """State the step energies' error bounds beside them."""
+        if self._run is not None:
+            self.query_one("#detail-summary", Static).update(run_summary_text(self._run, bounds))
+        table = self.query_one("#detail-epochs", DataTable)
+        for row_key in table.rows:
+            epoch = int(str(row_key.value))
+            energy = table.get_cell(row_key, self._energy_column)
+            table.update_cell(row_key, self._energy_column, f"{energy}{_bound(bounds, epoch)}")
 
     def _show(self, payload: tuple[RunInfo, dict[str, float], list[EpochRecord]] | str) -> None:
         summary = self.query_one("#detail-summary", Static)
@@ -123,6 +167,7 @@ evaluation, checkpoints)."""
             summary.update(plain(payload))
             return
         run, energies, epochs = payload
+        self._run = run
         summary.update(run_summary_text(run))
         devices = self.query_one("#detail-devices", DataTable)
         total = sum(energies.values())
@@ -147,4 +192,5 @@ evaluation, checkpoints)."""
                 fmt.number(epoch.samples),
                 fmt.energy_wh(epoch.energy_j),
                 fmt.number(j_per_sample(epoch.energy_j, epoch.samples)),
+                key=str(epoch.epoch),
             )

@@ -58,7 +58,8 @@ class LiveScreen(StoreScreen):
   h        history of all runs
 Totals count every device of the run. J/sample is the run's energy (between steps too)
 over its samples, as everywhere in greenprof; J/step is the mean energy inside a step;
-steps/s is over the last steps. The forecast projects the run's energy to its declared
+steps/s is over the last steps; ± after the last step's energy is its error bound
+(>= 95 %). The forecast projects the run's energy to its declared
 length (expected_steps, or an `epochs` tag times the steps of a finished epoch) from
 the mean J/step so far; past the plan it says so instead of projecting. The power chart
 has one band per device, each on its own scale from 0 W. PAUSED: no new step for a
@@ -248,8 +249,12 @@ while (20 s or 10 mean steps); ENDED: the run finished, failed or was interrupte
         self.query_one("#live-power-label", Static).update(f"power per device{power_text}")
         self.query_one("#live-power", PowerChart).set_bands(view.power_bands)
         steps = view.step_energy_series_j
+        bound_j = view.last_step_bound_j
+        bound = "" if bound_j is None else f" ± {fmt.energy(bound_j)}"
         steps_text = (
-            "" if not steps else f"  last {fmt.energy(steps[-1])}, max {fmt.energy(max(steps))}"
+            ""
+            if not steps
+            else f"  last {fmt.energy(steps[-1])}{bound}, max {fmt.energy(max(steps))}"
         )
         self.query_one("#live-steps-label", Static).update(f"energy per step{steps_text}")
         self.query_one("#live-steps", Sparkline).data = list(steps)
