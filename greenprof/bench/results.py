@@ -66,6 +66,8 @@ class RepeatResult:
     methods: tuple[str, ...]
     """How each device was measured: counter, power_integration, model, simulated."""
     versions: tuple[tuple[str, str], ...]
+    devices: tuple[str, ...] = ()
+    """Each measured device: its id and name (the hardware)."""
 
     @property
     def j_per_sample(self) -> float:
@@ -195,6 +197,7 @@ def repeat_result(
         final_loss=final_loss(steps),
         methods=tuple(sorted({d.method for d in run.devices})),
         versions=tuple(sorted((k[8:], v) for k, v in tags.items() if k.startswith("version_"))),
+        devices=tuple(f"{d.device} {d.name}".strip() for d in run.devices),
     )
 
 
@@ -239,6 +242,7 @@ class VariantSummary:
     versions: tuple[tuple[str, str], ...]
     values_j_per_sample: tuple[float, ...]
     run_ids: tuple[int, ...]
+    devices: tuple[str, ...] = ()
 
 
 def _known(values: Iterable[float | None]) -> list[float]:
@@ -277,6 +281,7 @@ def summarize(results: Sequence[RepeatResult]) -> list[VariantSummary]:
                 versions=rows[0].versions,
                 values_j_per_sample=tuple(per_sample),
                 run_ids=tuple(r.run_id for r in rows),
+                devices=tuple(sorted({d for r in rows for d in r.devices})),
             )
         )
     settings = list(dict.fromkeys(s.setting for s in out))

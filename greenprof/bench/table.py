@@ -73,9 +73,14 @@ HEADER = (
 )
 
 
+def hardware_line(summaries: Sequence[VariantSummary]) -> str:
+    devices = sorted({d for s in summaries for d in s.devices})
+    return "devices: " + ("; ".join(devices) or "unknown")
+
+
 def summary_lines(bench_id: str, summaries: Sequence[VariantSummary]) -> list[str]:
     """The terminal summary: one table per setting, the verdicts, the sensor methods."""
-    lines = [f"bench {bench_id}", methods_line(summaries)]
+    lines = [f"bench {bench_id}", methods_line(summaries), hardware_line(summaries)]
     settings = list(dict.fromkeys(s.setting for s in summaries))
     for setting in settings:
         group = [s for s in summaries if s.setting == setting]
@@ -130,6 +135,7 @@ def document(
                 "final_loss": _number(s.final_loss),
                 "methods": list(s.methods),
                 "versions": dict(s.versions),
+                "devices": list(s.devices),
                 "repeats_j_per_sample": [_number(v) for v in s.values_j_per_sample],
             }
             for s in summaries

@@ -24,7 +24,14 @@ from greenprof.bench.results import (
     summarize,
     verdicts,
 )
-from greenprof.bench.table import HEADER, MJ_PER_J, methods_line, plus_minus, table_row
+from greenprof.bench.table import (
+    HEADER,
+    MJ_PER_J,
+    hardware_line,
+    methods_line,
+    plus_minus,
+    table_row,
+)
 from greenprof.errors import GreenprofError
 from greenprof.exporters.chart import PALETTE, fit_text, nice_ticks, text_width, tick_label
 from greenprof.exporters.render import (
@@ -159,6 +166,7 @@ def build_bench_report(
             "is measured apart from the measured window."
         ),
         Paragraph(methods_line(summaries), warning="model" in methods_line(summaries)),
+        Paragraph(hardware_line(summaries)),
     ]
     numeric = (False, *([True] * (len(HEADER) - 1)))
     for setting in dict.fromkeys(s.setting for s in summaries):

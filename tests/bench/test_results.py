@@ -71,7 +71,7 @@ def _run(run_id: int, variant: str, tags: dict[str, str] | None = None) -> RunIn
     return RunInfo(
         run_id=run_id, name="bench", status="completed", started_at=0.0, ended_at=10.0,
         host="h", pid=1, rank=None, framework="torch", tags=all_tags,
-        devices=(DeviceInfo("cpu:0", "cpu", "model"),),
+        devices=(DeviceInfo("cpu:0", "cpu", "model", name="AMD EPYC"),),
         carbon=CarbonSettings(intensity_g_per_kwh=360.0), steps=20, samples=160,
         energy_j=0.0, step_energy_j=0.0, duration_s=10.0, setup_s=1.0, setup_energy_j=3.0,
     )  # fmt: skip
@@ -120,6 +120,7 @@ def test_summary_orders_variants_and_states_the_difference() -> None:
     assert sentence.endswith("less energy per sample than keras-tf")
     lines = table.summary_lines("b1", summaries)
     assert lines[1] == "energy measured by: model (a CPU-load × TDP model, not a measurement)"
+    assert lines[2] == "devices: cpu:0 AMD EPYC"
     assert any(line.startswith("torch ") and "2000 ± " in line for line in lines)
     document = table.document("b1", summaries, ["keras-jax skipped: jax not installed"])
     assert document["kind"] == "bench"
