@@ -120,28 +120,31 @@ def step_columns(rows: Sequence[Sequence[Any]]) -> StepColumns:
 
 def step_buckets(rows: Iterable[Sequence[Any]], *, width: int) -> list[StepBucket]:
     """The rows of :data:`STEP_BUCKETS` as buckets in step order; the last bucket ends at
-    the run's last step + 1."""
+    the run's last step + 1. (Both drivers give the columns' own int and float types; the
+    head rows arrive nearly in order, which the sort of each bucket's few rows costs
+    little.)"""
     sums: dict[int, tuple[float, float | None]] = {}
     heads: dict[int, list[tuple[int, float, int | None]]] = {}
     last = 0
     for low, step, energy, pair, samples, kind in rows:
-        if kind == 0:
-            energy_text, loss_text = str(pair).split(" ")
-            sums[int(low)] = (float(energy_text), float(loss_text) if loss_text else None)
-            last = int(step)
+        if kind:
+            heads.setdefault(low, []).append((step, energy, samples))
         else:
-            heads.setdefault(int(low), []).append((int(step), float(energy), samples))
+            energy_text, loss_text = pair.split(" ")
+            sums[low] = (float(energy_text), float(loss_text) if loss_text else None)
+            last = step
     buckets = []
     for low in sorted(sums):
-        head = sorted(heads.get(low, []))
+        head = heads.get(low, [])
+        head.sort()
         buckets.append(
             StepBucket(
                 first_step=low,
                 end_step=min(low + width, last + 1),
                 energy_j=sums[low][0],
                 min_loss=sums[low][1],
-                head_energy_j=tuple(energy for _, energy, _ in head),
-                head_samples=tuple(samples for _, _, samples in head),
+                head_energy_j=tuple([row[1] for row in head]),
+                head_samples=tuple([row[2] for row in head]),
             )
         )
     return buckets
