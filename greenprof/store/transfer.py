@@ -55,9 +55,11 @@ def transfer(
     target: str | os.PathLike[str] | StoreLocation,
     *,
     progress: Progress | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> TransferReport:
     """Copy every finished run of ``sources`` into ``target`` (a SQLite file, created if
-    missing, or a ``postgresql://`` URL). Failures are one-line StoreErrors."""
+    missing, or a ``postgresql://`` URL), reading and writing ``chunk_rows`` rows at a time.
+    Failures are one-line StoreErrors."""
     say = progress or (lambda _line: None)
     destination = parse_location(target)
     origins = [parse_location(s) for s in sources]
@@ -82,7 +84,9 @@ def transfer(
                     elif uid in known:
                         there += 1
                     else:
-                        added = _copy_new_run(src, out, run, say=say, where=origin.display)
+                        added = _copy_new_run(
+                            src, out, run, say=say, where=origin.display, chunk_rows=chunk_rows
+                        )
                         known.add(uid)
                         copied += added is not None
                         there += added is None
@@ -111,12 +115,12 @@ def stable_uid(run: dict[str, Any]) -> str:
 
 
 def _copy_new_run(
-    src: Db, out: Db, run: dict[str, Any], *, say: Progress, where: str
+    src: Db, out: Db, run: dict[str, Any], *, say: Progress, where: str, chunk_rows: int
 ) -> int | None:
     """Copy the run unless another transfer (a node pushing at the same time) stored it
     meanwhile: then None (its transaction rolled back, nothing doubled)."""
     try:
-        return _copy_run(src, out, run, say=say, where=where)
+        return _copy_run(src, out, run, say=say, where=where, chunk_rows=chunk_rows)
     except _integrity_errors(out):
         if out.execute("SELECT 1 FROM runs WHERE uid = ?", (run["uid"],)).fetchone() is None:
             raise
@@ -131,7 +135,9 @@ def _integrity_errors(out: Db) -> tuple[type[Exception], ...]:
     return (psycopg.IntegrityError,)
 
 
-def _copy_run(src: Db, out: Db, run: dict[str, Any], *, say: Progress, where: str) -> int:
+def _copy_run(
+    src: Db, out: Db, run: dict[str, Any], *, say: Progress, where: str, chunk_rows: int
+) -> int:
     """Copy one run in one transaction of the target; the number of rows copied."""
     copied = 0
     with out.transaction():
@@ -145,7 +151,7 @@ def _copy_run(src: Db, out: Db, run: dict[str, Any], *, say: Progress, where: st
             columns = tuple(sorted(REQUIRED_COLUMNS[table] - {"run_id"}))
             sql = f"SELECT {', '.join(columns)} FROM {table} WHERE run_id = ?"
             next_report = PROGRESS_ROWS
-            for chunk in _chunks(src, sql, run["run_id"]):
+            for chunk in _chunks(src, sql, run["run_id"], chunk_rows):
                 _insert(out, table, ("run_id", *columns), [(new_id, *row) for row in chunk])
                 copied += len(chunk)
                 if copied >= next_report:
@@ -154,12 +160,25 @@ def _copy_run(src: Db, out: Db, run: dict[str, Any], *, say: Progress, where: st
     return copied
 
 
-def _chunks(src: Db, sql: str, run_id: int) -> Iterator[list[tuple[Any, ...]]]:
-    cursor = src.conn.cursor()
-    cursor.execute(src.sql(sql), (run_id,))
-    while chunk := cursor.fetchmany(CHUNK_ROWS):
-        yield [tuple(row) for row in chunk]
-    cursor.close()
+def _chunks(src: Db, sql: str, run_id: int, size: int) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of ``sql`` for one run, ``size`` at a time. From a server: through a
+    server-side cursor (a client cursor holds a run's whole result, millions of rows, in
+    memory before the first chunk), in its own read transaction of the source."""
+    if src.sqlite:
+        cursor = src.conn.cursor()
+        try:
+            cursor.execute(src.sql(sql), (run_id,))
+            while chunk := cursor.fetchmany(size):
+                yield [tuple(row) for row in chunk]
+        finally:
+            cursor.close()
+        return
+    conn = src.conn
+    with conn.transaction(), conn.cursor(f"greenprof_transfer_{run_id}", binary=True) as cursor:
+        cursor.itersize = size
+        cursor.execute(src.sql(sql), (run_id,))
+        while chunk := cursor.fetchmany(size):
+            yield [tuple(row) for row in chunk]
 
 
 def _insert(out: Db, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:

@@ -178,6 +178,24 @@ def test_push_to_a_server_twice_copies_nothing_twice(
     assert bounds == [(1.0, 1.0)]
 
 
+def test_runs_of_a_server_merge_into_a_file_whole_in_chunks(tmp_path: Path, pg_url: str) -> None:
+    node = tmp_path / "node.db"
+    _node(node, ["rank0"], steps=45)
+    transfer([node], pg_url)
+    out = tmp_path / "out.db"
+    report = transfer([pg_url], out, chunk_rows=7)  # every table read in several chunks
+    assert (report.copied_runs, report.rows) == (1, 1 + 45 + 45 + 10 + 1)
+    assert _table(out, "SELECT name, steps FROM runs") == [("rank0", 45)]
+    assert _table(out, "SELECT count(*), min(step), max(step), total(energy_j) FROM steps") == [
+        (45, 0, 44, 90.0)
+    ]
+    assert _table(
+        out, "SELECT DISTINCT s.uncertainty_interior_j, e.energy_uncertainty_j FROM steps AS s"
+        " JOIN step_energy AS e USING (run_id, step)"
+    ) == [(0.5, 1.0)]  # fmt: skip
+    assert transfer([pg_url], out, chunk_rows=7).copied_runs == 0
+
+
 def test_nodes_pushing_the_same_runs_at_once_store_each_run_once(
     tmp_path: Path, pg_url: str
 ) -> None:
