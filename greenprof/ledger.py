@@ -148,7 +148,9 @@ class StepLedger:
         self._last_seen_s = dict.fromkeys(self._attributors, origin_s)
         self._problem_times: dict[str, deque[float]] = {d: deque() for d in devices}
         self._problems = False  # any problem times left to check
-        self._gaps: deque[tuple[float, float]] = deque()  # poll gaps, any device
+        self._gaps: dict[str, deque[tuple[float, float]]] = {d: deque() for d in devices}
+        """Each device's poll gaps (in time order) not yet behind the steps finished."""
+        self._any_gaps = False
         self._depth = 0
         self._closed: list[ClosedStep] = []
         self.warnings: list[str] = []
@@ -313,7 +315,8 @@ class StepLedger:
         ``STEP_POLL_GAP`` and the device's bounds around it are wider."""
         if device not in self._attributors or end_s <= start_s:
             return
-        self._gaps.append((start_s, end_s))
+        self._gaps[device].append((start_s, end_s))
+        self._any_gaps = True
         if device in self._live:
             self._attributors[device].note_gap(start_s, end_s)
 
@@ -407,7 +410,7 @@ class StepLedger:
         flags = STEP_DEVICE_MISSING if len(energies) < len(self._attributors) else 0
         if self._problems and self._near_problem(interval):
             flags |= STEP_READING_REJECTED
-        if self._gaps and self._in_gap(interval):
+        if self._any_gaps and self._in_gap(interval):
             flags |= STEP_POLL_GAP
         if len(energies) == 1:  # one device (the common case at stop: many steps at once)
             ((device, only),) = energies.items()
@@ -462,11 +465,17 @@ class StepLedger:
         return near
 
     def _in_gap(self, interval: _Interval) -> bool:
-        """Whether a poll gap overlaps the step (gaps are kept in order of their end)."""
-        gaps = self._gaps
-        while gaps and gaps[0][1] <= interval.start_s:
-            gaps.popleft()  # steps finish in order: gaps ended before this one are done with
-        return any(g0 < interval.end_s and interval.start_s < g1 for g0, g1 in gaps)
+        """Whether a poll gap of any device overlaps the step (O(devices): each device's
+        gaps are in time order and steps finish in order)."""
+        start_s, end_s = interval.start_s, interval.end_s
+        touched = False
+        for gaps in self._gaps.values():
+            while gaps and gaps[0][1] <= start_s:
+                gaps.popleft()  # ended before this step: done with
+            if gaps and gaps[0][0] < end_s:
+                touched = True
+        self._any_gaps = any(self._gaps.values())
+        return touched
 
     def _remember_energy(self, device: str, time_s: float, energy_j: float) -> None:
         """Keep the device's (time, total energy) over the last :data:`POWER_WINDOW_S` (and

@@ -100,10 +100,11 @@ class KnotCurve:
         self.readings: RowBuffer[_PowerReadings] = RowBuffer(([], []))
         # instantaneous power readings (times and W), for splitting jumps
         self.power_times, self.powers = self.readings.columns
-        self.gaps: deque[tuple[float, float]] = deque()
-        """Long silences of the device (``(start_s, end_s)``, the readings either side, in
-        time order; see :meth:`note_gap`): nothing was read there, so power may have left
-        the range its neighbours show."""
+        self.gap_starts: list[float] = []
+        self.gap_ends: list[float] = []
+        """Long silences of the device (from ``gap_starts[k]`` to ``gap_ends[k]``, the
+        readings either side, in time order; see :meth:`note_gap`): nothing was read
+        there, so power may have left the range its neighbours show."""
 
     @property
     def update_period_s(self) -> float | None:
@@ -154,18 +155,20 @@ class KnotCurve:
     def note_gap(self, start_s: float, end_s: float) -> None:
         """The device was not read between ``start_s`` and ``end_s`` (a poll gap the
         sampler found: :class:`~greenprof.sampling.gaps.GapTracker`); in time order."""
-        if end_s > start_s:
-            self.gaps.append((start_s, end_s))
+        if end_s > start_s and (not self.gap_ends or start_s >= self.gap_ends[-1]):
+            self.gap_starts.append(start_s)
+            self.gap_ends.append(end_s)
 
     def in_gap(self, t0_s: float, t1_s: float) -> bool:
-        """Whether ``(t0_s, t1_s)`` overlaps a noted gap (the few recent gaps are scanned)."""
-        return any(g0 < t1_s and t0_s < g1 for g0, g1 in self.gaps)
+        """Whether ``(t0_s, t1_s)`` overlaps a noted gap (one bisect: gaps do not overlap)."""
+        k = bisect_right(self.gap_ends, t0_s)
+        return k < len(self.gap_ends) and self.gap_starts[k] < t1_s
 
     def forget_gaps_before(self, time_s: float) -> None:
         """Drop gaps that ended before ``time_s`` (history trimmed)."""
-        gaps = self.gaps
-        while gaps and gaps[0][1] < time_s:
-            gaps.popleft()
+        k = bisect_right(self.gap_ends, time_s)
+        if k:
+            del self.gap_starts[:k], self.gap_ends[:k]
 
     def resolution_s(self) -> float:
         """Time resolution of the curve: the update period, or the mean knot spacing."""

@@ -239,7 +239,7 @@ def _interval_entry(curve: KnotCurve, i: int) -> IntervalEntry:
     step). Any other side: the general range."""
     times, energies = curve.times, curve.energies
     n = len(times)
-    gap = bool(curve.gaps) and curve.in_gap(times[i - 1], times[i])
+    gap = bool(curve.gap_ends) and curve.in_gap(times[i - 1], times[i])
     general = rate_range_w(curve, i, margin=GAP_RATE_MARGIN if gap else RATE_MARGIN)
     timing_s = max(knot_timing_s(curve, i - 1), knot_timing_s(curve, i))
     left = _known(times, energies, i - 1 - RATE_INTERVALS, i - 1) if i > RATE_INTERVALS else None
