@@ -34,7 +34,7 @@ class Defaults:
 
 
 FULL = Defaults()
-QUICK = Defaults(workloads=("mlp",), repeats=2, steps=20, pool=5, timeout_s=150.0)
+QUICK = Defaults(workloads=("mlp",), repeats=2, steps=10, pool=5, timeout_s=150.0)
 """``--quick``: one small workload, two repeats, few steps (≤ 3 min on 2 CPU cores)."""
 
 
@@ -73,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     bench.add_argument(
         "--quick",
         action="store_true",
-        help="the MLP only, 2 repeats, 20 measured steps (minutes on a CPU machine)",
+        help="the MLP only, 2 repeats, 10 measured steps (minutes on a CPU machine)",
     )
     bench.add_argument(
         "--workloads",
@@ -94,7 +94,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--steps",
         type=cliargs.integer(1, 10**7),
         default=None,
-        help="measured steps per repeat (100; quick 20), after one warm-up pass",
+        help="measured steps per repeat (100; quick 10), after one warm-up pass",
     )
     bench.add_argument(
         "--pool",

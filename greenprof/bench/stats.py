@@ -5,9 +5,10 @@ regularised incomplete beta function (continued fraction, Lentz's method) and
 bisection; tests check it against published quantiles.
 
 The comparison of two variants is the ratio of their mean J/sample, with an interval
-from the delta method on the two means' relative standard errors (Welch–Satterthwaite
-degrees of freedom). The verdict is conservative: "no difference detected" whenever
-the two variants' own intervals overlap, or the ratio's interval contains 1.
+from the delta method on the log of the ratio (the two means' relative standard errors;
+Welch–Satterthwaite degrees of freedom). The verdict is conservative: "no difference
+detected" whenever the two variants' own intervals overlap, or the ratio's interval
+contains 1.
 """
 
 from __future__ import annotations
@@ -124,33 +125,33 @@ def interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interva
 
 @dataclass(frozen=True, slots=True)
 class Ratio:
-    """mean(a) / mean(b) with the half-width of its confidence interval."""
+    """mean(a) / mean(b) with its confidence interval [low, high] (nan: not known)."""
 
     value: float
-    half_width: float
+    low: float
+    high: float
 
     @property
-    def low(self) -> float:
-        return self.value - self.half_width
-
-    @property
-    def high(self) -> float:
-        return self.value + self.half_width
+    def half_width(self) -> float:
+        """Half the interval's width: the "± x %" of a statement."""
+        return (self.high - self.low) / 2.0
 
 
 def ratio_of_means(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE) -> Ratio:
-    """mean(a)/mean(b) and its interval (delta method, Welch–Satterthwaite df)."""
+    """mean(a)/mean(b) and its interval: the delta method on the log of the ratio (so the
+    interval stays positive), Welch–Satterthwaite degrees of freedom."""
     mean_a, mean_b = mean(a), mean(b)
     value = mean_a / mean_b if mean_b else math.nan
-    if len(a) < 2 or len(b) < 2 or not mean_a or not mean_b:
-        return Ratio(value, math.nan)
+    if len(a) < 2 or len(b) < 2 or not mean_a or not mean_b or value <= 0:
+        return Ratio(value, math.nan, math.nan)
     va = (stdev(a) / mean_a) ** 2 / len(a)  # squared relative standard errors
     vb = (stdev(b) / mean_b) ** 2 / len(b)
     relative = math.sqrt(va + vb)
     if relative == 0.0:
-        return Ratio(value, 0.0)
+        return Ratio(value, value, value)
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    return Ratio(value, t_quantile(0.5 + confidence / 2.0, df) * relative * value)
+    spread = t_quantile(0.5 + confidence / 2.0, df) * relative
+    return Ratio(value, value * math.exp(-spread), value * math.exp(spread))
 
 
 def verdict(
@@ -169,7 +170,7 @@ def verdict(
     ratio = ratio_of_means(a, b, confidence)
     if (
         interval(a, confidence).overlaps(interval(b, confidence))
-        or math.isnan(ratio.half_width)
+        or math.isnan(ratio.low)
         or ratio.low <= 1.0 <= ratio.high
     ):
         return (

@@ -92,7 +92,9 @@ def summary_lines(bench_id: str, summaries: Sequence[VariantSummary]) -> list[st
     best = best_settings(summaries)
     if best:
         lines += ["", *best]
-    versions = sorted({f"{k} {v}" for s in summaries for k, v in s.versions})
+    versions = sorted(
+        {f"{k} {v}" for s in summaries for k, v in s.versions if k != "keras_backend"}
+    )
     if versions:
         lines += ["", "versions: " + ", ".join(versions)]
     return lines

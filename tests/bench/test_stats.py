@@ -82,3 +82,8 @@ def test_overlapping_intervals_mean_no_difference() -> None:
 
 def test_too_few_repeats_mean_no_difference() -> None:
     assert "fewer than 2 repeats" in stats.verdict("a", [1.0], "b", [2.0, 2.0])
+
+
+def test_the_ratio_interval_stays_positive_with_wild_repeats() -> None:
+    ratio = stats.ratio_of_means([0.1, 1.0], [1.0, 1.1])
+    assert 0.0 < ratio.low < ratio.value < ratio.high
