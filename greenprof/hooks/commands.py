@@ -28,7 +28,7 @@ from greenprof.config import MAX_INTERVAL_S, MIN_INTERVAL_S, ProfilerConfig, sum
 from greenprof.errors import ConfigError, GreenprofError
 from greenprof.records import RunStatus
 from greenprof.redaction import redact_argv
-from greenprof.store.location import StoreLocation
+from greenprof.store.location import StoreLocation, is_server_url, redact_url
 from greenprof.values import finite_from_text
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -318,7 +318,9 @@ def _exit_status(code: int) -> int:
 class _RunInfo:
     """What the child's processes wrote to the run-info file, one JSON line each."""
 
-    runs: list[tuple[Path, int]] = field(default_factory=list)
+    runs: list[tuple[Path | str, int]] = field(default_factory=list)
+    """(store, run id): a SQLite file, or a server's URL as text (a :class:`Path` would
+    fold its ``//``)."""
     not_profiled: list[str] = field(default_factory=list)
     launchers: int = 0
 
@@ -345,10 +347,15 @@ class _RunInfo:
             self.launchers += 1
         elif entry.get("run_id") is not None and entry.get("db"):
             with contextlib.suppress(TypeError, ValueError):
-                self.runs.append((Path(entry["db"]), int(entry["run_id"])))
+                self.runs.append((_store(str(entry["db"])), int(entry["run_id"])))
 
 
-def _finish_run(info_path: str, code: int) -> list[tuple[Path, int]]:
+def _store(db: str) -> Path | str:
+    """A store named in the run-info file: a server URL stays text, a file is a Path."""
+    return db if is_server_url(db) else Path(db)
+
+
+def _finish_run(info_path: str, code: int) -> list[tuple[Path | str, int]]:
     """Make the stored runs agree with how the child ended, and say so when there is no
     run: a non-zero exit fails the run (a signal: interrupted), whatever the child
     managed to write; a run left ``running`` by a child that exited 0 without stopping
@@ -377,11 +384,12 @@ def _finish_run(info_path: str, code: int) -> list[tuple[Path, int]]:
         try:
             _end_run(db, run_id, code, sole=sole)
         except (GreenprofError, ValueError) as exc:
-            _warn(f"could not record the exit in {db}: {_one_line(str(exc))}")
+            where = redact_url(db) if isinstance(db, str) else db
+            _warn(f"could not record the exit in {where}: {_one_line(str(exc))}")
     return info.runs
 
 
-def _print_summaries(runs: list[tuple[Path, int]]) -> None:
+def _print_summaries(runs: list[tuple[Path | str, int]]) -> None:
     """Each run's end-of-run summary on stderr, as its store now has it (the command's
     processes print none themselves: their run's ending is only final here)."""
     from greenprof.summary_printer import print_run_summary
@@ -390,7 +398,7 @@ def _print_summaries(runs: list[tuple[Path, int]]) -> None:
         print_run_summary(db, run_id)
 
 
-def _end_run(db: Path, run_id: int, code: int, *, sole: bool = True) -> None:
+def _end_run(db: Path | str, run_id: int, code: int, *, sole: bool = True) -> None:
     """End one run from outside its process. ``sole``: the run is the command's only
     process, whose exit status is the command's; a worker's exit status is its own, so
     a worker run that ended itself keeps its ending."""
@@ -421,7 +429,7 @@ def _end_run(db: Path, run_id: int, code: int, *, sole: bool = True) -> None:
     repair(db, run_ids=[run_id])
 
 
-def _stored_status(db: Path, run_id: int) -> str | None:
+def _stored_status(db: Path | str, run_id: int) -> str | None:
     from greenprof.store.reader import RunStore
 
     with RunStore(db) as store:

@@ -28,7 +28,7 @@ sys.exit(int(sys.argv[1]))
 
 
 def _greenprof_run(
-    db: Path, script: Path, code: int, summary: str
+    db: Path | str, script: Path, code: int, summary: str
 ) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, GREENPROF_SUMMARY=summary)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
@@ -94,3 +94,18 @@ def test_a_hook_that_starts_its_own_run_prints_its_summary(
     err = capsys.readouterr().err
     assert err.count("greenprof: run ") == 1
     assert "'hooked' completed:" in err and "2 steps, 8 samples" in err
+
+
+def test_greenprof_run_into_a_server_store_ends_the_run_and_hides_the_password(
+    pg_url: str, script: Path
+) -> None:
+    from tests.pg_cluster import TEST_PASSWORD
+
+    result = _greenprof_run(pg_url, script, 3, "1")
+    assert result.returncode == 3
+    assert TEST_PASSWORD not in result.stderr
+    assert "'own' failed (exit code 3):" in result.stderr  # the URL reached the store intact
+    assert "stored in postgresql://" in result.stderr and ":***@" in result.stderr
+    with greenprof.RunStore(pg_url) as store:
+        (run,) = store.runs()
+    assert run.status == "failed" and "exit code 3" in (run.error or "")
