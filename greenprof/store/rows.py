@@ -7,9 +7,10 @@ bindable) to a sink (``sink.py``) that stores it in one transaction. Nothing her
 
 from __future__ import annotations
 
+import json
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -281,6 +282,21 @@ def finite_totals(totals: RunTotals) -> bool:
     return all(v - v == 0 for v in values) and all(
         e - e == 0 for e in totals.device_energy_j.values()
     )
+
+
+def tags_json(tags: Mapping[str, object]) -> str:
+    """Tags as the stored JSON object: strings, integers, finite numbers and booleans keep
+    their type; anything else (NaN, infinities, other objects) is stored as its text, so
+    the column stays JSON that SQLite's and PostgreSQL's JSON functions accept."""
+    return json.dumps({str(k): _json_scalar(v) for k, v in tags.items()}, sort_keys=True)
+
+
+def _json_scalar(value: object) -> object:
+    if isinstance(value, (str, int)):  # bool is an int
+        return value
+    if isinstance(value, float) and value - value == 0:
+        return value
+    return str(value)
 
 
 def run_row(spec: RunSpec, uid: str, tags_json: str) -> tuple[object, ...]:

@@ -8,7 +8,6 @@ from the open handle (SQLite's backup API), so nothing written before is lost wi
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -30,6 +29,7 @@ from greenprof.store.rows import (
     RunSpec,
     device_row,
     run_row,
+    tags_json,
     update_params,
 )
 from greenprof.store.schema import FILE_MODE, connect, describe_sqlite_error
@@ -75,7 +75,7 @@ class SqliteSink:
             cursor = conn.execute(
                 f"INSERT INTO runs ({', '.join(RUN_COLUMNS)})"
                 f" VALUES ({', '.join('?' * len(RUN_COLUMNS))})",
-                run_row(spec, uid, json.dumps(spec.tags, sort_keys=True)),
+                run_row(spec, uid, tags_json(spec.tags)),
             )
             run_id = int(cursor.lastrowid or 0)
             conn.executemany(

@@ -22,7 +22,6 @@ Nothing accepted is dropped silently, and a store that fails never reaches the c
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -45,6 +44,7 @@ from greenprof.store.rows import (
     Update,
     WriterHealth,
     prepare,
+    tags_json,
 )
 from greenprof.store.sink import Sink, is_url, open_sink
 from greenprof.store.sqlite_sink import insert_rows
@@ -212,8 +212,7 @@ class StoreWriter:
     def rename(self, name: str, tags: Mapping[str, TagValue]) -> None:
         """Give the run another name and more tags (an explicit Profiler joined it)."""
         with self._lock:
-            tags_json = json.dumps(dict(tags), sort_keys=True)
-            self._pending.updates.append(Update("rename", (name, tags_json)))
+            self._pending.updates.append(Update("rename", (name, tags_json(tags))))
 
     def set_framework(self, framework: str) -> None:
         """Record the framework that drives the run (known only once a hook joins)."""

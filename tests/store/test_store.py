@@ -167,3 +167,27 @@ def test_tags_edited_into_other_json_values_read_as_their_json_text(db_path: Pat
     conn.close()
     with RunStore(db_path) as store:
         assert store.run(run_id).tags == {"bs": 64, "gone": "null", "sizes": "[1, 2]"}
+
+
+def test_tags_keep_json_types_and_what_json_cannot_hold_is_stored_as_text(
+    db_path: Path,
+) -> None:
+    writer = StoreWriter(db_path, flush_interval_s=3600)
+    run_id = writer.create_run(
+        RunSpec(
+            "typed",
+            started_at=time.time(),
+            interval_s=0.1,
+            tags={"bs": 64, "lr": 0.5, "amp": False, "diverged": float("nan"), "opt": "adam"},
+        )
+    )
+    writer.rename("typed-2", {"bs": 128, "limit": float("inf"), "where": Path("/data")})  # type: ignore[dict-item]
+    writer.close(status="completed")
+    with RunStore(db_path) as store:
+        run = store.run(run_id)
+    assert run.name == "typed-2"
+    assert run.tags == {
+        "bs": 128, "lr": 0.5, "amp": False, "diverged": "nan", "opt": "adam", "limit": "inf",
+        "where": "/data",
+    }  # fmt: skip
+    assert type(run.tags["amp"]) is bool

@@ -9,7 +9,6 @@ the batch queued in the writer. Nothing of the URL but its redacted form is logg
 
 from __future__ import annotations
 
-import json
 import socket
 from collections.abc import Sequence
 from typing import Any
@@ -31,6 +30,7 @@ from greenprof.store.rows import (
     RunSpec,
     device_row,
     run_row,
+    tags_json,
     update_params,
 )
 
@@ -85,7 +85,7 @@ class PostgresSink:
                 row = conn.execute(
                     f"INSERT INTO runs ({', '.join(RUN_COLUMNS)})"
                     f" VALUES ({', '.join(['%s'] * len(RUN_COLUMNS))}) RETURNING run_id",
-                    run_row(spec, uid, json.dumps(spec.tags, sort_keys=True)),
+                    run_row(spec, uid, tags_json(spec.tags)),
                 ).fetchone()
                 assert row is not None
                 run_id = int(row[0])
