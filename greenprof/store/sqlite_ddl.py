@@ -19,7 +19,7 @@ CREATE TABLE runs (
     rank                INTEGER,
     world_size          INTEGER,
     framework           TEXT NOT NULL DEFAULT '',
-    tags                TEXT NOT NULL DEFAULT '{}',   -- JSON object of strings
+    tags                TEXT NOT NULL DEFAULT '{}',   -- JSON object: text, number, boolean values
     interval_s          REAL NOT NULL,
     expected_steps      INTEGER,
     country             TEXT,
