@@ -8,7 +8,7 @@ to: the slope of the knots just before or after the interval when that step exte
 it, else the mean of the instantaneous power readings taken during the step, else the
 interval's mean rate (at most the highest rate the evidence shows nearby). ``ΔE`` is
 shared out in proportion to ``rate x duration``, so the jump is conserved exactly and the
-curve stays monotone; what the rates leave unexplained is spread by duration. Where the
+curve stays monotone; what capped rates leave unexplained is spread by duration. Where the
 knots are noisier in time than the power readings are in value (a counter changing at
 every poll), the readings come first.
 
@@ -120,8 +120,8 @@ def _weights(
     known rate get rate x duration; the others share what is left of the jump in proportion
     to their durations (exact when the known rates are), at no less than
     :data:`UNKNOWN_RATE_FLOOR` of the interval's mean rate and no more than the evidence's
-    highest rate (:data:`UNKNOWN_RATE_MARGIN`). A jump the weights under-explain gets the
-    rest spread by duration; one they over-explain scales them down.
+    highest rate (:data:`UNKNOWN_RATE_MARGIN`); what that cap leaves of the jump is spread
+    by duration. Otherwise the weights are scaled to the jump.
     """
     times, energies = curve.times, curve.energies
     u0, u1 = times[i - 1], times[i]
@@ -171,17 +171,18 @@ def _weights(
                 weights[s] = (jump_j - known_j) * (weights[s] / unknown_s)
             return weights
         cap_w = _evidence_max_w(curve, i, p_power)
-        if fill_w > cap_w > 0.0:
+        capped = fill_w > cap_w > 0.0
+        if capped:
             fill_w = max(cap_w, floor_w)
         for s in unknown:
             weights[s] *= fill_w
-    excess_j = jump_j - sum(weights)
-    if excess_j > 0.0 and excess_j < jump_j:
-        # what the rates do not explain comes from the knots' timing, not from the
-        # segments' power: spread it by duration (as a linear split would), not by rate
-        extra_w = excess_j / (u1 - u0)
-        for s in range(len(weights)):
-            weights[s] += extra_w * (points[s + 1] - points[s])
+        excess_j = jump_j - sum(weights)
+        if capped and 0.0 < excess_j < jump_j:
+            # what no rate explains comes from misplaced knots, not from the segments'
+            # power: spread it by duration (as a linear split would), not by rate
+            extra_w = excess_j / (u1 - u0)
+            for s in range(len(weights)):
+                weights[s] += extra_w * (points[s + 1] - points[s])
     return weights
 
 
