@@ -243,6 +243,8 @@ class VariantSummary:
     values_j_per_sample: tuple[float, ...]
     run_ids: tuple[int, ...]
     devices: tuple[str, ...] = ()
+    window_s: float = math.nan
+    """Mean length of the measured window (s)."""
 
 
 def _known(values: Iterable[float | None]) -> list[float]:
@@ -282,6 +284,7 @@ def summarize(results: Sequence[RepeatResult]) -> list[VariantSummary]:
                 values_j_per_sample=tuple(per_sample),
                 run_ids=tuple(r.run_id for r in rows),
                 devices=tuple(sorted({d for r in rows for d in r.devices})),
+                window_s=stats.mean([r.duration_s for r in rows]),
             )
         )
     settings = list(dict.fromkeys(s.setting for s in out))

@@ -78,9 +78,31 @@ def hardware_line(summaries: Sequence[VariantSummary]) -> str:
     return "devices: " + ("; ".join(devices) or "unknown")
 
 
+SHORT_WINDOW_S = 2.0
+"""A measured window shorter than this spans few sensor updates (NVIDIA's counter and
+RAPL update about every 100 ms; greenprof samples every 100 ms): its energy leans on
+interpolation between updates."""
+
+
+def caution_lines(summaries: Sequence[VariantSummary]) -> list[str]:
+    """What a reader must know before trusting the ranking."""
+    short = sorted({s.variant for s in summaries if s.window_s < SHORT_WINDOW_S})
+    if not short:
+        return []
+    return [
+        f"caution: measured windows under {SHORT_WINDOW_S:g} s ({', '.join(short)}): few "
+        "sensor updates, energy partly interpolated; use more --steps for a ranking"
+    ]
+
+
 def summary_lines(bench_id: str, summaries: Sequence[VariantSummary]) -> list[str]:
     """The terminal summary: one table per setting, the verdicts, the sensor methods."""
-    lines = [f"bench {bench_id}", methods_line(summaries), hardware_line(summaries)]
+    lines = [
+        f"bench {bench_id}",
+        methods_line(summaries),
+        hardware_line(summaries),
+        *caution_lines(summaries),
+    ]
     settings = list(dict.fromkeys(s.setting for s in summaries))
     for setting in settings:
         group = [s for s in summaries if s.setting == setting]
@@ -138,10 +160,12 @@ def document(
                 "methods": list(s.methods),
                 "versions": dict(s.versions),
                 "devices": list(s.devices),
+                "window_s": _number(s.window_s),
                 "repeats_j_per_sample": [_number(v) for v in s.values_j_per_sample],
             }
             for s in summaries
         ],
+        cautions=caution_lines(summaries),
         verdicts=verdicts(summaries),
         best_settings=best_settings(summaries),
     )

@@ -27,6 +27,7 @@ from greenprof.bench.results import (
 from greenprof.bench.table import (
     HEADER,
     MJ_PER_J,
+    caution_lines,
     hardware_line,
     methods_line,
     plus_minus,
@@ -167,6 +168,7 @@ def build_bench_report(
         ),
         Paragraph(methods_line(summaries), warning="model" in methods_line(summaries)),
         Paragraph(hardware_line(summaries)),
+        *(Paragraph(line, warning=True) for line in caution_lines(summaries)),
     ]
     numeric = (False, *([True] * (len(HEADER) - 1)))
     for setting in dict.fromkeys(s.setting for s in summaries):

@@ -121,6 +121,7 @@ def test_summary_orders_variants_and_states_the_difference() -> None:
     lines = table.summary_lines("b1", summaries)
     assert lines[1] == "energy measured by: model (a CPU-load × TDP model, not a measurement)"
     assert lines[2] == "devices: cpu:0 AMD EPYC"
+    assert table.caution_lines(summaries) == []  # 4 s windows
     assert any(line.startswith("torch ") and "2000 ± " in line for line in lines)
     document = table.document("b1", summaries, ["keras-jax skipped: jax not installed"])
     assert document["kind"] == "bench"
@@ -138,3 +139,14 @@ def test_a_sweep_names_the_best_setting_per_variant() -> None:
     )
     lines = results.best_settings(results.summarize([small, large]))
     assert lines == ["mlp: torch is most efficient at batch 64, fp32 (1000 mJ/sample)"]
+
+
+def test_a_short_window_is_flagged() -> None:
+    short = results.repeat_result(
+        _run(1, "torch"),
+        [EpochRecord(1, 0, 4, 1.0, 2.0, 32, 1.0), EpochRecord(1, 1, 4, 2.0, 2.5, 32, 1.0)],
+        _steps([1.0] * 8),
+        _samples(10.0, 8.0),
+    )
+    (line,) = table.caution_lines(results.summarize([short]))
+    assert line.startswith("caution: measured windows under 2 s (torch): few sensor updates")
