@@ -219,11 +219,16 @@ def split_point_bound_j(
     general, timing_j, known_left, known_right = entry
     left = known_left if alone_left and known_left is not None else general
     right = known_right if alone_right and known_right is not None else general
-    knots = (times[i - 1], times[i], energies[i - 1], energies[i])
-    band = _band(knots, t_s, left, right)
-    if band[0] > band[1]:  # the sides' rates do not explain the jump: the general range
-        band = _band(knots, t_s, general, general)
-    split_j = max(estimate_j - band[0], band[1] - estimate_j, 0.0)
+    # _band, inlined: this runs once per step
+    before_s, after_s = t_s - times[i - 1], times[i] - t_s
+    e0, e1 = energies[i - 1], energies[i]
+    low_j = max(e0 + left[0] * before_s, e1 - right[1] * after_s)
+    high_j = min(e0 + left[1] * before_s, e1 - right[0] * after_s)
+    if low_j > high_j:  # the sides' rates do not explain the jump: the general range
+        lo_w, hi_w = general
+        low_j = max(e0 + lo_w * before_s, e1 - hi_w * after_s)
+        high_j = min(e0 + hi_w * before_s, e1 - lo_w * after_s)
+    split_j = max(estimate_j - low_j, high_j - estimate_j, 0.0)
     if curve.averaged:
         return split_j + timing_j + smoothing_j(curve, t_s)
     return split_j + timing_j
@@ -304,20 +309,6 @@ def smoothing_j(curve: KnotCurve, t_s: float) -> float:
         if times[k] - times[k - 1] > MIN_SLOPE_S
     ]
     return SMOOTHING_FACTOR * window_s * (max(slopes) - min(slopes)) if slopes else 0.0
-
-
-def _band(
-    knots: tuple[float, float, float, float],
-    t_s: float,
-    left: tuple[float, float],
-    right: tuple[float, float],
-) -> tuple[float, float]:
-    """Where E(t) can lie when power stays in ``left`` before t and ``right`` after it
-    (``knots``: ``(u0, u1, E0, E1)``)."""
-    u0, u1, e0, e1 = knots
-    low_j = max(e0 + left[0] * (t_s - u0), e1 - right[1] * (u1 - t_s))
-    high_j = min(e0 + left[1] * (t_s - u0), e1 - right[0] * (u1 - t_s))
-    return low_j, high_j
 
 
 def _boundary_within(
