@@ -31,6 +31,7 @@ class Defaults:
     steps: int = 100
     pool: int = 10
     timeout_s: float = 600.0
+    min_window_s: float = 2.0
 
 
 FULL = Defaults()
@@ -95,6 +96,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         type=cliargs.integer(1, 10**7),
         default=None,
         help="measured steps per repeat (100; quick 10), after one warm-up pass",
+    )
+    bench.add_argument(
+        "--min-window",
+        type=cliargs.real(0.0),
+        default=None,
+        metavar="SECONDS",
+        help="train more passes until the measured window lasts this long (2; 0 = no)",
     )
     bench.add_argument(
         "--pool",
@@ -177,6 +185,7 @@ def run_bench(
         size=args.size,
         steps=args.steps or defaults.steps,
         pool=args.pool or defaults.pool,
+        min_window_s=defaults.min_window_s if args.min_window is None else args.min_window,
         db=args.db,
         country=args.country,
         region=args.region,

@@ -14,10 +14,12 @@ callbacks synchronous, as every other variant reads its loss every step.
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import keras
 
+from greenprof.bench.spec import Passes
 from greenprof.bench.variants import Variant
 from greenprof.bench.workloads import Batches, Workload
 from greenprof.marks import StepAPI
@@ -104,10 +106,12 @@ class BenchSteps(keras.callbacks.Callback):  # type: ignore[misc]
     the same); the batch's own loss is recovered as ``k·mean_k − (k−1)·mean_(k−1)``.
     """
 
-    def __init__(self, profiler: StepAPI, batch_size: int) -> None:
+    def __init__(self, profiler: StepAPI, batch_size: int, passes: Passes) -> None:
         super().__init__()
         self._profiler = profiler
         self._batch_size = batch_size
+        self._passes = passes
+        self._measured_from = math.inf
         self._count = 0
         self._mean = 0.0
 
@@ -115,6 +119,12 @@ class BenchSteps(keras.callbacks.Callback):  # type: ignore[misc]
         self._profiler.epoch_begin(0 if epoch == 0 else 1)
         self._count = 0
         self._mean = 0.0
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if epoch == 0:
+            self._measured_from = time.monotonic()
+        if not self._passes.more(epoch + 1, time.monotonic() - self._measured_from):
+            self.model.stop_training = True
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._profiler.step_begin()
@@ -133,11 +143,12 @@ def train(
     batches: Batches,
     *,
     variant: Variant,
-    passes: int,
+    passes: Passes,
     precision: str,
     seed: int,
 ) -> None:
-    """``model.fit`` for ``passes`` epochs over the pool (epoch 0 is the warm-up)."""
+    """``model.fit``, one epoch per pass over the pool (epoch 0 is the warm-up), stopped
+    by :class:`BenchSteps` when the passes are done."""
     import numpy as np
 
     keras.utils.set_random_seed(seed)
@@ -154,8 +165,8 @@ def train(
         x,
         y,
         batch_size=batch_size,
-        epochs=passes,
+        epochs=passes.maximum,
         shuffle=False,
         verbose=0,
-        callbacks=[BenchSteps(profiler, batch_size)],
+        callbacks=[BenchSteps(profiler, batch_size, passes)],
     )

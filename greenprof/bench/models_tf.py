@@ -8,10 +8,14 @@ loop: no ``fit``, a traced step called from Python.
 
 from __future__ import annotations
 
+import math
+import time
+
 import keras
 import tensorflow as tf
 
 from greenprof.bench import models_keras
+from greenprof.bench.spec import Passes
 from greenprof.bench.variants import Variant
 from greenprof.bench.workloads import Batches, Workload
 from greenprof.marks import StepAPI
@@ -31,11 +35,11 @@ def train(
     batches: Batches,
     *,
     variant: Variant,
-    passes: int,
+    passes: Passes,
     precision: str,
     seed: int,
 ) -> None:
-    """Train ``passes`` passes over ``batches``: epoch 0 is the warm-up (tracing)."""
+    """Train the ``passes`` over ``batches``: epoch 0 is the warm-up (tracing)."""
     keras.utils.set_random_seed(seed)
     models_keras.set_precision(precision)
     model = models_keras.build(w)
@@ -53,9 +57,13 @@ def train(
     data = [
         (tf.constant(x), tf.constant(y), len(y)) for x, y in zip(batches.x, batches.y, strict=True)
     ]
-    for index in range(passes):
-        profiler.epoch_begin(0 if index == 0 else 1)
+    done, measured_from = 0, math.inf
+    while passes.more(done, time.monotonic() - measured_from):
+        profiler.epoch_begin(0 if done == 0 else 1)
+        if done == 1:
+            measured_from = time.monotonic()
         for x, y, samples in data:
             profiler.step_begin()
             loss = step(x, y)
             profiler.step_end(samples, loss=float(loss))
+        done += 1

@@ -8,11 +8,14 @@ epsilon (1e-7); bf16 is ``torch.autocast``.
 from __future__ import annotations
 
 import itertools
+import math
+import time
 from typing import Any
 
 import torch
 from torch import nn
 
+from greenprof.bench.spec import Passes
 from greenprof.bench.variants import Variant
 from greenprof.bench.workloads import Batches, Workload
 from greenprof.marks import StepAPI
@@ -110,11 +113,11 @@ def train(
     batches: Batches,
     *,
     variant: Variant,
-    passes: int,
+    passes: Passes,
     precision: str,
     seed: int,
 ) -> None:
-    """Train ``passes`` passes over ``batches``: epoch 0 is the warm-up, epoch 1 measured.
+    """Train the ``passes`` over ``batches``: epoch 0 is the warm-up, epoch 1 measured.
 
     Each step ends after its loss is read (``float(loss)``): on a GPU that is the
     step's real end, the same for every variant.
@@ -127,8 +130,11 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, eps=ADAM_EPSILON)
     loss_fn = nn.CrossEntropyLoss()
     bf16 = precision == "bf16"
-    for index in range(passes):
-        profiler.epoch_begin(0 if index == 0 else 1)
+    done, measured_from = 0, math.inf
+    while passes.more(done, time.monotonic() - measured_from):
+        profiler.epoch_begin(0 if done == 0 else 1)
+        if done == 1:
+            measured_from = time.monotonic()
         for x, y, samples in data:
             profiler.step_begin()
             optimizer.zero_grad(set_to_none=True)
@@ -137,3 +143,4 @@ def train(
             loss.backward()
             optimizer.step()
             profiler.step_end(samples, loss=float(loss.detach()))
+        done += 1

@@ -37,6 +37,8 @@ class Protocol:
     """Measured steps per repeat (rounded up to whole passes over the pool)."""
     pool: int
     """Batches in the data pool; one pass over it is the warm-up."""
+    min_window_s: float = 0.0
+    """Lengthen a repeat's measured window, by whole passes, to at least this long."""
     seed: int = 0
     db: str | None = None
     country: str | None = None
@@ -67,6 +69,7 @@ def plan(protocol: Protocol) -> list[RepeatSpec]:
                             db=protocol.db,
                             country=protocol.country,
                             region=protocol.region,
+                            min_window_s=protocol.min_window_s,
                         )
                         for v in order
                     ]

@@ -20,13 +20,38 @@ FAKE_SENSORS_ENV = "GREENPROF_BENCH_FAKE_SENSORS"
 sensors, so tests never depend on RAPL being readable. Never set it for a real bench."""
 
 
+MAX_PASSES = 1000
+"""Passes a repeat never exceeds while it lengthens a short window (the runner's
+timeout bounds it too)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Passes:
+    """How many passes over the pool a repeat trains: at least ``minimum`` (the warm-up
+    included), then more whole passes while the measured window is shorter than
+    ``min_window_s`` (a window of a few sensor updates measures little), at most
+    ``maximum``."""
+
+    minimum: int
+    min_window_s: float = 0.0
+    maximum: int = MAX_PASSES
+
+    def more(self, done: int, window_s: float) -> bool:
+        """Whether to train another pass after ``done`` passes, the measured window
+        having lasted ``window_s`` so far."""
+        if done < self.minimum:
+            return True
+        return window_s < self.min_window_s and done < self.maximum
+
+
 @dataclass(frozen=True, slots=True)
 class RepeatSpec:
     """One variant × workload × batch size × precision × repeat, in a fresh process.
 
-    The model trains ``passes`` passes over a pool of ``pool`` batches: the first pass
-    is the warm-up (epoch 0: compilation, tracing, allocator warm-up), the others are
-    the measured window (epoch 1).
+    The model trains ``passes`` passes over a pool of ``pool`` batches (more while the
+    measured window is shorter than ``min_window_s``): the first pass is the warm-up
+    (epoch 0: compilation, tracing, allocator warm-up), the others are the measured
+    window (epoch 1).
     """
 
     bench_id: str
@@ -42,6 +67,11 @@ class RepeatSpec:
     db: str | None = None
     country: str | None = None
     region: str | None = None
+    min_window_s: float = 0.0
+
+    @property
+    def plan(self) -> Passes:
+        return Passes(self.passes, self.min_window_s, max(self.passes, MAX_PASSES))
 
     @property
     def warmup_steps(self) -> int:
@@ -91,6 +121,8 @@ def worker_argv(spec: RepeatSpec, python: str = sys.executable) -> list[str]:
         str(spec.passes),
         "--seed",
         str(spec.seed),
+        "--min-window",
+        repr(spec.min_window_s),
     ]
     for flag, value in (("--db", spec.db), ("--country", spec.country), ("--region", spec.region)):
         if value is not None:
@@ -111,6 +143,7 @@ def parse_argv(argv: Sequence[str]) -> RepeatSpec:
     parser.add_argument("--pool", type=int, required=True)
     parser.add_argument("--passes", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--min-window", type=float, default=0.0)
     parser.add_argument("--db")
     parser.add_argument("--country")
     parser.add_argument("--region")
@@ -129,4 +162,5 @@ def parse_argv(argv: Sequence[str]) -> RepeatSpec:
         db=args.db,
         country=args.country,
         region=args.region,
+        min_window_s=args.min_window,
     )

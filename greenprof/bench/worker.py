@@ -103,7 +103,7 @@ def run(spec: RepeatSpec, env: Mapping[str, str] = os.environ) -> int:
             w,
             batches,
             variant=v,
-            passes=spec.passes,
+            passes=spec.plan,
             precision=spec.precision,
             seed=spec.seed,
         )

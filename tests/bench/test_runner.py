@@ -7,7 +7,7 @@ import subprocess
 from typing import Any
 
 from greenprof.bench import runner
-from greenprof.bench.spec import RepeatSpec, parse_argv, worker_argv
+from greenprof.bench.spec import Passes, RepeatSpec, parse_argv, worker_argv
 from greenprof.bench.variants import variant
 
 
@@ -103,3 +103,11 @@ def test_progress_lines_name_each_repeat() -> None:
     lines = progress.getvalue().splitlines()
     assert lines[0] == "  [1/3] torch mlp bs32 fp32 repeat 0 ... 1.2 s, run 7"
     assert len(lines) == 3
+
+
+def test_a_short_window_gets_more_whole_passes() -> None:
+    passes = Passes(3, min_window_s=2.0, maximum=10)
+    assert passes.more(2, 100.0)  # the minimum first, however long
+    assert passes.more(3, 1.9) and not passes.more(3, 2.0)
+    assert not passes.more(10, 0.5)  # never past the maximum
+    assert not Passes(3).more(3, 0.0)  # no minimum window: exactly the passes

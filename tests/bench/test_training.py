@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from greenprof.bench import commands, stats
-from greenprof.bench.spec import FAKE_SENSORS_ENV
+from greenprof.bench.spec import FAKE_SENSORS_ENV, Passes
 from greenprof.bench.variants import VARIANT_NAMES, select
 from greenprof.bench.workloads import WORKLOADS, make_batches, parameter_count, workload
 from greenprof.cli import main
@@ -51,7 +51,7 @@ def test_torch_builds_each_workload_with_its_parameter_count_and_learns(
             w,
             make_batches(w, 16, count=pool),
             variant=variant("torch"),
-            passes=5,
+            passes=Passes(5),
             precision="bf16" if kind == "mlp" else "fp32",
             seed=0,
         )
@@ -98,7 +98,7 @@ def test_bench_trains_every_available_variant_and_reports_it(
     db = tmp_path / "runs.db"
     parser_args = [
         "--size", "tiny", "--workloads", "mlp", "--repeats", "1", "--steps", "15",
-        "--pool", "5", "--id", "t1", "--db", str(db), "--json",
+        "--pool", "5", "--min-window", "0", "--id", "t1", "--db", str(db), "--json",
     ]  # fmt: skip
     import argparse
 
