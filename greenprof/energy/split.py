@@ -33,7 +33,7 @@ UNKNOWN_RATE_FLOOR = 0.25
 the known rates over-explain the jump (their estimates are off), the rest would otherwise
 get nothing, and a step that ran cannot have drawn no power."""
 
-UNKNOWN_RATE_MARGIN = 0.1
+UNKNOWN_RATE_MARGIN = 0.25
 """Segments of unknown rate get at most the highest rate the evidence shows around their
 interval (its neighbours' slopes, the power read near it), this much above: when the
 known rates under-explain a jump because the knots are misplaced (a lattice not locked
