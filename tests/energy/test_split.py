@@ -11,7 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from greenprof.energy.curve import KnotCurve
-from greenprof.energy.split import segments, split_interval
+from greenprof.energy.split import UNKNOWN_RATE_MARGIN, segments, split_interval
 from greenprof.records import Reading
 
 
@@ -92,7 +92,8 @@ def test_a_short_step_of_unknown_rate_never_takes_more_than_the_evidence_allows(
     assert cumulative[-1] - cumulative[0] == jump_j == pytest.approx(60.0)
     short_j = cumulative[2] - cumulative[1]
     linear_j = jump_j * 0.01 / 0.1
-    assert short_j <= 1.1 * 100.0 * 0.01 + linear_j  # top rate + its share of the rest
+    assert short_j <= (1 + UNKNOWN_RATE_MARGIN) * 100.0 * 0.01 + linear_j  # cap + share of rest
+    assert short_j < 0.15 * jump_j  # not the 51 J the known segments leave
     assert all(b >= a for a, b in pairwise(cumulative))
 
 
