@@ -271,8 +271,6 @@ def _regions(args: argparse.Namespace) -> int:
         from greenprof.jsonout import dumps, regions_document
 
         document = regions_document(matches, search=args.search)
-        for entry, zone in zip(document["zones"], matches, strict=True):
-            entry.setdefault("kind", zone.kind)  # until jsonout writes it itself
         print(dumps(document))
         return 0
     for zone in matches:

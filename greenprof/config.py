@@ -10,6 +10,7 @@ typo never costs a training run that is then not profiled.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 from collections.abc import Iterable, Mapping
@@ -19,7 +20,7 @@ from pathlib import Path
 from greenprof.carbon import resolve_carbon
 from greenprof.errors import ConfigError
 from greenprof.jobs import JobInfo, detect_job
-from greenprof.records import CarbonSettings
+from greenprof.records import CarbonSettings, TagValue
 from greenprof.store.location import StoreLocation, parse_location
 from greenprof.tracker_setting import parse_trackers
 from greenprof.values import finite_from_text, setting_int, setting_number
@@ -63,7 +64,7 @@ class ProfilerConfig:
     carbon: CarbonSettings
     job: JobInfo
     interval_s: float = 0.1
-    tags: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, TagValue] = field(default_factory=dict)
     framework: str = ""
     expected_steps: int | None = None
     baseline_s: float = 0.0
@@ -257,12 +258,22 @@ def _check_interval(interval_s: object) -> float:
     return setting_number("interval_s", interval_s, minimum=MIN_INTERVAL_S, maximum=MAX_INTERVAL_S)
 
 
-def _check_tags(tags: object) -> dict[str, str]:
+def _check_tags(tags: object) -> dict[str, TagValue]:
+    """Numbers and flags keep their type (stored as JSON, read back typed); anything else
+    (None, a NaN, a tensor, a list) is stored as its text."""
     if not isinstance(tags, Mapping):
         raise ConfigError(
             f"tags must be a mapping such as {{'batch_size': 64}}; got {type(tags).__name__}"
         )
-    return {str(k): str(v) for k, v in tags.items()}
+    return {str(k): _tag_value(v) for k, v in tags.items()}
+
+
+def _tag_value(value: object) -> TagValue:
+    if isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    return str(value)
 
 
 def _number_env(env: Mapping[str, str], name: str, default: float) -> float:

@@ -24,6 +24,7 @@ import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
 
+from greenprof.records import TagValue, tag_text
 from greenprof.units import J_PER_WH
 
 MISSING = "–"
@@ -231,6 +232,6 @@ def _without_trailing_zeros(text: str) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def tags(tag_map: Mapping[str, object]) -> str:
-    """Tags as ``k=v k=v`` in key order."""
-    return " ".join(f"{key}={tag_map[key]}" for key in sorted(tag_map))
+def tags(tag_map: Mapping[str, TagValue]) -> str:
+    """Tags as ``k=v k=v`` in key order (values as written in JSON: ``amp=true``)."""
+    return " ".join(f"{key}={tag_text(tag_map[key])}" for key in sorted(tag_map))

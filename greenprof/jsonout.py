@@ -257,6 +257,7 @@ def regions_document(zones: Iterable[Zone], *, search: str) -> Document:
             {
                 "code": zone.code,
                 "name": zone.name,
+                "kind": zone.kind,
                 "intensity_g_per_kwh": number(zone.intensity_g_per_kwh),
                 "source": zone.source,
             }

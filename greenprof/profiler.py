@@ -29,7 +29,7 @@ from greenprof.config import ProfilerConfig
 from greenprof.marks import MARK_METHODS, StepAPI, StepMarks
 from greenprof.observers import ObserverSet, RunHandle, RunObserver
 from greenprof.process import TermHandler, on_fork_in_child
-from greenprof.records import DeviceInfo, RunStatus
+from greenprof.records import DeviceInfo, RunStatus, TagValue
 from greenprof.run_sensors import SensorSet, detect, explicit_sensors
 from greenprof.sensors.base import PowerSensor
 from greenprof.session import OpenWriter, Session, open_session, open_store_writer
@@ -426,7 +426,7 @@ class Profiler(StepAPI):
         self._joined = None
         self._bind(self._marks)
 
-    def adopt(self, name: str, tags: Mapping[str, str]) -> None:
+    def adopt(self, name: str, tags: Mapping[str, TagValue]) -> None:
         """Take the name and tags of an explicit Profiler that joined this run."""
         session = self._session
         if session is not None:

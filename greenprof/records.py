@@ -192,6 +192,14 @@ TagValue: TypeAlias = "str | int | float | bool"
 ``batch_size=64`` compares and sorts as a number."""
 
 
+def tag_text(value: TagValue) -> str:
+    """A tag value as text, the way it was written in JSON (``true``, ``64``, ``0.001``):
+    for labels, filters given on a command line, and tables."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else repr(value)
+
+
 @dataclass(frozen=True, slots=True)
 class RunInfo:
     """One profiled run, with its running totals."""

@@ -21,7 +21,7 @@ def test_keywords_become_checked_settings(tmp_path: Path) -> None:
     assert config.db_path == tmp_path / "runs.db"
     assert config.store.kind == "sqlite"
     assert config.carbon.country == "DEU" and config.carbon.pue == 1.2
-    assert config.tags == {"batch_size": "64"}
+    assert config.tags == {"batch_size": 64}  # numbers keep their type
     assert (config.interval_s, config.expected_steps) == (0.05, 100)
     assert config.prometheus_port is None and config.pushgateway is None
     assert config.job.job_id is None

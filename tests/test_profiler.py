@@ -67,7 +67,7 @@ def test_each_step_is_stored_with_energy_per_device(db_path: Path) -> None:
     run = store.run(prof.run_id or -1)
     steps = store.steps(run.run_id)
     assert run.status == "completed"
-    assert run.tags == {"batch_size": "64"}
+    assert run.tags == {"batch_size": 64}
     assert run.carbon is not None and run.carbon.country == "DEU"
     assert (run.steps, run.samples, len(steps)) == (20, 1280, 20)
     assert all(set(s.device_energy_j) == {"gpu:0", "cpu:0"} for s in steps)
@@ -270,7 +270,7 @@ def test_an_explicit_profiler_inside_a_whole_process_run_joins_it(db_path: Path)
         ambient.stop()
     (run,) = greenprof.RunStore(db_path).runs()
     assert (run.name, run.steps, run.samples) == ("resnet-bs4", 7, 28)
-    assert run.tags == {"bs": "4", "zero_code": "true"}
+    assert run.tags == {"bs": 4, "zero_code": "true"}
     assert run.status == "completed"
     assert not prof.running
 
@@ -384,4 +384,4 @@ def test_a_profiler_from_a_config(db_path: Path) -> None:
     with greenprof.Profiler.from_config(config, sensors=_sensors()) as prof:
         prof.step_end(samples=8)
     run = greenprof.RunStore(db_path).run("configured")
-    assert (run.steps, run.samples, run.tags) == (1, 8, {"lr": "0.1"})
+    assert (run.steps, run.samples, run.tags) == (1, 8, {"lr": 0.1})

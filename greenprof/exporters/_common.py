@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, TextIO, cast
 
 from greenprof.cliargs import run_ref
 from greenprof.errors import ConfigError, GreenprofError, RunNotFound
-from greenprof.records import RunInfo
+from greenprof.records import RunInfo, tag_text
 from greenprof.textsafe import terminal_text
 
 if TYPE_CHECKING:
@@ -173,7 +173,8 @@ class Selection:
         return runs
 
     def _matches(self, run: RunInfo) -> bool:
-        if any(run.tags.get(key) != value for key, value in self.tags.items()):
+        tags = run.tags
+        if any(key not in tags or tag_text(tags[key]) != value for key, value in self.tags.items()):
             return False
         if self.since is not None and run.started_at < self.since:
             return False

@@ -26,6 +26,7 @@ from greenprof.exporters.prom_series import (
     run_visible,
     tag_values,
 )
+from greenprof.records import tag_text
 from greenprof.store.api import DeviceEnergy, MetricRun
 from greenprof.store.liveness import pid_alive
 from greenprof.store.location import StoreLocation
@@ -119,7 +120,9 @@ class StoreCollector:
             self._cache[run_id] = _Run(heartbeat_at, energies.get(run_id, ()))
         if any(run.run_id not in self._metas for run in runs):
             for info in store.runs():
-                self._metas[info.run_id] = RunMeta(info.job_id, dict(info.tags))
+                self._metas[info.run_id] = RunMeta(
+                    info.job_id, {k: tag_text(v) for k, v in info.tags.items()}
+                )
         present = {run.run_id for run in runs}
         for run_id in [run_id for run_id in self._cache if run_id not in present]:
             del self._cache[run_id]

@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from greenprof.records import CarbonSettings, DeviceInfo
+from greenprof.records import CarbonSettings, DeviceInfo, TagValue
 from greenprof.store.writer import RunSpec, RunTotals, StoreWriter
 
 T0 = 1_740_000_000.0  # 2025-02-19T21:20:00Z
@@ -49,7 +49,7 @@ def build_run(
     devices: tuple[DeviceInfo, ...] = (GPU, CPU),
     watts: dict[str, float] | None = None,
     carbon: CarbonSettings | None = CARBON,
-    tags: dict[str, str] | None = None,
+    tags: dict[str, TagValue] | None = None,
     rank: int | None = None,
     host: str = "node-a",
     status: str = "completed",

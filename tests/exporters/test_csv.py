@@ -21,7 +21,7 @@ from tests.exporters._factory import CARBON, T0, build_run
 def db(tmp_path: Path) -> Path:
     path = tmp_path / "runs.db"
     build_run(path, "resnet18-bs64", tags={"team": "vision", "bs": "64"})
-    build_run(path, "resnet18-bs64", started_at=T0 + 86_400, tags={"team": "vision", "bs": "128"})
+    build_run(path, "resnet18-bs64", started_at=T0 + 86_400, tags={"team": "vision", "bs": 128})
     build_run(path, "bert-base", started_at=T0 + 2 * 86_400, steps=10, tags={"team": "nlp"})
     return path
 

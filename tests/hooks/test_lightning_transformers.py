@@ -81,7 +81,7 @@ def test_lightning_callback(db_path: Path, tmp_path: Path) -> None:
     stored = only_run(db_path)
     assert stored.run.framework == "lightning"
     assert stored.run.status == "completed"
-    assert stored.run.tags["global_rank"] == "0"
+    assert stored.run.tags["global_rank"] == 0
     assert [s.samples for s in stored.steps] == ([16] * 6 + [4]) * 2
     assert [(e.epoch, e.steps) for e in stored.epochs] == [(0, 7), (1, 7)]
     assert_consistent(stored)

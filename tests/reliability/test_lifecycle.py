@@ -19,6 +19,7 @@ import greenprof
 from greenprof.errors import StoreError
 from greenprof.records import (
     STEP_DEVICE_MISSING,
+    STEP_POLL_GAP,
     STEP_READING_REJECTED,
     Reading,
     step_flag_names,
@@ -90,7 +91,8 @@ def test_sigterm_stores_the_run_interrupted_and_dies_of_the_signal(
     assert completed <= len(stored.steps) <= completed + 1
     assert [s.step for s in stored.steps] == list(range(len(stored.steps)))
     assert stored.run.steps == len(stored.steps) == _rows(db_path, run_id)
-    assert all(s.energy_j > 0 and s.flags == 0 for s in stored.steps)
+    # A loaded machine may starve the sampler (flagged poll_gap, truthfully); nothing else.
+    assert all(s.energy_j > 0 and s.flags & ~STEP_POLL_GAP == 0 for s in stored.steps)
     assert sql(db_path, "SELECT count(*) FROM pending_steps")[0][0] == 0
 
 
@@ -239,7 +241,8 @@ def test_same_profiler_started_again_after_the_cause_is_fixed(tmp_path: Path) ->
     stored = read_run(place / "runs.db")
     assert stored.run.status == "completed"
     assert stored.run.steps == len(stored.steps) == 25
-    assert all(s.flags == 0 for s in stored.steps), {step_flag_names(s.flags) for s in stored.steps}
+    flags = {step_flag_names(s.flags & ~STEP_POLL_GAP) for s in stored.steps}
+    assert flags == {()}, flags  # poll_gap: a loaded machine may starve the sampler
     assert all(set(s.device_energy_j) == {"gpu:0", "cpu:0"} for s in stored.steps)
     assert all(e > 0 for s in stored.steps for e in s.device_energy_j.values())
     assert stored.run.energy_j > 0

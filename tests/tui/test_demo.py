@@ -36,4 +36,4 @@ def test_demo_drives_the_live_screen_and_is_labelled_simulated(tmp_path: Path) -
         runs = store.runs()
     assert runs
     assert all(device.method == "simulated" for run in runs for device in run.devices)
-    assert runs[-1].tags["batch_size"] == "64"
+    assert runs[-1].tags["batch_size"] == 64
