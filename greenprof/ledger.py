@@ -418,18 +418,21 @@ class StepLedger:
             device_energy = {device: total}
             device_bound = {device: bounds.total_j}
             interpolated, reset = only.interpolated, only.counter_reset
-        else:
-            device_energy = {device: e.energy_j for device, e in energies.items()}
-            device_bound = {device: e.energy_uncertainty_j for device, e in energies.items()}
-            parts = [e.bounds for e in energies.values()]
-            bounds = Bounds(
-                sum(b.start_j for b in parts),
-                sum(b.end_j for b in parts),
-                sum(b.interior_j for b in parts),
-            )
-            total = sum(device_energy.values())
-            interpolated = any(e.interpolated for e in energies.values())
-            reset = any(e.counter_reset for e in energies.values())
+        else:  # one pass over the devices
+            device_energy, device_bound = {}, {}
+            total = start_j = end_j = interior_j = 0.0
+            interpolated = reset = False
+            for device, e in energies.items():
+                b = e.bounds
+                device_energy[device] = e.energy_j
+                device_bound[device] = b.total_j
+                total += e.energy_j
+                start_j += b.start_j
+                end_j += b.end_j
+                interior_j += b.interior_j
+                interpolated = interpolated or e.interpolated
+                reset = reset or e.counter_reset
+            bounds = Bounds(start_j, end_j, interior_j)
         if reset:
             flags |= STEP_COUNTER_RESET
         self.steps += 1
