@@ -471,13 +471,15 @@ class StepLedger:
         """Whether a poll gap of any device overlaps the step (O(devices): each device's
         gaps are in time order and steps finish in order)."""
         start_s, end_s = interval.start_s, interval.end_s
-        touched = False
+        touched = popped = False
         for gaps in self._gaps.values():
             while gaps and gaps[0][1] <= start_s:
                 gaps.popleft()  # ended before this step: done with
+                popped = True
             if gaps and gaps[0][0] < end_s:
                 touched = True
-        self._any_gaps = any(self._gaps.values())
+        if popped:
+            self._any_gaps = any(self._gaps.values())
         return touched
 
     def _remember_energy(self, device: str, time_s: float, energy_j: float) -> None:
