@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from greenprof import formatting as fmt
 from greenprof import metrics
 from greenprof.jobs import JobTotals
-from greenprof.records import EpochRecord, RunInfo
+from greenprof.records import EpochRecord, RunInfo, tag_text
 from greenprof.step_windows import StepWindowBounds
 from greenprof.textsafe import terminal_text as _safe
 
@@ -147,7 +147,7 @@ def run_summary(
         + (f" (rank {run.rank})" if run.rank is not None else ""),
     ]
     if run.tags:
-        tags = ", ".join(f"{_safe(k)}={_safe(str(v))}" for k, v in sorted(run.tags.items()))
+        tags = ", ".join(f"{_safe(k)}={_safe(tag_text(v))}" for k, v in sorted(run.tags.items()))
         lines.append("tags: " + tags)
     rows = []
     for device in run.devices:
@@ -234,14 +234,15 @@ def epoch_lines(epochs: Sequence[EpochRecord], bounds: StepWindowBounds | None =
 
 
 def end_of_run_lines(
-    run: RunInfo, device_energy_j: Mapping[str, float], *, where: str
+    run: RunInfo, device_energy_j: Mapping[str, float], *, where: str, db_option: str = ""
 ) -> list[str]:
     """The summary a run prints when it ends (:mod:`greenprof.summary_printer`): a head
     line with the status (and the error of a run that did not complete), one line per
     device (energy, mean power over the run, how it was measured), the totals, and where
     the run is stored. The figures are those of ``greenprof show`` (:func:`run_summary`),
     formatted by the same functions. ``where``: the store as it may be shown (a server
-    URL without its password)."""
+    URL without its password); ``db_option``: what ``greenprof show`` needs to find that
+    store (``--db PATH``; empty for the default store)."""
     head = f"greenprof: run {run.run_id} '{_safe(run.name)}' {_safe(run.status)}"
     if run.error and run.status != "completed":
         head += f" ({_safe(_what_went_wrong(run.error))})"
@@ -263,7 +264,8 @@ def end_of_run_lines(
     lines.append("  " + _totals_line(run))
     if run.carbon is not None:
         lines.append(f"  carbon: {fmt.co2(run.co2_g)} CO2e ({_carbon_source(run)})")
-    lines.append(f"  stored in {_safe(where)}: `greenprof show {run.run_id}` for the details")
+    show = " ".join(filter(None, ["greenprof show", _safe(db_option), str(run.run_id)]))
+    lines.append(f"  stored in {_safe(where)}: `{show}` for the details")
     return lines
 
 

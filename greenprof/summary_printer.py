@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from greenprof.records import RunStatus
+from greenprof.store.location import StoreLocation, parse_location
 
 if TYPE_CHECKING:
     from greenprof.observers import RunHandle
@@ -41,8 +44,12 @@ def print_run_summary(
 
         with RunStore(db) as store:
             run = store.run(run_id)
+            location = store.location
             lines = end_of_run_lines(
-                run, store.device_energy_j(run_id), where=store.location.display
+                run,
+                store.device_energy_j(run_id),
+                where=location.display,
+                db_option=db_option(location),
             )
         out = sys.stderr if stream is None else stream
         out.write(terminal_lines(lines) + "\n")
@@ -51,6 +58,18 @@ def print_run_summary(
         log.debug("greenprof: no end-of-run summary for run %s: %r", run_id, exc)
         return False
     return True
+
+
+def db_option(location: StoreLocation, env: Mapping[str, str] = os.environ) -> str:
+    """``--db ...`` for a command to find the store at ``location``; empty for the
+    default store (``$GREENPROF_DB`` or the user data directory)."""
+    default = parse_location(None, env)
+    if location.kind == default.kind == "sqlite":
+        if Path(location.target).resolve() == Path(default.target).resolve():
+            return ""
+    elif location.target == default.target:
+        return ""
+    return f"--db {shlex.quote(location.display)}"
 
 
 class SummaryPrinter:

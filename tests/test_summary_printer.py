@@ -15,8 +15,9 @@ from greenprof import formatting as fmt
 from greenprof.config import ProfilerConfig
 from greenprof.errors import ConfigError
 from greenprof.sensors.fake import FakeSensor
+from greenprof.store.location import parse_location
 from greenprof.summary import run_summary
-from greenprof.summary_printer import SummaryPrinter, print_run_summary
+from greenprof.summary_printer import SummaryPrinter, db_option, print_run_summary
 
 
 def _sensors() -> list[FakeSensor]:
@@ -62,7 +63,7 @@ def test_a_run_prints_its_summary_once_with_the_figures_greenprof_show_reads(
     assert f"3 steps, 24 samples, {fmt.energy(run.energy_j / 24)}/sample" in err
     assert f"carbon: {fmt.co2(run.co2_g)} CO2e (DEU, " in err
     assert f"{fmt.co2(run.co2_g)} CO2e" in shown
-    assert f"stored in {db_path}: `greenprof show {run.run_id}`" in err
+    assert f"stored in {db_path}: `greenprof show --db {db_path} {run.run_id}`" in err
     assert capsys.readouterr().out == ""  # stderr only: stdout stays the script's
 
 
@@ -112,3 +113,14 @@ def test_an_observer_given_a_stream_prints_there(db_path: Path) -> None:
     out = io.StringIO()
     prof = _profile(db_path, observers=[SummaryPrinter(out)])
     assert out.getvalue().startswith(f"greenprof: run {prof.run_id} 'summed' completed:\n")
+
+
+def test_the_show_hint_names_the_store_unless_it_is_the_default(tmp_path: Path) -> None:
+    """The hint must work when pasted: `greenprof show N` reads the default store only."""
+    env = {"GREENPROF_DB": str(tmp_path / "runs.db")}
+    assert db_option(parse_location(tmp_path / "runs.db"), env) == ""
+    other = tmp_path / "my runs.db"
+    assert db_option(parse_location(other), env) == f"--db '{other}'"
+    server = parse_location("postgresql://me:secret@db/prof")
+    assert db_option(server, env) == "--db 'postgresql://me:***@db/prof'"
+    assert db_option(server, {"GREENPROF_DB": "postgresql://me:secret@db/prof"}) == ""

@@ -60,7 +60,7 @@ def test_greenprof_run_prints_one_summary_with_the_recorded_ending(
     with greenprof.RunStore(db_path) as store:
         (run,) = store.runs()
     assert f"greenprof: run {run.run_id} 'own' completed:" in result.stderr
-    assert f"stored in {db_path}: `greenprof show {run.run_id}`" in result.stderr
+    assert f"stored in {db_path}: `greenprof show --db {db_path} {run.run_id}`" in result.stderr
     assert f"{run.steps} steps, 6 samples" in result.stderr
 
     failed = _greenprof_run(db_path, script, 3, "1")
