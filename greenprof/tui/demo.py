@@ -117,6 +117,7 @@ class SimulatedTraining:
             "framework": "simulated",
             "expected_steps": plan.steps,
             "baseline_s": plan.baseline_s,
+            "summary": False,  # the TUI owns the terminal; the demo prints its own
         }
         name = f"sim-bs{batch_size}"
         try:  # Germany's grid intensity from the shipped data, when it is installed
