@@ -172,17 +172,32 @@ def test_live_screen_updates_while_another_thread_writes(tmp_path: Path) -> None
     thread.start()
     assert started.wait(5)
 
-    def steps_shown(text: str) -> int:
-        line = next(line for line in text.splitlines() if " steps " in f" {line} ")
-        return int(line.split("steps", 1)[1].split()[0].replace("k", "00"))
+    def steps_shown(text: str) -> float:
+        """The steps total on screen (``1,234`` or ``12.3k``); -1 while not shown."""
+        line = next((line for line in text.splitlines() if " steps " in f" {line} "), "")
+        words = line.split("steps", 1)[1].split()[:1] if line else []
+        word = words[0].replace(",", "") if words else ""
+        try:
+            return float(word.removesuffix("k")) * (1000 if word.endswith("k") else 1)
+        except ValueError:
+            return -1
+
+    def updated(text: str, since: float) -> bool:
+        """Later steps shown, and every part of the screen filled in."""
+        return steps_shown(text) > since and all(
+            part in text
+            for part in ("forecast at step 100k", "250 W", "97.0%", "idle baseline 40.0 W")
+        )
 
     async def body() -> tuple[str, str]:
         app = GreenprofApp(path, "live", refresh_s=0.2)
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_until(pilot, lambda: "live-run" in (t := screen_text(app)) and "J/step" in t)
-            await pilot.pause(0.1)
+            await wait_until(
+                pilot,
+                lambda: "live-run" in (t := screen_text(app)) and steps_shown(t) >= 0,
+            )
             first = screen_text(app)
-            await pilot.pause(1.0)
+            await wait_until(pilot, lambda: updated(screen_text(app), steps_shown(first)))
             return first, screen_text(app)
 
     try:

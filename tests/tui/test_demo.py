@@ -21,8 +21,8 @@ def test_demo_drives_the_live_screen_and_is_labelled_simulated(tmp_path: Path) -
     async def body() -> str:
         app = GreenprofApp(path, "live", refresh_s=0.2, banner=BANNER)
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_until(pilot, lambda: "J/sample" in screen_text(app), timeout_s=10)
-            await wait_until(pilot, lambda: "sim-bs" in screen_text(app), timeout_s=10)
+            await wait_until(pilot, lambda: "J/sample" in screen_text(app))
+            await wait_until(pilot, lambda: "sim-bs" in screen_text(app))
             return screen_text(app)
 
     try:
