@@ -98,7 +98,7 @@ def test_bench_trains_every_available_variant_and_reports_it(
     db = tmp_path / "runs.db"
     parser_args = [
         "--size", "tiny", "--workloads", "mlp", "--repeats", "1", "--steps", "15",
-        "--pool", "5", "--min-window", "0", "--id", "t1", "--db", str(db), "--json",
+        "--pool", "5", "--min-window", "1", "--id", "t1", "--db", str(db), "--json",
     ]  # fmt: skip
     import argparse
 
@@ -128,7 +128,9 @@ def test_bench_trains_every_available_variant_and_reports_it(
             assert str(run.tags["parameters"]) == str(parameter_count(workload("mlp", "tiny")))
             assert str(run.tags["workload"]) == "mlp"
             losses = [s.loss for s in store.steps(run.run_id) if s.loss is not None]
-            assert len(losses) == 20, run.tags["variant"]
+            # a warm-up pass and 3 measured ones at least, whole passes of 5 (the window is
+            # lengthened to 1 s: a few sensor updates measure little)
+            assert len(losses) >= 20 and len(losses) % 5 == 0, run.tags["variant"]
             means = _pass_means(losses, 5)
             assert means[-1] < means[0], (run.tags["variant"], means)
 
