@@ -50,7 +50,7 @@ STEP_FRAME_COLUMNS = (
   where not known. Summing it overstates a window's bound (the boundaries contiguous steps
   share cancel): :func:`greenprof.step_windows.step_window_bounds` gives the window's.
 - ``flags``: the names of the step's flags, comma-separated (``recovered``,
-  ``device_missing``, ``reading_rejected``, ``counter_reset``), empty when none.
+  ``device_missing``, ``reading_rejected``, ``counter_reset``, ``poll_gap``), empty when none.
 - Then one column per device, ``energy_j:<device>`` (``energy_j:gpu:0``), NaN where a
   step has no energy for that device.
 """
