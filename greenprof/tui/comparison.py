@@ -20,7 +20,6 @@ from greenprof.tui.run_summary import Axis as Axis  # noqa: PLC0414
 from greenprof.tui.run_summary import RunSummary as RunSummary  # noqa: PLC0414
 from greenprof.tui.run_summary import StepColumns as StepColumns  # noqa: PLC0414
 from greenprof.tui.run_summary import StepDigest as StepDigest  # noqa: PLC0414
-from greenprof.tui.run_summary import caveats as caveats  # noqa: PLC0414
 from greenprof.tui.run_summary import curve_points as curve_points  # noqa: PLC0414
 from greenprof.tui.run_summary import default_loss_target as default_loss_target  # noqa: PLC0414
 from greenprof.tui.run_summary import digest_columns as digest_columns  # noqa: PLC0414

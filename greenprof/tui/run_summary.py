@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from greenprof import formatting as fmt
 from greenprof import metrics
 from greenprof.records import RunInfo
 
@@ -179,30 +178,6 @@ def pct_diff(value: float | None, reference: float | None) -> float | None:
     if value is None or reference is None or reference == 0:
         return None
     return (value / reference - 1.0) * 100.0
-
-
-def caveats(summaries: Sequence[RunSummary]) -> tuple[str, ...]:
-    """One line per run whose figures cover only part of what it set out to do."""
-    lines = []
-    for index, summary in enumerate(summaries):
-        run = summary.run
-        name = f"{LETTERS[index % len(LETTERS)]} ({summary.label})"
-        what = INCOMPLETE_STATUSES.get(run.status)
-        if what == "lost steps" or run.lost_steps:
-            lines.append(
-                f"{name} lost {fmt.number(run.lost_steps)} steps it could not store: "
-                "its per-step figures miss them"
-            )
-        elif what is not None:
-            lines.append(f"{name} {what}: its figures cover only the part that ran")
-        if run.expected_steps and run.steps < run.expected_steps and what is None:
-            lines.append(
-                f"{name} stopped at step {fmt.number(run.steps)} of "
-                f"{fmt.number(run.expected_steps)} planned"
-            )
-        if summary.samples is None:
-            lines.append(f"{name} counted no samples: no J/sample for it")
-    return tuple(lines)
 
 
 def curve_points(summary: RunSummary, axis: Axis) -> tuple[tuple[float, float], ...]:
