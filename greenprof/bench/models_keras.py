@@ -112,21 +112,23 @@ class BenchSteps(keras.callbacks.Callback):  # type: ignore[misc]
         self._batch_size = batch_size
         self._passes = passes
         self._measured_from = math.inf
+        self._epoch = 0
         self._count = 0
         self._mean = 0.0
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch = epoch
         self._profiler.epoch_begin(0 if epoch == 0 else 1)
         self._count = 0
         self._mean = 0.0
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if epoch == 0:
-            self._measured_from = time.monotonic()
         if not self._passes.more(epoch + 1, time.monotonic() - self._measured_from):
             self.model.stop_training = True
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._count == 0 and self._measured_from == math.inf and self._epoch == 1:
+            self._measured_from = time.monotonic()  # the measured window's first step
         self._profiler.step_begin()
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:

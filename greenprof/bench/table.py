@@ -78,7 +78,7 @@ def hardware_line(summaries: Sequence[VariantSummary]) -> str:
     return "devices: " + ("; ".join(devices) or "unknown")
 
 
-SHORT_WINDOW_S = 2.0
+SHORT_WINDOW_S = 1.0
 """A measured window shorter than this spans few sensor updates (NVIDIA's counter and
 RAPL update about every 100 ms; greenprof samples every 100 ms): its energy leans on
 interpolation between updates."""
@@ -91,7 +91,7 @@ def caution_lines(summaries: Sequence[VariantSummary]) -> list[str]:
         return []
     return [
         f"caution: measured windows under {SHORT_WINDOW_S:g} s ({', '.join(short)}): few "
-        "sensor updates, energy partly interpolated; use more --steps for a ranking"
+        "sensor updates, energy partly interpolated; use more --steps or --min-window for a ranking"
     ]
 
 

@@ -149,4 +149,4 @@ def test_a_short_window_is_flagged() -> None:
         _samples(10.0, 8.0),
     )
     (line,) = table.caution_lines(results.summarize([short]))
-    assert line.startswith("caution: measured windows under 2 s (torch): few sensor updates")
+    assert line.startswith("caution: measured windows under 1 s (torch): few sensor updates")
