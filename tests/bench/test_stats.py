@@ -87,3 +87,13 @@ def test_too_few_repeats_mean_no_difference() -> None:
 def test_the_ratio_interval_stays_positive_with_wild_repeats() -> None:
     ratio = stats.ratio_of_means([0.1, 1.0], [1.0, 1.1])
     assert 0.0 < ratio.low < ratio.value < ratio.high
+
+
+def test_the_verdict_follows_the_ratio_interval_not_overlapping_intervals() -> None:
+    """Two variants' 95 % intervals may overlap while the ratio's interval excludes 1:
+    the difference is then stated (overlap would be a test at about 99.5 %)."""
+    a, b = [1.0, 1.05, 0.95], [1.2, 1.27, 1.13]
+    assert stats.interval(a).overlaps(stats.interval(b))
+    ratio = stats.ratio_of_means(a, b)
+    assert ratio.high < 1.0
+    assert stats.verdict("a", a, "b", b).startswith("a uses 17 % ± 10 % less energy per sample")
