@@ -90,8 +90,11 @@ Launch = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
 def worker_env(spec: RepeatSpec, v: Variant, env: Mapping[str, str]) -> dict[str, str]:
-    """The worker's environment: ours, with the Keras backend and quiet TensorFlow logs."""
+    """The worker's environment: ours, with the Keras backend, quiet TensorFlow logs and
+    no end-of-run summary (the bench prints its own; a failing worker's last stderr lines
+    must be its error)."""
     out = dict(env)
+    out["GREENPROF_SUMMARY"] = "0"
     if v.keras_backend is not None:
         out["KERAS_BACKEND"] = v.keras_backend
     out.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

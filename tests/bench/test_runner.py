@@ -73,6 +73,7 @@ def test_one_repeat_reads_its_run_id_and_sets_the_keras_backend() -> None:
     assert outcome.run_id == 42 and outcome.error is None
     env = launch.calls[0][1]
     assert env["KERAS_BACKEND"] == "tensorflow" and env["PATH"] == "/bin"
+    assert env["GREENPROF_SUMMARY"] == "0"  # a failing worker's last lines are its error
 
 
 def test_a_failed_or_stuck_repeat_is_reported_not_retried() -> None:
