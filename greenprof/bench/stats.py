@@ -164,9 +164,10 @@ def verdict(
 ) -> str:
     """One sentence: "A uses 18 % ± 4 % less energy per sample than B", or "no
     difference detected between A and B" (the ratio's interval holds 1), or "not
-    compared" with fewer than 2 repeats of either. The test is the ratio's own interval (Welch), not whether the two
-    variants' intervals overlap: that would be a test at about 99.5 %, and say "no
-    difference" next to a printed ratio interval that excludes 1."""
+    compared" with fewer than 2 repeats of either. The test is the ratio's own interval
+    (Welch), not whether the two variants' intervals overlap: that would be a test at
+    about 99.5 %, and say "no difference" next to a printed ratio interval that
+    excludes 1."""
     if len(a) < 2 or len(b) < 2:
         return f"{name_a} and {name_b} not compared: fewer than 2 repeats each (--repeats)"
     ratio = ratio_of_means(a, b, confidence)
