@@ -30,6 +30,13 @@ batch size comes from ``fit``'s data adapter (last partial batch included), or
 i.e. up to N batches run as one compiled call (their individual ends are not observable
 from Python); its samples are exactly those of the batches it ran, the short last
 execution of an epoch included.
+
+Loss per step: the step function returns the epoch's running mean loss (Keras 3 weighs
+each batch by its samples); each step's own loss (with ``steps_per_execution=N``, the
+sample-weighted mean over the execution's batches) is recovered from two consecutive
+means by :mod:`greenprof.hooks._running_loss`, lazily: the tensors go to greenprof as
+they are and are turned into a number on greenprof's writer thread, never on the
+training thread.
 """
 
 from __future__ import annotations
@@ -37,12 +44,13 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import keras
 
 from greenprof.batches import batch_size
 from greenprof.hooks._common import ProfilerLease, energy_so_far_j
+from greenprof.hooks._running_loss import RunningMeanLoss, running_loss_of
 from greenprof.profiler import Profiler
 from greenprof.status import outcome_of
 
@@ -76,6 +84,7 @@ class GreenprofCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self._ender: Any = None
         self._epoch_start_j: float | None = None
         self._batches: _AdapterBatches | None = None
+        self._losses = RunningMeanLoss()
         self.profiler: Profiler | None = None
 
     # Keras events ------------------------------------------------------------
@@ -102,6 +111,7 @@ class GreenprofCallback(keras.callbacks.Callback):  # type: ignore[misc]
             self.profiler.epoch_begin(epoch)
         if self._batches is not None:
             self._batches.index = 0
+        self._losses.reset()
         self._epoch_start_j = energy_so_far_j(self.profiler)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -138,6 +148,7 @@ class GreenprofCallback(keras.callbacks.Callback):  # type: ignore[misc]
         step_begin, step_end = profiler.step_begin, profiler.step_end
         monotonic_ns = time.monotonic_ns
         samples_of = self._samples_of
+        losses = self._losses
         callback = self
 
         def train_function(*args: Any, **kwargs: Any) -> Any:
@@ -150,12 +161,16 @@ class GreenprofCallback(keras.callbacks.Callback):  # type: ignore[misc]
                 end = outcome_of(exc)
                 callback._finish(end.status, end.error)
                 raise
+            samples = samples_of(args)
+            mean = running_loss_of(logs)
+            loss = None if mean is None else losses.step(mean, samples)
             ender = callback._ender
             if ender is not None:
-                ender.end(samples_of(args))
+                # StepEnder passes the loss on unconverted (typed float there)
+                ender.end(samples, loss=cast(float | None, loss))
             else:
                 step_begin(time_ns=begin)
-                step_end(samples_of(args))
+                step_end(samples, loss=loss)
             return logs
 
         train_function._greenprof_wrapped = True  # type: ignore[attr-defined]
