@@ -361,13 +361,16 @@ class StepLedger:
             if partial is None or waiting is None:
                 continue
             if energy.counter_reset:
-                self._warn(
-                    f"reset {device}",
-                    f"{device}: its energy counter was reset during the run (driver reload?);"
-                    " the energy lost at the reset is estimated (steps flagged counter_reset)",
-                )
+                self._warn_reset(device)
             partial[device] = energy
             self._mark_attributed(energy.step, device, waiting)
+
+    def _warn_reset(self, device: str) -> None:
+        self._warn(
+            f"reset {device}",
+            f"{device}: its energy counter was reset during the run (driver reload?);"
+            " the energy lost at the reset is estimated (steps flagged counter_reset)",
+        )
 
     def _mark_attributed(self, step: int, device: str, waiting: set[str]) -> None:
         waiting.discard(device)
@@ -396,11 +399,26 @@ class StepLedger:
     def finish(self) -> list[FinishedStep]:
         """End of run: attribute every remaining step with what is known (linear in the
         number of pending steps)."""
+        energies, waiting = self._energies, self._waiting
         for device in sorted(self._live):
-            self._collect(device, self._attributors[device].finish())
-        self._waiting.clear()
-        self._ready = deque(sorted(self._intervals))
-        return self.pop_finished()
+            # what _collect does, less the bookkeeping of who is still waiting: every
+            # step is released below
+            for energy in self._attributors[device].finish():
+                partial = energies.get(energy.step)
+                if partial is None or energy.step not in waiting:
+                    continue
+                if energy.counter_reset:
+                    self._warn_reset(device)
+                partial[device] = energy
+        waiting.clear()
+        self._ready.clear()
+        finished = []
+        for step in sorted(self._intervals):
+            if step == SETUP:
+                self._finish_setup()
+            else:
+                finished.append(self._finish(step))
+        return finished
 
     def _finish(self, step: int) -> FinishedStep:
         interval = self._intervals.pop(step)

@@ -10,10 +10,12 @@ the process (signals, forks): the :class:`~greenprof.Profiler` façade handles t
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from greenprof.config import ProfilerConfig
 from greenprof.energy import StepAttributor
@@ -352,6 +354,10 @@ class Session:
         """Stop sampling, store what remains, close the sensors and the run. Returns within
         the settle time plus about two seconds whatever the sensors do; a database that
         cannot be written delays it by at most the writer's close timeout."""
+        with _gc_paused():
+            self._close(status=status, error=error)
+
+    def _close(self, *, status: RunStatus, error: str | None) -> None:
         ledger, writer = self.ledger, self.writer
         try:
             self.sampler.stop(settle_s=self._settle_s())
@@ -403,6 +409,22 @@ class Session:
         for summary in summaries(self._sensors):
             if summary.shared:
                 self.note(summary.text)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the run ends: attributing and storing many pending
+    steps allocates millions of objects, and each full collection then walks the whole
+    heap (the training program's too). Measured with 200k pending steps: stop() spends
+    half its CPU time in the collector. Reference counting still frees everything;
+    the collector runs again (if it was on) as soon as the run is closed."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _bound_parts(step: FinishedStep) -> tuple[float | None, float | None, float | None]:

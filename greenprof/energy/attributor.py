@@ -37,6 +37,7 @@ from greenprof.energy.uncertainty import (
     Bounds,
     IntervalCache,
     boundary_bound_j,
+    split_bounds_j,
     split_point_bound_j,
 )
 from greenprof.records import Reading
@@ -50,6 +51,9 @@ MAX_KNOTS = 36_000
 """Hard cap on retained knots (one hour at 10 Hz) when a step stays pending for long."""
 
 _Steps = tuple[list[int], list[float], list[float]]
+_BATCH_POINTS = 8
+"""A split with more cuts than this has its cuts' bounds computed in one loop
+(:func:`~greenprof.energy.uncertainty.split_bounds_j`), not one call per step."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +258,7 @@ class StepAttributor:
         cumulative: list[float] = []
         k = i = 0
         u1 = -math.inf
+        point_bounds: list[float] | None = None
         resets = curve.resets
         interior = bool(curve.jump_j2) and curve.jump_j2[-1] != curve.jump_j2[0]
         for idx in range(first, stop):
@@ -263,19 +268,25 @@ class StepAttributor:
                     i = bisect_left(times, end_s)
                     points, cumulative = self._interval(knot_base + i, final=final)
                     u1, k = points[-1], 1
+                    point_bounds = None
                 while points[k] < end_s:
                     k += 1
                 end_j = cumulative[k]
                 if points[k] == end_s:  # a point of the split: the neighbours tell the sides
-                    end_b = split_point_bound_j(
-                        curve,
-                        i,
-                        end_s,
-                        end_j,
-                        alone_left=k == 1,
-                        alone_right=k >= len(points) - 2,
-                        cache=cache,
-                    )
+                    if len(points) > _BATCH_POINTS:  # many steps in one interval: all at once
+                        if point_bounds is None:
+                            point_bounds = split_bounds_j(curve, i, points, cumulative, cache=cache)
+                        end_b = point_bounds[k]
+                    else:
+                        end_b = split_point_bound_j(
+                            curve,
+                            i,
+                            end_s,
+                            end_j,
+                            alone_left=k == 1,
+                            alone_right=k >= len(points) - 2,
+                            cache=cache,
+                        )
                 else:  # a boundary added after its interval's split was kept (a late mark)
                     t0, t1, e0 = points[k - 1], points[k], cumulative[k - 1]
                     if t1 > t0:

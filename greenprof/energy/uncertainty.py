@@ -69,6 +69,7 @@ __all__ = [
     "Bounds",
     "boundary_bound_j",
     "rate_range_w",
+    "split_bounds_j",
     "split_point_bound_j",
     "window_uncertainty_j",
 ]
@@ -232,6 +233,46 @@ def split_point_bound_j(
     if curve.averaged:
         return split_j + timing_j + smoothing_j(curve, t_s)
     return split_j + timing_j
+
+
+def split_bounds_j(
+    curve: KnotCurve,
+    i: int,
+    points: Sequence[float],
+    cumulative: Sequence[float],
+    *,
+    cache: IntervalCache | None = None,
+) -> list[float]:
+    """:func:`split_point_bound_j` for every cut of a split of knot interval i (position),
+    at once: ``result[k]`` bounds ``points[k]`` (k >= 1; ``result[0]`` is unused). Many
+    very short steps in one interval (a burst at the end of a run) then cost one loop,
+    not one call each. Same arithmetic as :func:`split_point_bound_j`, point by point."""
+    times, energies = curve.times, curve.energies
+    entry = cache.get(i) if cache is not None else None
+    if entry is None:
+        entry = _interval_entry(curve, i)
+        if cache is not None:
+            cache[i] = entry
+    general, timing_j, known_left, known_right = entry
+    lo_w, hi_w = general
+    t0, t1 = times[i - 1], times[i]
+    e0, e1 = energies[i - 1], energies[i]
+    averaged = curve.averaged
+    last = len(points) - 2  # from here on, no other cut lies between a point and the knot
+    out = [0.0] * len(points)
+    for k in range(1, len(points)):
+        t_s, estimate_j = points[k], cumulative[k]
+        left = known_left if k == 1 and known_left is not None else general
+        right = known_right if k >= last and known_right is not None else general
+        before_s, after_s = t_s - t0, t1 - t_s
+        low_j = max(e0 + left[0] * before_s, e1 - right[1] * after_s)
+        high_j = min(e0 + left[1] * before_s, e1 - right[0] * after_s)
+        if low_j > high_j:
+            low_j = max(e0 + lo_w * before_s, e1 - hi_w * after_s)
+            high_j = min(e0 + hi_w * before_s, e1 - lo_w * after_s)
+        bound_j = max(estimate_j - low_j, high_j - estimate_j, 0.0) + timing_j
+        out[k] = bound_j + smoothing_j(curve, t_s) if averaged else bound_j
+    return out
 
 
 def _interval_entry(curve: KnotCurve, i: int) -> IntervalEntry:

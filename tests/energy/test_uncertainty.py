@@ -67,3 +67,45 @@ def test_a_stored_step_states_its_bound_or_says_it_is_not_known() -> None:
     stated = StepRecord(1, 0, 0, 0.0, 1.0, None, 250.0, bounds=Bounds(1.0, 2.0, 0.5))
     assert stated.energy_uncertainty_j == pytest.approx(3.5)
     assert StepRecord(1, 1, 0, 1.0, 2.0, None, 250.0).energy_uncertainty_j is None
+
+
+@pytest.mark.parametrize("power_window_s", [None, 1.0])
+def test_a_burst_of_short_steps_in_one_interval_gets_each_step_its_own_bound(
+    power_window_s: float | None,
+) -> None:
+    """Many steps in one knot interval have their bounds computed in one loop; each must be
+    what the one-step computation gives, and the burst's total must stay conserved."""
+    from greenprof.energy.uncertainty import split_point_bound_j
+
+    attributor = StepAttributor(power_window_s=power_window_s)
+    for k in range(1, 40):
+        t_s = 0.1 * k
+        attributor.add_reading(Reading("gpu:0", t_s, 200.0 * t_s, 200.0 + (k % 3)))
+    width_s = 2.0**-10  # ~1 ms, exact in binary: the steps' ends are exactly their points
+    starts = [1.5 + width_s * (8 + n) for n in range(40)]
+    for n, start_s in enumerate(starts):
+        attributor.add_step(n, start_s, start_s + width_s)
+    results = attributor.pop_ready() + attributor.finish()
+    assert [r.step for r in results] == list(range(40))
+    curve = attributor.curve
+    i = next(i for i, t in enumerate(curve.times) if t > starts[-1])
+    points = [curve.times[i - 1], *starts, starts[-1] + width_s, curve.times[i]]
+    points = sorted(set(points))
+    for n, result in enumerate(results):
+        end_s = starts[n] + width_s
+        k = points.index(end_s)
+        estimate_j = attributor._energy_at(end_s, final=False)
+        expected_j = split_point_bound_j(
+            curve,
+            i,
+            end_s,
+            estimate_j,
+            alone_left=k == 1,
+            alone_right=k >= len(points) - 2,
+        )
+        assert result.bounds.end_j == pytest.approx(expected_j, rel=1e-9, abs=1e-12)
+    burst_j = sum(r.energy_j for r in results)
+    expected = attributor._energy_at(starts[-1] + width_s, final=False) - attributor._energy_at(
+        starts[0], final=False
+    )
+    assert burst_j == pytest.approx(expected, rel=1e-9)
