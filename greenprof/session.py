@@ -26,7 +26,15 @@ from greenprof.records import DeviceInfo, Reading, RunStatus
 from greenprof.run_sensors import SENSOR_CLOSE_TIMEOUT_S, SensorSet
 from greenprof.sampler import Sampler, close_sensors
 from greenprof.stats import ProfilerStats
-from greenprof.store.writer import RunSpec, RunTotals, SampleRow, StoreWriter, open_writer
+from greenprof.store.writer import (
+    RunSpec,
+    RunTotals,
+    SampleRow,
+    StepEnergyRow,
+    StepRow,
+    StoreWriter,
+    open_writer,
+)
 
 log = logging.getLogger("greenprof")
 
@@ -292,30 +300,31 @@ class Session:
         ]
 
     def _store_steps(self, finished: list[FinishedStep]) -> None:
+        """The finished steps' rows and their per-device rows, in one pass (at stop() this
+        runs once over every pending step)."""
         if not finished:
             return
-        self.writer.add_steps(
-            [
-                (
-                    s.step,
-                    s.epoch,
-                    s.start_s,
-                    s.end_s,
-                    s.samples,
-                    s.energy_j,
-                    int(s.interpolated),
-                    s.loss,
-                    s.flags,
-                    *_bound_parts(s),
-                )
-                for s in finished
-            ],
-            [
-                (s.step, device, energy, s.device_uncertainty_j.get(device))
-                for s in finished
-                for device, energy in s.device_energy_j.items()
-            ],
-        )
+        step_rows: list[StepRow] = []
+        device_rows: list[StepEnergyRow] = []
+        add_step, add_device = step_rows.append, device_rows.append
+        for s in finished:
+            step, device_energy = s.step, s.device_energy_j
+            start_j: float | None
+            end_j: float | None
+            interior_j: float | None
+            if device_energy:
+                bounds = s.bounds
+                start_j, end_j, interior_j = bounds.start_j, bounds.end_j, bounds.interior_j
+                device_bound = s.device_uncertainty_j
+                for device, energy in device_energy.items():
+                    add_device((step, device, energy, device_bound.get(device)))
+            else:  # no device measured it: no bound, not 0 J
+                start_j = end_j = interior_j = None
+            add_step(
+                (step, s.epoch, s.start_s, s.end_s, s.samples, s.energy_j,
+                 int(s.interpolated), s.loss, s.flags, start_j, end_j, interior_j)
+            )  # fmt: skip
+        self.writer.add_steps(step_rows, device_rows)
 
     def _totals(self) -> RunTotals:
         ledger = self.ledger
@@ -425,10 +434,3 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _bound_parts(step: FinishedStep) -> tuple[float | None, float | None, float | None]:
-    """The step's bounds as stored: NULL for a step no device measured (no bound, not 0 J)."""
-    if not step.device_energy_j:
-        return (None, None, None)
-    return (step.bounds.start_j, step.bounds.end_j, step.bounds.interior_j)
