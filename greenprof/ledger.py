@@ -161,6 +161,9 @@ class StepLedger:
         self._horizon_s = -math.inf  # what the attributors were told
         self._next_step = 0
         self._epoch = 0
+        self._new_steps: list[int] = []
+        self._new_starts_s: list[float] = []
+        self._new_ends_s: list[float] = []
         self._intervals: dict[int, _Interval] = {}
         self._energies: dict[int, dict[str, StepEnergy]] = {}
         self._ready: deque[int] = deque()
@@ -202,25 +205,28 @@ class StepLedger:
 
         Nested steps (a ``prof.step()`` inside another, or a hook inside a manual step)
         count once: the outermost pair is the step, inner pairs are ignored."""
-        for mark in marks:
-            kind = mark[0]
-            if kind == BEGIN:
-                self._depth += 1
-                if self._depth == 1:
-                    self._open_start_s = mark[1] / 1e9
-                else:
-                    self._warn("nested", "nested steps: only the outermost step is counted")
-            elif kind == END:
-                if self._depth > 1:
-                    self._depth -= 1
-                    continue
-                self._depth = 0
-                _, t_ns, samples, loss = mark
-                self._close_step(t_ns / 1e9, self._count(samples, "samples"), loss)
-            elif kind == EPOCH:
-                epoch = self._count(mark[1], "epoch") if mark[1] != -1 else -1
-                if epoch is not None:
-                    self._epoch = epoch if epoch >= 0 else self._epoch + 1
+        try:
+            for mark in marks:
+                kind = mark[0]
+                if kind == BEGIN:
+                    self._depth += 1
+                    if self._depth == 1:
+                        self._open_start_s = mark[1] / 1e9
+                    else:
+                        self._warn("nested", "nested steps: only the outermost step is counted")
+                elif kind == END:
+                    if self._depth > 1:
+                        self._depth -= 1
+                        continue
+                    self._depth = 0
+                    _, t_ns, samples, loss = mark
+                    self._close_step(t_ns / 1e9, self._count(samples, "samples"), loss)
+                elif kind == EPOCH:
+                    epoch = self._count(mark[1], "epoch") if mark[1] != -1 else -1
+                    if epoch is not None:
+                        self._epoch = epoch if epoch >= 0 else self._epoch + 1
+        finally:
+            self._hand_over()
 
     def _count(self, value: object, name: str) -> int | None:
         if type(value) is int and value >= 0:  # the common case, without a call
@@ -265,8 +271,17 @@ class StepLedger:
             self._ready.append(step)
             return
         self._waiting[step] = set(live)
-        for device in live:
-            self._attributors[device].add_step(step, interval.start_s, interval.end_s)
+        self._new_steps.append(step)  # handed to the attributors at the end of add_marks
+        self._new_starts_s.append(interval.start_s)
+        self._new_ends_s.append(interval.end_s)
+
+    def _hand_over(self) -> None:
+        """Give the steps closed by the last marks to every live device, in one call each."""
+        if self._new_steps:
+            steps, starts_s, ends_s = self._new_steps, self._new_starts_s, self._new_ends_s
+            for device in self._live:
+                self._attributors[device].add_steps(steps, starts_s, ends_s)
+            self._new_steps, self._new_starts_s, self._new_ends_s = [], [], []
 
     def pop_closed(self) -> list[ClosedStep]:
         """Steps closed since the last call (their energy may not be known yet)."""

@@ -175,6 +175,27 @@ class StepAttributor:
         self._s_start.append(start_s)
         ends.append(end_s)
 
+    def add_steps(self, steps: list[int], starts_s: list[float], ends_s: list[float]) -> None:
+        """:meth:`add_step` for many steps at once (a poll's worth of marks, in step order)."""
+        if not steps:
+            return
+        self._splits.new_input()
+        s_step, s_start, s_end = self._s_step, self._s_start, self._s_end
+        previous_s = s_end[-1] if s_end else -math.inf
+        clean = True  # no step ends before it starts and none overlaps the previous one
+        for start_s, end_s in zip(starts_s, ends_s, strict=True):
+            if end_s < start_s or start_s < previous_s:
+                clean = False
+                break
+            previous_s = end_s
+        if not clean:
+            for step, start_s, end_s in zip(steps, starts_s, ends_s, strict=True):
+                self.add_step(step, start_s, end_s)
+            return
+        s_step.extend(steps)
+        s_start.extend(starts_s)
+        s_end.extend(ends_s)
+
     def no_steps_before(self, time_s: float) -> None:
         """No step boundary is expected before ``time_s``: knot intervals up to it are
         finalized without waiting for the next step. A boundary that comes later anyway (a

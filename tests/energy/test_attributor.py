@@ -213,3 +213,22 @@ def test_the_last_step_of_a_slow_counter_is_measured_by_the_power_read_during_it
     _, start, end = sim.steps[-1]
     assert results[-1].energy_j == pytest.approx(sim.truth(start, end), rel=0.03)
     assert abs(results[-1].energy_j - sim.truth(start, end)) <= results[-1].energy_uncertainty_j
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_steps_added_in_one_batch_are_attributed_as_if_added_one_by_one(overlap: bool) -> None:
+    readings = [Reading("gpu:0", 0.1 * k, 150.0 * 0.1 * k, 150.0) for k in range(1, 30)]
+    steps = list(range(30))
+    starts = [1.0 + 0.01 * n for n in steps]
+    ends = [s + 0.01 for s in starts]
+    if overlap:  # a step that starts before the previous one ended: clipped alike
+        starts[7] -= 0.005
+    batch, single = StepAttributor(), StepAttributor()
+    for attributor in (batch, single):
+        for reading in readings:
+            attributor.add_reading(reading)
+    batch.add_steps(steps[:10], starts[:10], ends[:10])
+    batch.add_steps(steps[10:], starts[10:], ends[10:])
+    for step, start_s, end_s in zip(steps, starts, ends, strict=True):
+        single.add_step(step, start_s, end_s)
+    assert batch.pop_ready() + batch.finish() == single.pop_ready() + single.finish()
