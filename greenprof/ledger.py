@@ -457,12 +457,14 @@ class StepLedger:
             interpolated = reset = False
             for device, e in energies.items():
                 b = e.bounds
-                device_energy[device] = e.energy_j
-                device_bound[device] = b.total_j
-                total += e.energy_j
-                start_j += b.start_j
-                end_j += b.end_j
-                interior_j += b.interior_j
+                energy_j = e.energy_j
+                b_start_j, b_end_j, b_interior_j = b.start_j, b.end_j, b.interior_j
+                device_energy[device] = energy_j
+                device_bound[device] = b_start_j + b_end_j + b_interior_j  # b.total_j
+                total += energy_j
+                start_j += b_start_j
+                end_j += b_end_j
+                interior_j += b_interior_j
                 interpolated = interpolated or e.interpolated
                 reset = reset or e.counter_reset
             bounds = Bounds(start_j, end_j, interior_j)
@@ -472,18 +474,19 @@ class StepLedger:
         if interval.samples is not None:
             self.samples = (self.samples or 0) + interval.samples
         self.step_energy_j += total
+        origin_s = self._origin_s
         return FinishedStep(
             step,
             interval.epoch,
-            interval.start_s - self._origin_s,
-            interval.end_s - self._origin_s,
+            interval.start_s - origin_s,
+            interval.end_s - origin_s,
             interval.samples,
             total,
             device_energy,
             interpolated,
             interval.loss,
             flags,
-            bounds.total_j,
+            bounds.start_j + bounds.end_j + bounds.interior_j,  # bounds.total_j
             device_bound,
             bounds,
         )
