@@ -56,8 +56,10 @@ def tracker_module(
 
 
 class MlflowRun:
-    """The MLflow run active on the Profiler's starting thread, logged to through an
-    ``MlflowClient`` (thread-safe; no fluent, per-thread state)."""
+    """An MLflow run — the one active on the Profiler's starting thread (:meth:`active`),
+    or one named by its id (Lightning's ``MLFlowLogger`` creates its run through an
+    ``MlflowClient`` and leaves none active) — logged to through an ``MlflowClient``
+    (thread-safe; no fluent, per-thread state)."""
 
     tracker = "mlflow"
 

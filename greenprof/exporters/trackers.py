@@ -1,5 +1,7 @@
 """Your tracker gets the numbers: a run's energy and carbon logged to the MLflow or
-Weights & Biases run that is active when the Profiler starts.
+Weights & Biases run that is active when the Profiler starts, or to a run named by its
+id (:func:`mlflow_run_observer`: Lightning's ``MLFlowLogger``, which logs through an
+``MlflowClient`` and leaves no active run).
 
 When: ``trackers`` (``Profiler(trackers=...)``, ``$GREENPROF_TRACKERS``) is
 
@@ -36,7 +38,13 @@ from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 
 from greenprof.errors import ConfigError
-from greenprof.exporters.tracker_clients import FINDERS, ImportModule, TrackerClient, tracker_module
+from greenprof.exporters.tracker_clients import (
+    FINDERS,
+    ImportModule,
+    MlflowRun,
+    TrackerClient,
+    tracker_module,
+)
 from greenprof.exporters.tracker_feed import TrackerFeed
 from greenprof.observers import RunHandle, RunObserver
 from greenprof.records import RunInfo, RunStatus
@@ -57,6 +65,7 @@ __all__ = [
     "KNOWN_TRACKERS",
     "TRACKERS_ENV",
     "TrackerObserver",
+    "mlflow_run_observer",
     "parse_trackers",
     "run_tags",
     "tracker_observers",
@@ -94,8 +103,28 @@ def tracker_observers(
     ]
 
 
+def mlflow_run_observer(
+    run_id: str,
+    tracking_uri: str,
+    *,
+    modules: Mapping[str, ModuleType] = sys.modules,
+    import_module: ImportModule = importlib.import_module,
+) -> TrackerObserver:
+    """An observer that logs to the MLflow run ``run_id`` at ``tracking_uri``, active or
+    not (a run created with an ``MlflowClient``, as Lightning's ``MLFlowLogger`` does).
+    Imports ``mlflow`` if the script has not (its caller already uses it).
+
+    Example::
+
+        greenprof.Profiler("demo", observers=[mlflow_run_observer(run_id, "file:./mlruns")])
+    """
+    mlflow = modules.get("mlflow") or import_module("mlflow")
+    return TrackerObserver("mlflow", client=MlflowRun(mlflow, run_id, tracking_uri))
+
+
 class TrackerObserver:
-    """Logs one run's energy and carbon to one tracker's active run (see the module).
+    """Logs one run's energy and carbon to one tracker's active run (see the module), or
+    to ``client``'s run when given (then no active run is looked for).
 
     Example::
 
@@ -109,6 +138,7 @@ class TrackerObserver:
         tracker: str,
         *,
         forced: bool = True,
+        client: TrackerClient | None = None,
         modules: Mapping[str, ModuleType] = sys.modules,
         import_module: ImportModule = importlib.import_module,
         open_store: Callable[[str], RunStore] = RunStore,
@@ -120,6 +150,7 @@ class TrackerObserver:
         self.tracker = tracker
         self.forced = forced
         self.client: TrackerClient | None = None
+        self._given = client
         self._modules = modules
         self._import_module = import_module
         self._open_store = open_store
@@ -137,6 +168,9 @@ class TrackerObserver:
         may observe several runs, one after the other."""
         self.client, self._final, self._energy_j, self._warned = None, None, 0.0, False
         self._wake.clear()
+        if self._given is not None:
+            self._begin(run, self._given)
+            return
         try:
             module = tracker_module(
                 self.tracker,
@@ -156,6 +190,9 @@ class TrackerObserver:
                     self.tracker,
                 )
             return
+        self._begin(run, client)
+
+    def _begin(self, run: RunHandle, client: TrackerClient) -> None:
         self.client = client
         self._thread = threading.Thread(
             target=self._work, args=(run, client), name=f"greenprof-{self.tracker}", daemon=True

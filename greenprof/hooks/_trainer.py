@@ -10,10 +10,12 @@ callbacks only translate their framework's events into these calls.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from greenprof.hooks._common import ProfilerLease, claim, release_claim
 from greenprof.hooks.torch import StepEnder
+from greenprof.observers import RunObserver
 from greenprof.profiler import Profiler
 from greenprof.records import RunStatus
 from greenprof.status import outcome_of
@@ -48,11 +50,21 @@ class TrainerCallbackBase:
         return None if self._ender is None else self._ender.profiler
 
     def _start(
-        self, *, global_rank: int, world_size: int, env: dict[str, str], **defaults: Any
+        self,
+        *,
+        global_rank: int,
+        world_size: int,
+        env: dict[str, str],
+        observers: Sequence[RunObserver] = (),
+        **defaults: Any,
     ) -> StepEnder:
         """Acquire the profiler for one training, its run tagged with the trainer's rank;
-        ``defaults`` are ``Profiler`` keywords the user's options win over."""
+        ``observers`` join the user's (an own profiler's only: a given or running one's
+        run has started already); ``defaults`` are ``Profiler`` keywords the user's
+        options win over."""
         options = dict(self._options)
+        if observers:
+            options["observers"] = (*(options.get("observers") or ()), *observers)
         tags = dict(options.pop("tags", None) or {})
         tags.setdefault("global_rank", global_rank)
         tags.setdefault("world_size", world_size)

@@ -15,11 +15,21 @@ devices of that process; node-wide sensors follow the profiler's sensor detectio
 run records the trainer's global rank, local rank and world size even where the launcher
 set no ``RANK`` (Lightning's own subprocess launcher sets only ``LOCAL_RANK``), so the
 runs of one job are grouped by their job and rank.
+
+MLflow: Lightning's ``MLFlowLogger`` creates its run with an ``MlflowClient`` and
+leaves no active run, so the tracker setting's ``auto`` would not find it. When the
+trainer has one (``trainer.loggers``), the callback's own profiler on global rank 0
+logs its energy and carbon (per-step and per-epoch, see
+:mod:`greenprof.exporters.tracker_feed`) to that logger's run, unless the ``trackers``
+setting leaves MLflow out. A profiler given to the callback, or already running, keeps
+the observers its run started with.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
 try:
@@ -29,9 +39,13 @@ except ImportError:  # the standalone `pytorch_lightning` distribution
 
 from greenprof.batches import batch_size
 from greenprof.hooks._trainer import TrainerCallbackBase
+from greenprof.observers import RunObserver
 from greenprof.profiler import Profiler
+from greenprof.tracker_setting import AUTO, parse_trackers
 
 __all__ = ["GreenprofCallback"]
+
+log = logging.getLogger("greenprof")
 
 
 class GreenprofCallback(TrainerCallbackBase, Callback):
@@ -61,6 +75,7 @@ class GreenprofCallback(TrainerCallbackBase, Callback):
             global_rank=trainer.global_rank,
             world_size=trainer.world_size,
             env=_rank_environment(trainer),
+            observers=_mlflow_logger_observers(trainer, self._options.get("trackers")),
         )
         self._last_step = trainer.global_step
         self._pending = None
@@ -91,6 +106,32 @@ class GreenprofCallback(TrainerCallbackBase, Callback):
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         self._finish_after(exception)
+
+
+def _mlflow_logger_observers(trainer: Any, trackers: Any) -> Sequence[RunObserver]:
+    """An observer logging to the run of the trainer's ``MLFlowLogger`` (rank 0 only:
+    the logger creates no run elsewhere), if it has one and the ``trackers`` setting
+    (the callback's option, else ``$GREENPROF_TRACKERS``) lets MLflow have the numbers."""
+    if trainer.global_rank != 0:
+        return ()
+    names = parse_trackers(trackers)
+    if AUTO not in names and "mlflow" not in names:
+        return ()
+    for logger in getattr(trainer, "loggers", None) or ():
+        if type(logger).__name__ != "MLFlowLogger":
+            continue
+        try:
+            run_id = logger.run_id  # creates the logger's run if it has none yet
+            tracking_uri = logger.experiment.tracking_uri
+            if not run_id:
+                return ()
+            from greenprof.exporters.trackers import mlflow_run_observer
+
+            return (mlflow_run_observer(str(run_id), str(tracking_uri)),)
+        except Exception as exc:
+            log.warning("greenprof: the MLFlowLogger's run gets no numbers: %r", exc)
+            return ()
+    return ()
 
 
 def _rank_environment(trainer: Any) -> dict[str, str]:
