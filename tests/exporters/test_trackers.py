@@ -16,7 +16,12 @@ import pytest
 import greenprof
 from greenprof.config import ProfilerConfig
 from greenprof.exporters.tracker_clients import FINDERS
-from greenprof.exporters.trackers import KNOWN_TRACKERS, TrackerObserver, tracker_observers
+from greenprof.exporters.trackers import (
+    KNOWN_TRACKERS,
+    TrackerObserver,
+    mlflow_run_observer,
+    tracker_observers,
+)
 from greenprof.observers import RunHandle
 from greenprof.sensors.fake import FakeSensor
 from greenprof.stats import ProfilerStats
@@ -188,6 +193,23 @@ def test_an_active_mlflow_run_gets_energy_carbon_and_tags(db_path: Path, mlflow:
         in_epoch = sum(s.energy_j for s in steps if s.epoch == epoch)
         assert value == pytest.approx(in_epoch)
     assert len(_history(client, run_id, "greenprof_epoch/co2_g")) == EPOCHS
+
+
+def test_a_run_named_by_id_gets_the_numbers_without_being_active(
+    db_path: Path, mlflow: Any, mlflow_uri: str
+) -> None:
+    """As Lightning's MLFlowLogger does: a run made with an MlflowClient, none active."""
+    client = mlflow.tracking.MlflowClient(tracking_uri=mlflow_uri)
+    experiment_id = client.create_experiment("by-id")
+    run_id = client.create_run(experiment_id).info.run_id
+    assert mlflow.active_run() is None
+    prof = _profile(db_path, "by-id", [mlflow_run_observer(run_id, mlflow_uri)])
+    assert mlflow.active_run() is None
+    stored = greenprof.RunStore(db_path).run(prof.run_id or -1)
+    assert client.get_run(run_id).data.tags["greenprof.run_id"] == str(stored.run_id)
+    assert _history(client, run_id, "greenprof/energy_j")[-1][1] == pytest.approx(stored.energy_j)
+    epochs = _history(client, run_id, "greenprof_epoch/energy_j")
+    assert [epoch for epoch, _ in epochs] == list(range(EPOCHS))
 
 
 def test_a_tracker_error_is_one_warning_and_never_fails_training(
