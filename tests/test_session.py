@@ -144,3 +144,32 @@ def test_each_attributor_gets_its_sensors_declared_update_period() -> None:
     attributors = Attributors([slow, fast], [slow.info, fast.info])
     assert attributors.make("gpu:0").curve.declared_period_s == 0.1
     assert attributors.make("cpu:0").curve.declared_period_s == 0.001
+
+
+@pytest.mark.parametrize("collector_on", [True, False])
+def test_closing_leaves_the_garbage_collector_as_the_program_had_it(
+    db_path: Path, collector_on: bool
+) -> None:
+    """stop() pauses cyclic collection while it attributes and stores the pending steps
+    (a full collection per batch walks the whole heap); the program's setting comes back."""
+    import gc
+
+    marks = StepMarks()
+    session = open_session(
+        _config(db_path),
+        marks,
+        lambda: SensorSet((FakeSensor("gpu:0", 100.0, update_period_s=0.02),), owned=True),
+    )
+    for _ in range(2000):
+        marks.step_end(samples=1)
+    was_on = gc.isenabled()
+    try:
+        if not collector_on:
+            gc.disable()
+        session.close(status="completed", error=None)
+        assert gc.isenabled() is collector_on
+    finally:
+        if was_on:
+            gc.enable()
+    with RunStore(db_path) as store:
+        assert store.run(session.run_id).steps == 2000
