@@ -14,7 +14,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from queue import SimpleQueue
-from typing import Any, Protocol
+from typing import Any, Protocol, SupportsFloat
 
 from greenprof.batches import batch_size as batch_size  # noqa: PLC0414 (shim: hooks/torch.py imports it here)
 from greenprof.profiler import Profiler, current_profiler
@@ -228,7 +228,7 @@ class CompletionWatcher:
         waitable: Waitable | None,
         samples: int | None = None,
         *,
-        loss: float | None = None,
+        loss: SupportsFloat | None = None,
         begin_ns: int | None = None,
         done: Callable[[Any], None] | None = None,
     ) -> None:

@@ -44,7 +44,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import keras
 
@@ -167,7 +167,7 @@ class GreenprofCallback(keras.callbacks.Callback):  # type: ignore[misc]
             ender = callback._ender
             if ender is not None:
                 # StepEnder passes the loss on unconverted (typed float there)
-                ender.end(samples, loss=cast(float | None, loss))
+                ender.end(samples, loss=loss)
             else:
                 step_begin(time_ns=begin)
                 step_end(samples, loss=loss)

@@ -57,7 +57,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, SupportsFloat
 
 import torch
 import torch.utils.data.dataloader as _dataloader
@@ -122,7 +122,11 @@ class StepEnder:
         return self._use_events
 
     def end(
-        self, samples: int | None = None, *, loss: float | None = None, begin_ns: int | None = None
+        self,
+        samples: int | None = None,
+        *,
+        loss: SupportsFloat | None = None,
+        begin_ns: int | None = None,
     ) -> None:
         """Mark the end of a step: contiguous with the previous one, or from ``begin_ns``
         (``time.monotonic_ns``) when given and later than the previous end."""
