@@ -18,6 +18,7 @@ from greenprof.tui.screens.compare import CompareScreen
 from greenprof.tui.screens.detail import RunDetailScreen
 from greenprof.tui.screens.help import HelpScreen
 from greenprof.tui.screens.history import HistoryScreen
+from greenprof.tui.screens.live import LiveScreen
 from greenprof.tui.snapshot import screen_text
 from tests.tui.conftest import CARBON, run_async, write_run
 
@@ -222,6 +223,27 @@ def test_live_screen_without_runs_explains_what_to_do(empty_db: Path) -> None:
             return screen_text(app)
 
     assert "greenprof top --demo" in run_async(body)
+
+
+def test_a_poll_that_lands_after_the_screen_is_gone_draws_nothing(empty_db: Path) -> None:
+    """A live poll that finishes while the app closes must not end the app with an
+    error (it once did: NoMatches for '#live-title' in a worker, failing the demo)."""
+
+    async def body() -> bool:
+        app = GreenprofApp(empty_db, "live", refresh_s=0.2)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: "No runs yet" in screen_text(app))
+            screen = app.screen
+            assert isinstance(screen, LiveScreen)
+            await screen.query_one("#live-title").remove()  # as when the app tears down
+            worker = threading.Thread(target=screen.deliver, args=(screen._show, "late"))
+            worker.start()
+            while worker.is_alive():
+                await pilot.pause(0.05)
+            await pilot.pause(0.3)  # the UI thread has run the late draw
+            return app.is_running
+
+    assert run_async(body)
 
 
 def test_live_screen_shows_a_finished_run_by_id_and_marks_simulated(tmp_path: Path) -> None:

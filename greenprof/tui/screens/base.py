@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from typing import ClassVar
+from collections.abc import Callable
+from typing import ClassVar, TypeVar
 
+from textual.css.query import NoMatches
 from textual.screen import Screen
 
 from greenprof.store import RunStore
 from greenprof.store.location import StoreLocation, parse_location
+
+T = TypeVar("T")
 
 StoreRef = str | os.PathLike[str] | StoreLocation | None
 """What names a store: a path, a ``postgresql://`` URL, a parsed location, or None (the
@@ -41,6 +46,18 @@ class StoreScreen(Screen[None]):
         if self._store is None:
             self._store = RunStore(self.location)
         return self._store
+
+    def deliver(self, draw: Callable[[T], None], result: T) -> None:
+        """From a worker thread: ``draw(result)`` on the UI thread. A result that arrives
+        while the app is closing, or after this screen's widgets are gone, draws nothing
+        (the worker is not failed for it: Textual would end the app with its error)."""
+
+        def guarded() -> None:
+            with contextlib.suppress(NoMatches):
+                draw(result)
+
+        with contextlib.suppress(RuntimeError):  # the app is shutting down
+            self.app.call_from_thread(guarded)
 
     def on_unmount(self) -> None:
         """Close the screen's store."""

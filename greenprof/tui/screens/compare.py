@@ -9,7 +9,6 @@ cumulative-energy curves overlaid against samples, time or step.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -107,8 +106,7 @@ different batch sizes line up on the work done), time, or step number."""
                 result: list[RunSummary] | str = load_summaries(self, self.refs)
         except StoreError as exc:
             result = str(exc)
-        with contextlib.suppress(RuntimeError):
-            self.app.call_from_thread(self._loaded, result)
+        self.deliver(self._loaded, result)
 
     def _loaded(self, result: list[RunSummary] | str) -> None:
         if isinstance(result, str):

@@ -8,7 +8,6 @@ bounds. They take one pass over the steps, so they come after the rest of the sc
 
 from __future__ import annotations
 
-import contextlib
 from typing import ClassVar
 
 from rich.text import Text
@@ -139,8 +138,7 @@ not the sum of the steps' bounds; n/a where a step's is not known (recovered ste
                 )
         except StoreError as exc:
             payload = str(exc)
-        with contextlib.suppress(RuntimeError):
-            self.app.call_from_thread(self._show, payload)
+        self.deliver(self._show, payload)
         if isinstance(payload, str) or not payload[0].steps:
             return
         try:
@@ -148,8 +146,7 @@ not the sum of the steps' bounds; n/a where a step's is not known (recovered ste
                 bounds = step_window_bounds(self.store.iter_step_bounds(self.run_id))
         except StoreError:
             return  # the energies stand without their bounds
-        with contextlib.suppress(RuntimeError):
-            self.app.call_from_thread(self._show_bounds, bounds)
+        self.deliver(self._show_bounds, bounds)
 
     def _show_bounds(self, bounds: StepWindowBounds) -> None:
         """State the step energies' error bounds beside them."""

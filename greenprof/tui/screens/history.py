@@ -92,8 +92,7 @@ J/sample is whole-run energy over samples; samples/kWh is its inverse, scaled.""
                 runs: list[RunInfo] | str = self.store.runs()
         except StoreError as exc:
             runs = str(exc)
-        with contextlib.suppress(RuntimeError):
-            self.app.call_from_thread(self._loaded, runs)
+        self.deliver(self._loaded, runs)
 
     def _loaded(self, runs: list[RunInfo] | str) -> None:
         if isinstance(runs, str):

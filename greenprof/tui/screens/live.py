@@ -8,7 +8,6 @@ first training run not started yet) the screen waits for it and says so.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -137,8 +136,7 @@ while (20 s or 10 mean steps); ENDED: the run finished, failed or was interrupte
         finally:
             self._poll_lock.release()
         self.polls += 1
-        with contextlib.suppress(RuntimeError):  # the app is shutting down
-            self.app.call_from_thread(self._show, view)
+        self.deliver(self._show, view)
 
     def _waiting_text(self) -> str | None:
         """The waiting message when the store is a SQLite file that does not exist yet."""
