@@ -153,7 +153,8 @@ def progress_text(done: int, steps: int, loss: float, elapsed_s: float) -> str:
         left = f"done in {fmt.duration(elapsed_s)}"
     else:
         left = f"ETA {fmt.duration(elapsed_s / done * (steps - done))}"
-    return f"  step {done}/{steps}  loss {loss:.3f}  {left}"
+    shown = f"{loss:.3f}" if abs(loss) >= 0.01 or loss == 0 else f"{loss:.2e}"  # not 0.000
+    return f"  step {done}/{steps}  loss {shown}  {left}"
 
 
 def _is_terminal(stream: TextIO) -> bool:

@@ -67,3 +67,4 @@ def test_on_a_terminal_the_line_is_updated_in_place_about_once_a_second() -> Non
 def test_progress_text_states_the_time_left() -> None:
     assert progress_text(100, 300, 1.23456, 50.0) == "  step 100/300  loss 1.235  ETA 1 min 40 s"
     assert progress_text(300, 300, 0.5, 150.0) == "  step 300/300  loss 0.500  done in 2 min 30 s"
+    assert "  loss 1.30e-08  " in progress_text(300, 300, 1.3e-08, 1.0)  # a tiny loss is not 0
