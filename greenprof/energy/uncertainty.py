@@ -196,6 +196,16 @@ def boundary_bound_j(
     )
 
 
+def _cached_entry(curve: KnotCurve, i: int, cache: IntervalCache | None) -> IntervalEntry:
+    """What a boundary's bound needs from knot interval i, computed once per interval."""
+    entry = cache.get(i) if cache is not None else None
+    if entry is None:
+        entry = _interval_entry(curve, i)
+        if cache is not None:
+            cache[i] = entry
+    return entry
+
+
 def split_point_bound_j(
     curve: KnotCurve,
     i: int,
@@ -212,12 +222,7 @@ def split_point_bound_j(
     the split's points, so a step costs no bisect over the steps, and everything that
     depends on the interval only comes from ``cache``."""
     times, energies = curve.times, curve.energies
-    entry = cache.get(i) if cache is not None else None
-    if entry is None:
-        entry = _interval_entry(curve, i)
-        if cache is not None:
-            cache[i] = entry
-    general, timing_j, known_left, known_right = entry
+    general, timing_j, known_left, known_right = _cached_entry(curve, i, cache)
     left = known_left if alone_left and known_left is not None else general
     right = known_right if alone_right and known_right is not None else general
     # _band, inlined: this runs once per step
@@ -248,12 +253,7 @@ def split_bounds_j(
     very short steps in one interval (a burst at the end of a run) then cost one loop,
     not one call each. Same arithmetic as :func:`split_point_bound_j`, point by point."""
     times, energies = curve.times, curve.energies
-    entry = cache.get(i) if cache is not None else None
-    if entry is None:
-        entry = _interval_entry(curve, i)
-        if cache is not None:
-            cache[i] = entry
-    general, timing_j, known_left, known_right = entry
+    general, timing_j, known_left, known_right = _cached_entry(curve, i, cache)
     lo_w, hi_w = general
     t0, t1 = times[i - 1], times[i]
     e0, e1 = energies[i - 1], energies[i]

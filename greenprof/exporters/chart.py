@@ -41,6 +41,18 @@ def fit_text(text: str, width_px: float, font_px: float = 11.0) -> str:
     return text[:chars] + "…"
 
 
+def svg_open(width: float, height: float, title: str) -> list[str]:
+    """A chart's first SVG lines: the root element, its accessible title, the heading."""
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}" '
+        'font-family="system-ui, sans-serif" font-size="11">',
+        f"<title>{escape(title)}</title>",
+        f'<text x="10" y="18" font-size="13" font-weight="600">'
+        f"{escape(fit_text(title, width - 20, 13))}</text>",
+    ]
+
+
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     """About ``count`` round tick values covering [low, high]."""
     if not math.isfinite(low) or not math.isfinite(high) or high <= low:
@@ -119,15 +131,8 @@ def line_chart(
     def py(value: float, top: float) -> float:
         return pad_t + plot_h * (1 - value / top)
 
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}" '
-        'font-family="system-ui, sans-serif" font-size="11">',
-        f"<title>{escape(title)}</title>",
-        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
-        f'<text x="10" y="18" font-size="13" font-weight="600">'
-        f"{escape(fit_text(title, width - 20, 13))}</text>",
-    ]
+    out = svg_open(width, height, title)
+    out.insert(2, f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>')
     for tick in y_ticks:
         y = py(tick, y_top)
         out.append(
@@ -251,14 +256,7 @@ def bar_chart(
     height = pad_t + len(items) * (bar_h + gap) + 10
     top = max((value for _, value in items), default=1.0) or 1.0
     plot_w = max(10.0, width - pad_l - pad_r)
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}" '
-        'font-family="system-ui, sans-serif" font-size="11">',
-        f"<title>{escape(title)}</title>",
-        f'<text x="10" y="18" font-size="13" font-weight="600">'
-        f"{escape(fit_text(title, width - 20, 13))}</text>",
-    ]
+    out = svg_open(width, height, title)
     for index, ((label, value), text) in enumerate(zip(items, texts, strict=False)):
         y = pad_t + index * (bar_h + gap)
         bar = plot_w * max(value, 0.0) / top

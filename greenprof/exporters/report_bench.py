@@ -34,7 +34,14 @@ from greenprof.bench.table import (
     table_row,
 )
 from greenprof.errors import GreenprofError
-from greenprof.exporters.chart import PALETTE, fit_text, nice_ticks, text_width, tick_label
+from greenprof.exporters.chart import (
+    PALETTE,
+    fit_text,
+    nice_ticks,
+    svg_open,
+    text_width,
+    tick_label,
+)
 from greenprof.exporters.render import (
     Block,
     Bullets,
@@ -76,14 +83,7 @@ def error_bar_chart(
         return pad_l + plot_w * max(value, 0.0) / top
 
     bottom = pad_t + len(items) * (bar_h + gap)
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}" '
-        'font-family="system-ui, sans-serif" font-size="11">',
-        f"<title>{escape(title)}</title>",
-        f'<text x="10" y="18" font-size="13" font-weight="600">'
-        f"{escape(fit_text(title, width - 20, 13))}</text>",
-    ]
+    out = svg_open(width, height, title)
     for tick in ticks:
         x = x_of(tick)
         out.append(
